@@ -1,0 +1,206 @@
+#!/usr/bin/env node
+/**
+ * h2o-otel entry point: resolve options, wire source → pipeline → spans → exporter, run until the source ends
+ * or SIGINT/SIGTERM, then flush within 5 s and exit 0.
+ */
+import { realpathSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { CommanderError, InvalidArgumentError } from 'commander';
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  resourceFromAttributes,
+} from '@opentelemetry/resources';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { subscriptionFor } from '../events/catalogue.js';
+import { EventRecorder } from '../events/recorder.js';
+import { CountingBatchProcessor } from '../export/batch-processor.js';
+import { ConsoleTreeExporter } from '../export/console-exporter.js';
+import { DiscardExporter } from '../export/discard-exporter.js';
+import { createOtlpExporter } from '../export/otlp.js';
+import { headerPolicy } from '../otel/header-policy.js';
+import { samplerFrom, SamplerConfigError } from '../otel/sampler.js';
+import { SpanMapper } from '../otel/span-mapper.js';
+import { Pipeline } from '../pipeline.js';
+import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
+import { H2ologSocketSource } from '../sources/socket.js';
+import { buildCommand, resolveOptions } from './options.js';
+import type { Env, Options } from './options.js';
+import { StatusReporter } from './status.js';
+
+/** SIGINT/SIGTERM: everything must be flushed and the process gone within this. */
+const SHUTDOWN_BUDGET_MS = 4_500;
+const TICK_MS = 250;
+
+function createExporter(o: Options): SpanExporter {
+  switch (o.exporter.kind) {
+    case 'console':
+      return new ConsoleTreeExporter(process.stdout);
+    case 'none':
+      return new DiscardExporter();
+    case 'otlp':
+      return createOtlpExporter(o.exporter);
+  }
+}
+
+function createResource(o: Options, env: Env) {
+  let resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'h2o' }));
+  if (env.OTEL_RESOURCE_ATTRIBUTES !== undefined || env.OTEL_SERVICE_NAME !== undefined) {
+    resource = resource.merge(detectResources({ detectors: [envDetector] }));
+  }
+  if (o.serviceName !== undefined)
+    resource = resource.merge(resourceFromAttributes({ 'service.name': o.serviceName }));
+  return resource;
+}
+
+export async function main(argv: readonly string[], env: Env): Promise<number> {
+  let o: Options;
+  try {
+    o = resolveOptions(buildCommand().exitOverride(), argv, env);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof InvalidArgumentError) {
+      process.stderr.write(`h2o-otel: ${err.message}\n(run h2o-otel --help for usage)\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const say = (line: string): void => {
+    if (!o.quiet) process.stderr.write(line + '\n');
+  };
+
+  let sampler;
+  try {
+    sampler = samplerFrom(o.sampler.name, o.sampler.arg);
+  } catch (err) {
+    if (!(err instanceof SamplerConfigError)) throw err;
+    process.stderr.write(`h2o-otel: ${err.message}\n`);
+    return 2;
+  }
+  let input: Readable | undefined;
+  if (o.source.kind === 'replay') {
+    try {
+      input = await openReplayInput(o.source.path);
+    } catch (err) {
+      if (!(err instanceof ReplayError)) throw err;
+      process.stderr.write(`h2o-otel: ${err.message}\n`);
+      return 1;
+    }
+  }
+
+  const processor = new CountingBatchProcessor(createExporter(o), o.batch);
+  const provider = new BasicTracerProvider({
+    resource: createResource(o, env),
+    sampler,
+    spanProcessors: [processor],
+    spanLimits: { attributeCountLimit: 256, eventCountLimit: 256, linkCountLimit: 16 },
+  });
+  const policy = headerPolicy(o.headers);
+  const mapper = new SpanMapper(provider.getTracer('h2o-otel', '0.1.0'), {
+    headers: policy,
+    sensitiveQueryParams: new Set(o.sensitiveQueryParams),
+  });
+  const recorder = o.record === undefined ? undefined : new EventRecorder(o.record);
+  const pipeline = new Pipeline({ correlator: o.correlator, maxLineBytes: o.maxLineBytes }, mapper, recorder);
+  const status = new StatusReporter(
+    {
+      decode: pipeline.decodeStats,
+      correlate: pipeline.correlatorStats,
+      spans: mapper.stats,
+      export: processor.stats,
+      openConnections: () => pipeline.openConnections,
+      openRequests: () => pipeline.openRequests,
+      queueLength: () => processor.queueLength,
+    },
+    say,
+  );
+
+  const abort = new AbortController();
+  let socketSource: H2ologSocketSource | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    say(`h2o-otel: ${sig}: flushing and exiting`);
+    abort.abort();
+    socketSource?.stop();
+    input?.destroy();
+    // Whatever happens, be gone within the budget.
+    setTimeout(() => process.exit(0), SHUTDOWN_BUDGET_MS + 400).unref();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const statusTimer =
+    o.statusIntervalSec > 0
+      ? setInterval(() => status.report(true), o.statusIntervalSec * 1000).unref()
+      : setInterval(() => status.notices(), 1000).unref();
+
+  let exitCode = 0;
+  try {
+    if (input !== undefined) {
+      await replay(input, pipeline.newSession(), abort.signal);
+    } else if (o.source.kind === 'socket') {
+      const ticker = setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref();
+      socketSource = new H2ologSocketSource(
+        {
+          path: o.source.path,
+          trace: subscriptionFor({ responseHeaders: policy.anyResponse }),
+          sampleRatio: o.socket.sampleRatio,
+          sni: o.socket.sni,
+          addresses: o.socket.addresses,
+          applicationData: o.socket.applicationData,
+          reconnect: o.socket.reconnect,
+          minBackoffMs: 250,
+          maxBackoffMs: 10_000,
+        },
+        { session: () => pipeline.newSession(), info: say, warn: say },
+      );
+      try {
+        await socketSource.run();
+      } catch (err) {
+        process.stderr.write(`h2o-otel: ${(err as Error).message}\n`);
+        exitCode = 1;
+      } finally {
+        clearInterval(ticker);
+      }
+    }
+  } finally {
+    clearInterval(statusTimer);
+    pipeline.end();
+    await processor.shutdown(SHUTDOWN_BUDGET_MS);
+    await recorder?.close();
+    status.notices();
+    if (recorder?.error !== undefined) {
+      process.stderr.write(`h2o-otel: --record ${o.record}: ${recorder.error.message}\n`);
+      exitCode = 1;
+    }
+    say(status.summary());
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+  return exitCode;
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv, process.env).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(
+        `h2o-otel: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exitCode = 70;
+    },
+  );
+}

@@ -1,0 +1,97 @@
+/** The periodic one-line status on stderr, the notices said once, and the summary at exit. */
+import type { CorrelatorStats } from '../correlate/correlator.js';
+import type { ExportStats } from '../export/batch-processor.js';
+import type { DecodeStats } from '../events/types.js';
+import type { SpanMapperStats } from '../otel/span-mapper.js';
+
+export interface StatusSources {
+  readonly decode: DecodeStats;
+  readonly correlate: CorrelatorStats;
+  readonly spans: SpanMapperStats;
+  readonly export: ExportStats;
+  openConnections(): number;
+  openRequests(): number;
+  queueLength(): number;
+}
+
+export class StatusReporter {
+  private _lastEvents = 0;
+  private _lastSpans = 0;
+  private _lastAt = Date.now();
+  private _warnedHidden = false;
+  private _warnedExport = 0;
+
+  constructor(
+    private readonly _s: StatusSources,
+    private readonly _write: (line: string) => void,
+  ) {}
+
+  /** One line of rates and counters since the last call. */
+  line(): string {
+    const s = this._s;
+    const now = Date.now();
+    const secs = Math.max((now - this._lastAt) / 1000, 0.001);
+    const spans = s.spans.requestSpans + s.spans.connectionSpans;
+    const evRate = (s.decode.events - this._lastEvents) / secs;
+    const spanRate = (spans - this._lastSpans) / secs;
+    this._lastEvents = s.decode.events;
+    this._lastSpans = spans;
+    this._lastAt = now;
+    const bad = s.decode.malformed + s.decode.tooLong + s.decode.notEvents;
+    return (
+      `h2o-otel: ${Math.round(evRate)} events/s, ${Math.round(spanRate)} spans/s | ` +
+      `events ${s.decode.events}, requests ${s.spans.requestSpans}, connections ${s.spans.connectionSpans} | ` +
+      `exported ${s.export.exported}, queued ${s.queueLength()}, dropped ${s.export.dropped}, failed ${s.export.failed} | ` +
+      `bad lines ${bad}, lost ${s.decode.reportedLost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}`
+    );
+  }
+
+  /** Print the status line and any new notice. */
+  report(withLine: boolean): void {
+    this.notices();
+    if (withLine) this._write(this.line());
+  }
+
+  /** Problems worth one clear sentence each, said when first seen. */
+  notices(): void {
+    const s = this._s;
+    if (!this._warnedHidden && s.correlate.hiddenHeaderEvents > 0) {
+      this._warnedHidden = true;
+      this._write(
+        'h2o-otel: H2O sends header events without names and values, so spans lack method, path and headers. ' +
+          'Set `h2olog: appdata` (not `ON`) on the h2olog host in h2o.conf and restart H2O.',
+      );
+    }
+    if (s.export.exportErrors > this._warnedExport) {
+      this._warnedExport = s.export.exportErrors;
+      this._write(
+        `h2o-otel: export failed (${s.export.exportErrors} attempts so far): ${s.export.lastError ?? 'unknown error'}. ` +
+          'Is the collector running and reachable at the configured endpoint? Failed batches are retried, then counted.',
+      );
+    }
+  }
+
+  summary(): string {
+    const s = this._s;
+    const d = s.decode;
+    const parts = [
+      `lines ${d.lines}`,
+      `events ${d.events}`,
+      `malformed ${d.malformed}`,
+      `too long ${d.tooLong}`,
+      `not events ${d.notEvents}`,
+      `non-UTF-8 ${d.nonUtf8Lines}`,
+      `reported lost ${d.reportedLost}`,
+      `request spans ${s.spans.requestSpans}`,
+      `connection spans ${s.spans.connectionSpans}`,
+      `continued traces ${s.spans.continuedTraces}`,
+      `mid-flight ${s.correlate.midFlightRequests}`,
+      `orphan events ${s.correlate.orphanEvents}`,
+      `evicted conns ${s.correlate.evictedConnections}`,
+      `exported ${s.export.exported}`,
+      `dropped ${s.export.dropped}`,
+      `failed ${s.export.failed}`,
+    ];
+    return `h2o-otel: done: ${parts.join(', ')}`;
+  }
+}

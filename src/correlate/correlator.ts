@@ -1,0 +1,587 @@
+/**
+ * Per-connection and per-request state machines over one source session (one h2olog socket connection, one
+ * replay). H2O's conn ids restart with the server, so a new session needs a new Correlator.
+ *
+ * Time is the events' own clock (the newest event time seen), advanced by `tick()` while the source is idle, so
+ * a replay gives the same records as the live stream it was recorded from.
+ */
+import type { FieldValue, ProbeEvent } from '../events/types.js';
+import type {
+  ConnectionRecord,
+  Header,
+  IncompleteReason,
+  Protocol,
+  RecordSink,
+  RequestRecord,
+  Stamp,
+} from './records.js';
+
+export interface CorrelatorOptions {
+  /** HTTP/1 has no request-end event: end a request this long after its last response write (ms). */
+  readonly http1QuietMs: number;
+  /** HTTP/2 has no request-end event: the span ends at `send_response`; wait this long for late events (ms). */
+  readonly http2GraceMs: number;
+  /** HTTP/2 has no close event: a connection with no open request and no event for this long has ended (ms). */
+  readonly http2IdleMs: number;
+  /** A connection with no event for this long is closed and flagged (ms); H2O closes idle ones far sooner. */
+  readonly connectionIdleMs: number;
+  /** A request open this long is exported and flagged (ms). */
+  readonly requestTimeoutMs: number;
+  /** Open connections kept at most; the oldest is evicted (and counted) beyond it. */
+  readonly maxConnections: number;
+  /** Open requests per connection kept at most. */
+  readonly maxRequestsPerConnection: number;
+  /** Headers kept per request and direction; the rest are counted. */
+  readonly maxHeaders: number;
+}
+
+export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
+  http1QuietMs: 2000,
+  http2GraceMs: 200,
+  http2IdleMs: 30_000,
+  connectionIdleMs: 300_000,
+  requestTimeoutMs: 300_000,
+  maxConnections: 100_000,
+  maxRequestsPerConnection: 1_000,
+  maxHeaders: 128,
+};
+
+export interface CorrelatorStats {
+  connections: number;
+  requests: number;
+  midFlightRequests: number;
+  evictedConnections: number;
+  evictedRequests: number;
+  timedOutRequests: number;
+  /** Events for a connection or request that was already complete or never known (e.g. `h1_close` of an unknown conn). */
+  orphanEvents: number;
+  /** Header events without name and value: the server is not sending application data. */
+  hiddenHeaderEvents: number;
+  /** Events the correlator does not use (subscribed by someone else, or connection-less). */
+  ignoredEvents: number;
+}
+
+/** How long after an HTTP/1 close the 101 of an `Upgrade: h2c` request waits for its HTTP/2 continuation. */
+const UPGRADE_WINDOW_MS = 1000;
+/** A prior-knowledge HTTP/2 connection starts this soon after the `h1_accept` of the same TCP connection. */
+const PRIOR_KNOWLEDGE_WINDOW_MS = 1000;
+/** Deadlines are checked when the clock has moved this far, not on every event. */
+const SWEEP_INTERVAL_MS = 100;
+
+interface ConnState {
+  readonly record: ConnectionRecord;
+  readonly requests: Map<number, RequestRecord>;
+  /** HTTP/1: the request being served (H2O serves one at a time per connection). */
+  current: RequestRecord | undefined;
+  /** Last socket write on the connection (HTTP/1), kept for the request that is being answered. */
+  lastWrite: Stamp | undefined;
+}
+
+interface PendingUpgrade {
+  readonly conn: ConnState;
+  readonly req: RequestRecord;
+  readonly closedAt: number;
+}
+
+function num(v: FieldValue | undefined): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  return undefined;
+}
+
+function protocolOf(httpVersion: number): Protocol {
+  if (httpVersion >= 768) return 'http/3';
+  return httpVersion >= 512 ? 'http/2' : 'http/1';
+}
+
+export function newCorrelatorStats(): CorrelatorStats {
+  return {
+    connections: 0,
+    requests: 0,
+    midFlightRequests: 0,
+    evictedConnections: 0,
+    evictedRequests: 0,
+    timedOutRequests: 0,
+    orphanEvents: 0,
+    hiddenHeaderEvents: 0,
+    ignoredEvents: 0,
+  };
+}
+
+export class Correlator {
+  private readonly _conns = new Map<number, ConnState>();
+  /** `h1_accept.sock` → connection, for the socket-level write events. */
+  private readonly _bySock = new Map<FieldValue, ConnState>();
+  /** Per worker thread, the newest HTTP/1 connection that has not sent a request yet (h2c prior knowledge). */
+  private readonly _freshHttp1ByTid = new Map<number, ConnState>();
+  /** Per worker thread, the request whose `101 Switching Protocols` to h2c awaits its HTTP/2 response. */
+  private readonly _upgradesByTid = new Map<number, PendingUpgrade>();
+  private _now = 0;
+  private _lastSweep = 0;
+
+  /** `stats` may be shared by the correlators of successive sessions, to count across them. */
+  constructor(
+    private readonly _opts: CorrelatorOptions,
+    private readonly _sink: RecordSink,
+    readonly stats: CorrelatorStats = newCorrelatorStats(),
+  ) {}
+
+  get openConnections(): number {
+    return this._conns.size;
+  }
+
+  get openRequests(): number {
+    let n = 0;
+    for (const c of this._conns.values()) n += c.requests.size;
+    return n;
+  }
+
+  process(events: readonly ProbeEvent[]): void {
+    for (const ev of events) this._event(ev);
+  }
+
+  /** Advance the clock while no events arrive (wall-clock ms), so deadlines still fire. */
+  tick(nowMs: number): void {
+    if (nowMs > this._now) this._now = nowMs;
+    this._sweep();
+  }
+
+  /** The source ended: complete everything still open. */
+  flush(reason: IncompleteReason = 'source_ended'): void {
+    for (const pending of this._upgradesByTid.values()) this._finishUpgradeAlone(pending);
+    this._upgradesByTid.clear();
+    for (const conn of [...this._conns.values()]) {
+      const protocol = conn.record.protocol;
+      // HTTP/2 connections have no close event: their end is normal, not a loss.
+      this._closeConnection(conn, conn.record.last, protocol === 'http/2' ? undefined : reason, reason);
+    }
+  }
+
+  private _event(ev: ProbeEvent): void {
+    if (ev.timeMs > this._now) this._now = ev.timeMs;
+    if (ev.module === 'h2o') this._h2oEvent(ev);
+    else if (ev.module === 'quicly') this._quiclyEvent(ev);
+    else this._touch(ev);
+    if (this._now - this._lastSweep >= SWEEP_INTERVAL_MS) this._sweep();
+  }
+
+  private _h2oEvent(ev: ProbeEvent): void {
+    const f = ev.fields;
+    switch (ev.type) {
+      case 'receive_request':
+        return this._receiveRequest(ev, num(f.conn_id), num(f.req_id), num(f.http_version));
+      case 'receive_request_header':
+        return this._header(ev, true);
+      case 'send_response':
+        return this._sendResponse(ev);
+      case 'send_response_header':
+        return this._header(ev, false);
+      case 'h1_accept':
+        return this._h1Accept(ev);
+      case 'h1_close':
+        return this._h1Close(ev);
+      case 'writev':
+      case 'write_complete':
+        return this._socketWrite(ev);
+      case 'h3s_accept':
+        return this._h3Accept(ev);
+      case 'h3s_stream_stats':
+        return this._h3StreamStats(ev);
+      case 'h3s_destroy':
+        return this._h3Destroy(ev);
+      default:
+        return this._touch(ev);
+    }
+  }
+
+  private _quiclyEvent(ev: ProbeEvent): void {
+    if (ev.type !== 'new_path') return this._touch(ev);
+    const connId = num(ev.fields.conn_id);
+    const remote = ev.fields.remote;
+    if (connId === undefined) return void this.stats.ignoredEvents++;
+    const conn = this._conn(connId, ev, 'http/3', false);
+    if (typeof remote === 'string' && (conn.record.remote === undefined || ev.fields.path_index === 0)) {
+      conn.record.remote = remote;
+    }
+  }
+
+  /** Any other event of a known connection keeps it alive. */
+  private _touch(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    const conn = connId === undefined ? undefined : this._conns.get(connId);
+    if (conn === undefined) {
+      this.stats.ignoredEvents++;
+      return;
+    }
+    conn.record.last = ev;
+  }
+
+  private _h1Accept(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    if (connId === undefined) return void this.stats.orphanEvents++;
+    const conn = this._conn(connId, ev, 'http/1', false);
+    const uuid = ev.fields.uuid ?? ev.fields.conn_uuid;
+    if (typeof uuid === 'string') conn.record.uuid = uuid;
+    const sock = ev.fields.sock;
+    if (sock !== undefined) {
+      conn.record.sock = sock;
+      this._bySock.set(sock, conn);
+    }
+    this._freshHttp1ByTid.set(ev.tid, conn);
+  }
+
+  private _h1Close(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    const conn = connId === undefined ? undefined : this._conns.get(connId);
+    if (conn === undefined) return void this.stats.orphanEvents++;
+    const req = conn.current;
+    // `h1_close` also fires when the socket is handed to HTTP/2 after `101` to an `Upgrade: h2c` request.
+    if (req !== undefined && req.status === 101 && isH2cUpgrade(req)) {
+      conn.requests.delete(req.reqId);
+      conn.current = undefined;
+      const previous = this._upgradesByTid.get(conn.record.tid);
+      if (previous !== undefined) this._finishUpgradeAlone(previous);
+      this._upgradesByTid.set(conn.record.tid, { conn, req, closedAt: ev.timeMs });
+      this._forget(conn);
+      conn.record.end = ev;
+      conn.record.last = ev;
+      return;
+    }
+    this._closeConnection(conn, ev, undefined, 'connection_closed');
+  }
+
+  private _socketWrite(ev: ProbeEvent): void {
+    const sock = ev.fields.sock;
+    const conn = sock === undefined ? undefined : this._bySock.get(sock);
+    if (conn === undefined) return void this.stats.ignoredEvents++;
+    conn.lastWrite = ev;
+    conn.record.last = ev;
+    const req = conn.current;
+    if (req?.responseStart !== undefined) req.lastWrite = ev;
+  }
+
+  private _h3Accept(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    if (connId === undefined) return void this.stats.orphanEvents++;
+    const conn = this._conn(connId, ev, 'http/3', false);
+    const uuid = ev.fields.conn_uuid;
+    if (typeof uuid === 'string') conn.record.uuid = uuid;
+  }
+
+  private _h3StreamStats(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    const streamId = num(ev.fields.stream_id);
+    const conn = connId === undefined ? undefined : this._conns.get(connId);
+    const req = streamId === undefined ? undefined : conn?.requests.get(streamId);
+    if (conn === undefined || req === undefined) return void this.stats.orphanEvents++;
+    conn.record.last = ev;
+    req.streamStats = ev.fields;
+    this._completeRequest(conn, req, ev, undefined);
+  }
+
+  private _h3Destroy(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    const conn = connId === undefined ? undefined : this._conns.get(connId);
+    if (conn === undefined) return void this.stats.orphanEvents++;
+    conn.record.closeStats = ev.fields;
+    this._closeConnection(conn, ev, undefined, 'connection_closed');
+  }
+
+  private _receiveRequest(
+    ev: ProbeEvent,
+    connId: number | undefined,
+    reqId: number | undefined,
+    httpVersion: number | undefined,
+  ): void {
+    if (connId === undefined || reqId === undefined) return void this.stats.orphanEvents++;
+    const protocol = httpVersion === undefined ? undefined : protocolOf(httpVersion);
+    const known = this._conns.get(connId);
+    const conn = known ?? this._conn(connId, ev, protocol, protocol !== 'http/2');
+    if (known === undefined && protocol === 'http/2') this._adoptPriorKnowledge(conn, ev);
+    if (conn.record.protocol === undefined && protocol !== undefined) conn.record.protocol = protocol;
+    if (conn.record.protocol === 'http/1') {
+      this._freshHttp1ByTid.delete(conn.record.tid);
+      // H2O reads the next HTTP/1 request only after the previous response is done.
+      const previous = conn.current;
+      if (previous !== undefined) this._completeRequest(conn, previous, endOfHttp1(previous, ev), undefined);
+    }
+    const existing = conn.requests.get(reqId);
+    if (existing !== undefined)
+      this._completeRequest(conn, existing, existing.responseStart ?? ev, 'timeout');
+    const req = this._newRequest(conn, reqId, ev, undefined);
+    req.httpVersion = httpVersion;
+  }
+
+  private _header(ev: ProbeEvent, request: boolean): void {
+    const f = ev.fields;
+    const req = this._requestFor(ev, request);
+    if (req === undefined) return;
+    const name = f.name;
+    const value = f.value;
+    if (typeof name !== 'string') {
+      req.hiddenHeaders++;
+      this.stats.hiddenHeaderEvents++;
+      return;
+    }
+    const list = request ? req.requestHeaders : req.responseHeaders;
+    if (list.length >= this._opts.maxHeaders) {
+      req.droppedHeaders++;
+      return;
+    }
+    const header: Header = { name, value: typeof value === 'string' ? value : '' };
+    list.push(header);
+  }
+
+  private _sendResponse(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    const reqId = num(ev.fields.req_id);
+    if (connId === undefined || reqId === undefined) return void this.stats.orphanEvents++;
+    let req = this._conns.get(connId)?.requests.get(reqId);
+    if (req === undefined) req = this._adoptUpgrade(ev, connId, reqId);
+    req ??= this._requestFor(ev, false);
+    if (req === undefined) return;
+    req.status = num(ev.fields.status);
+    req.responseStart = ev;
+  }
+
+  /** The request a header or response event belongs to, created (and flagged) when its start was not seen. */
+  private _requestFor(ev: ProbeEvent, request: boolean): RequestRecord | undefined {
+    const connId = num(ev.fields.conn_id);
+    const reqId = num(ev.fields.req_id);
+    if (connId === undefined || reqId === undefined) {
+      this.stats.orphanEvents++;
+      return undefined;
+    }
+    const conn = this._conns.get(connId) ?? this._conn(connId, ev, undefined, true);
+    conn.record.last = ev;
+    const req = conn.requests.get(reqId);
+    if (req !== undefined) return req;
+    // Response headers arriving after the request was completed (e.g. the HTTP/2 grace ran out) are late, not new.
+    if (!request && ev.type === 'send_response_header') {
+      this.stats.orphanEvents++;
+      return undefined;
+    }
+    const reason: IncompleteReason =
+      ev.type === 'send_response' && conn.record.incomplete === undefined
+        ? 'no_request_event'
+        : 'attached_mid_flight';
+    if (reason === 'attached_mid_flight') this.stats.midFlightRequests++;
+    return this._newRequest(conn, reqId, ev, reason);
+  }
+
+  private _newRequest(
+    conn: ConnState,
+    reqId: number,
+    start: ProbeEvent,
+    incomplete: IncompleteReason | undefined,
+  ): RequestRecord {
+    if (conn.requests.size >= this._opts.maxRequestsPerConnection) {
+      const oldest = conn.requests.values().next().value!;
+      this.stats.evictedRequests++;
+      this._completeRequest(conn, oldest, oldest.responseStart ?? start, 'evicted');
+    }
+    const req: RequestRecord = {
+      conn: conn.record,
+      reqId,
+      httpVersion: undefined,
+      start,
+      requestHeaders: [],
+      hiddenHeaders: 0,
+      droppedHeaders: 0,
+      status: undefined,
+      responseStart: undefined,
+      responseHeaders: [],
+      lastWrite: undefined,
+      end: undefined,
+      streamStats: undefined,
+      upgradedToHttp2: false,
+      incomplete,
+    };
+    conn.requests.set(reqId, req);
+    conn.record.requestCount++;
+    conn.record.last = start;
+    if (conn.record.protocol === 'http/1' || conn.record.protocol === undefined) conn.current = req;
+    this.stats.requests++;
+    return req;
+  }
+
+  private _conn(
+    connId: number,
+    ev: ProbeEvent,
+    protocol: Protocol | undefined,
+    midFlight: boolean,
+  ): ConnState {
+    const known = this._conns.get(connId);
+    if (known !== undefined) {
+      known.record.last = ev;
+      if (known.record.protocol === undefined) known.record.protocol = protocol;
+      return known;
+    }
+    if (this._conns.size >= this._opts.maxConnections) {
+      const oldest = this._conns.values().next().value!;
+      this.stats.evictedConnections++;
+      this._closeConnection(oldest, oldest.record.last, 'evicted', 'evicted');
+    }
+    const record: ConnectionRecord = {
+      connId,
+      protocol,
+      tid: ev.tid,
+      start: ev,
+      last: ev,
+      end: undefined,
+      uuid: undefined,
+      sock: undefined,
+      remote: undefined,
+      http1ConnId: undefined,
+      requestCount: 0,
+      closeStats: undefined,
+      incomplete: midFlight ? 'attached_mid_flight' : undefined,
+    };
+    const conn: ConnState = { record, requests: new Map(), current: undefined, lastWrite: undefined };
+    this._conns.set(connId, conn);
+    this.stats.connections++;
+    return conn;
+  }
+
+  /**
+   * Cleartext HTTP/2 by prior knowledge: H2O logs `h1_accept` for the TCP connection, then serves HTTP/2 under a
+   * new conn id and never closes the first. The newest request-less HTTP/1 connection of the same worker thread,
+   * accepted just before, is that same TCP connection: fold it into the HTTP/2 one.
+   */
+  private _adoptPriorKnowledge(conn: ConnState, ev: ProbeEvent): void {
+    const fresh = this._freshHttp1ByTid.get(ev.tid);
+    if (fresh === undefined) return;
+    this._freshHttp1ByTid.delete(ev.tid);
+    const r = fresh.record;
+    if (
+      r.requestCount !== 0 ||
+      r.connId >= conn.record.connId ||
+      ev.timeMs - r.start.timeMs > PRIOR_KNOWLEDGE_WINDOW_MS ||
+      this._conns.get(r.connId) !== fresh
+    ) {
+      return;
+    }
+    this._forget(fresh);
+    conn.record.start = r.start;
+    conn.record.uuid = r.uuid;
+    conn.record.http1ConnId = r.connId;
+    conn.record.incomplete = undefined;
+  }
+
+  /**
+   * `Upgrade: h2c`: H2O answers `101` on the HTTP/1 connection, closes it, and sends the real response as stream 1
+   * of a new HTTP/2 connection without a `receive_request`. Join the two halves into one request.
+   */
+  private _adoptUpgrade(ev: ProbeEvent, connId: number, reqId: number): RequestRecord | undefined {
+    if (reqId !== 1) return undefined;
+    const pending = this._upgradesByTid.get(ev.tid);
+    if (pending === undefined || this._conns.has(connId)) return undefined;
+    this._upgradesByTid.delete(ev.tid);
+    const conn = this._conn(connId, ev, 'http/2', false);
+    const http1 = pending.conn.record;
+    conn.record.start = http1.start;
+    conn.record.uuid = http1.uuid;
+    conn.record.http1ConnId = http1.connId;
+    const req = pending.req;
+    req.conn = conn.record;
+    req.upgradedToHttp2 = true;
+    conn.requests.set(reqId, req);
+    conn.record.requestCount++;
+    return req;
+  }
+
+  /** No HTTP/2 connection took the upgraded request: it ends as the `101` it was. */
+  private _finishUpgradeAlone(pending: PendingUpgrade): void {
+    const { conn, req } = pending;
+    req.end = endOfHttp1(req, conn.record.end ?? req.start);
+    this._sink.requestCompleted(req);
+    this._sink.connectionClosed(conn.record);
+  }
+
+  private _completeRequest(
+    conn: ConnState,
+    req: RequestRecord,
+    end: Stamp,
+    incomplete: IncompleteReason | undefined,
+  ): void {
+    conn.requests.delete(req.reqId);
+    if (conn.current === req) conn.current = undefined;
+    req.end = end;
+    if (incomplete !== undefined && req.incomplete === undefined) req.incomplete = incomplete;
+    if (incomplete === 'timeout') this.stats.timedOutRequests++;
+    this._sink.requestCompleted(req);
+  }
+
+  private _closeConnection(
+    conn: ConnState,
+    end: Stamp,
+    incomplete: IncompleteReason | undefined,
+    requestReason: IncompleteReason,
+  ): void {
+    for (const req of [...conn.requests.values()]) {
+      if (conn.record.protocol === 'http/1' && req.responseStart !== undefined) {
+        this._completeRequest(conn, req, endOfHttp1(req, end), undefined);
+      } else if (conn.record.protocol === 'http/2' && req.responseStart !== undefined) {
+        this._completeRequest(conn, req, req.responseStart, undefined);
+      } else {
+        this._completeRequest(conn, req, end, requestReason);
+      }
+    }
+    this._forget(conn);
+    const r = conn.record;
+    r.end = end;
+    if (incomplete !== undefined && r.incomplete === undefined) r.incomplete = incomplete;
+    this._sink.connectionClosed(r);
+  }
+
+  private _forget(conn: ConnState): void {
+    const r = conn.record;
+    this._conns.delete(r.connId);
+    if (r.sock !== undefined && this._bySock.get(r.sock) === conn) this._bySock.delete(r.sock);
+    if (this._freshHttp1ByTid.get(r.tid) === conn) this._freshHttp1ByTid.delete(r.tid);
+  }
+
+  private _sweep(): void {
+    this._lastSweep = this._now;
+    const now = this._now;
+    const o = this._opts;
+    for (const [tid, pending] of this._upgradesByTid) {
+      if (now - pending.closedAt > UPGRADE_WINDOW_MS) {
+        this._upgradesByTid.delete(tid);
+        this._finishUpgradeAlone(pending);
+      }
+    }
+    for (const conn of [...this._conns.values()]) {
+      const protocol = conn.record.protocol;
+      for (const req of [...conn.requests.values()]) {
+        const resp = req.responseStart;
+        if (protocol === 'http/2' && resp !== undefined) {
+          if (now - resp.timeMs >= o.http2GraceMs) this._completeRequest(conn, req, resp, undefined);
+        } else if (protocol === 'http/1' && resp !== undefined) {
+          const lastOut = req.lastWrite ?? resp;
+          if (now - lastOut.timeMs >= o.http1QuietMs) this._completeRequest(conn, req, lastOut, undefined);
+        } else if (now - req.start.timeMs >= o.requestTimeoutMs) {
+          this._completeRequest(conn, req, resp ?? req.start, 'timeout');
+        }
+      }
+      const idle = now - conn.record.last.timeMs;
+      if (protocol === 'http/2' && conn.requests.size === 0 && idle >= o.http2IdleMs) {
+        this._closeConnection(conn, conn.record.last, undefined, 'timeout');
+      } else if (idle >= o.connectionIdleMs) {
+        this._closeConnection(conn, conn.record.last, 'timeout', 'timeout');
+      }
+    }
+  }
+}
+
+/** An HTTP/1 request's end: its last response write, else its response start, else `fallback`. */
+function endOfHttp1(req: RequestRecord, fallback: Stamp): Stamp {
+  return req.lastWrite ?? req.responseStart ?? fallback;
+}
+
+function isH2cUpgrade(req: RequestRecord): boolean {
+  for (const h of req.requestHeaders) {
+    if (h.name === 'upgrade' && /\bh2c\b/i.test(h.value)) return true;
+  }
+  return false;
+}

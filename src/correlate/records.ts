@@ -1,0 +1,81 @@
+/**
+ * What the correlator hands to the span mapper: one record per request and per connection, complete.
+ * Times are the ProbeEvents that marked them (ms + sub-ms ns), so no time object is allocated per event.
+ */
+import type { FieldValue, ProbeEvent } from '../events/types.js';
+
+export type Stamp = Pick<ProbeEvent, 'timeMs' | 'timeSubNs'>;
+
+export type Protocol = 'http/1' | 'http/2' | 'http/3';
+
+/** Why a record was exported without its normal start or end. */
+export type IncompleteReason =
+  /** Its start was never seen: h2o-otel attached while it was in flight, or the start event was lost. */
+  | 'attached_mid_flight'
+  /** A response without a request event (HTTP/1 400 on a parse error, HTTP/2 push). */
+  | 'no_request_event'
+  /** The connection closed before the request ended. */
+  | 'connection_closed'
+  /** Open longer than its deadline. */
+  | 'timeout'
+  /** Evicted to keep state bounded. */
+  | 'evicted'
+  /** The source ended (socket closed, H2O restarted, replay finished) while it was open. */
+  | 'source_ended';
+
+export interface Header {
+  /** Lower-cased name as H2O reports it (pseudo-headers start with `:`). */
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface ConnectionRecord {
+  readonly connId: number;
+  protocol: Protocol | undefined;
+  readonly tid: number;
+  start: Stamp;
+  /** Last event seen for the connection (its end when no close event exists, as in HTTP/2). */
+  last: Stamp;
+  end: Stamp | undefined;
+  uuid: string | undefined;
+  /** `h1_accept.sock`: links socket-level write events to this HTTP/1 connection. */
+  sock: FieldValue | undefined;
+  /** HTTP/3: the client's address and port from the QUIC path (`quicly:new_path`). */
+  remote: string | undefined;
+  /** The HTTP/1 connection id H2O gave the same TCP connection before it switched to HTTP/2 (h2c). */
+  http1ConnId: number | undefined;
+  requestCount: number;
+  /** `h3s_destroy` counters. */
+  closeStats: Readonly<Record<string, FieldValue>> | undefined;
+  incomplete: IncompleteReason | undefined;
+}
+
+export interface RequestRecord {
+  conn: ConnectionRecord;
+  readonly reqId: number;
+  /** H2O's encoding: 256 HTTP/1.0, 257 HTTP/1.1, 512 HTTP/2, 768 HTTP/3; undefined without `receive_request`. */
+  httpVersion: number | undefined;
+  start: Stamp;
+  readonly requestHeaders: Header[];
+  /** Header events whose name and value H2O withheld (h2olog not set to `appdata`). */
+  hiddenHeaders: number;
+  /** Headers beyond the per-request cap, counted and not kept. */
+  droppedHeaders: number;
+  status: number | undefined;
+  responseStart: Stamp | undefined;
+  readonly responseHeaders: Header[];
+  /** Last socket write of the response (HTTP/1). */
+  lastWrite: Stamp | undefined;
+  end: Stamp | undefined;
+  /** `h3s_stream_stats` counters. */
+  streamStats: Readonly<Record<string, FieldValue>> | undefined;
+  /** Set when the request arrived over HTTP/1.1 with `Upgrade: h2c` and was answered over HTTP/2. */
+  upgradedToHttp2: boolean;
+  incomplete: IncompleteReason | undefined;
+}
+
+/** Where the correlator delivers complete records. */
+export interface RecordSink {
+  requestCompleted(req: RequestRecord): void;
+  connectionClosed(conn: ConnectionRecord): void;
+}

@@ -1,0 +1,106 @@
+/**
+ * The probe catalogue: which H2O points exist in which provider, which carry ids, and which points each output
+ * needs. Names follow the h2olog socket (snake_case, `module:type`).
+ */
+
+/** h2o-provider points; used to give old BPF h2olog lines (which lack `module`) their provider. */
+export const H2O_POINTS: ReadonlySet<string> = new Set([
+  'h1_accept',
+  'h1_close',
+  'receive_request',
+  'receive_request_header',
+  'send_response',
+  'send_response_header',
+  'h2_unknown_frame_type',
+  'h3s_accept',
+  'h3s_destroy',
+  'h3s_stream_set_state',
+  'h3s_stream_stats',
+  'h3s_stream0_ttlb',
+  'h3_frame_receive',
+  'h3_packet_receive',
+  'h3_packet_forward',
+  'h3_packet_forward_to_node_ignore',
+  'h3_packet_forward_to_thread_ignore',
+  'h3_forwarded_packet_receive',
+  'connect_tcp_start',
+  'connect_tcp_write',
+  'connect_tcp_write_error',
+  'connect_tcp_read',
+  'connect_tcp_read_error',
+  'connect_udp_start',
+  'connect_udp_write',
+  'connect_udp_read',
+  'connect_error',
+  'connect_success',
+  'connect_io_timeout',
+  'connect_dispose',
+  'write',
+  'writev',
+  'write_complete',
+  'write_tls_record',
+  'socket_write',
+  'socket_writev',
+  'socket_write_complete',
+  'socket_write_tls_record',
+]);
+
+/** picotls-provider points (the old BPF h2olog never traced these, but the socket does). */
+export const PICOTLS_POINTS: ReadonlySet<string> = new Set([
+  'new',
+  'free',
+  'client_random',
+  'receive_message',
+  'new_secret',
+  'ech_selection',
+]);
+
+/** USDT probe names that the socket logs under another name. */
+export const USDT_TO_LOG_NAME: Readonly<Record<string, string>> = {
+  socket_write: 'write',
+  socket_writev: 'writev',
+  socket_write_complete: 'write_complete',
+  socket_write_tls_record: 'write_tls_record',
+};
+
+/** Field renames from the old BPF h2olog (after `-` → `_`) to the socket format, per point. */
+export const LEGACY_FIELD_RENAMES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  h1_accept: { conn_uuid: 'uuid' },
+  h3s_accept: { quic_master_id: 'quic' },
+};
+
+/** What the configured output needs from H2O; decides the socket subscription and the probes attached. */
+export interface OutputNeeds {
+  /** Response headers are captured (or their sizes wanted): subscribe to `send_response_header`. */
+  readonly responseHeaders: boolean;
+}
+
+/**
+ * The socket points one request span and its connection span need. Never "everything": without `trace=` H2O
+ * sends every QUIC packet and frame event.
+ */
+export function subscriptionFor(needs: OutputNeeds): string[] {
+  const points = [
+    'h2o:h1_accept',
+    'h2o:h1_close',
+    'h2o:receive_request',
+    'h2o:receive_request_header',
+    'h2o:send_response',
+    // Last socket write of an HTTP/1 response: the only end-of-request signal HTTP/1 has.
+    'h2o:writev',
+    'h2o:h3s_accept',
+    'h2o:h3s_destroy',
+    'h2o:h3s_stream_stats',
+    // Once per QUIC path: the HTTP/3 client's address and port.
+    'quicly:new_path',
+  ];
+  if (needs.responseHeaders) points.push('h2o:send_response_header');
+  return points;
+}
+
+/** HTTP version as H2O encodes it (major * 256 + minor) → the semantic-convention string. */
+export function protocolVersion(httpVersion: number): string {
+  const major = Math.floor(httpVersion / 256);
+  const minor = httpVersion % 256;
+  return major >= 2 ? String(major) : `${major}.${minor}`;
+}

@@ -1,0 +1,188 @@
+/**
+ * h2olog JSON lines → ProbeEvents. Accepts the current socket format (`module`, `type`, `tid`, `time`, fields)
+ * and the old BPF h2olog format (`type` and field names with `-`, a `seq` counter, no `module`).
+ * Robust to what real H2O writes: raw bytes >= 0x80, integers above 2^53, very long lines, and lines glued or cut
+ * by a partial write. A bad line is counted and skipped; it never stops the stream.
+ */
+import { H2O_POINTS, LEGACY_FIELD_RENAMES, PICOTLS_POINTS, USDT_TO_LOG_NAME } from './catalogue.js';
+import type { DecodeStats, FieldValue, ProbeEvent } from './types.js';
+import { decodeUtf8Escaping } from './utf8.js';
+
+const NEWLINE = 0x0a;
+/** Marks an integer literal too large for a double, rewritten into a string before JSON.parse. */
+const BIG_MARK = '\u0000';
+const LONG_INT = /\d{16}/;
+const LONG_INT_LITERAL = /([:[,]\s*)(-?\d{16,})(?=\s*[,}\]])/g;
+const MARKED_DIGITS = /^\u0000-?\d+$/;
+/** `time_sub_ns` is ours: `--record` writes it for sources with a nanosecond clock. */
+const COMMON_KEYS = new Set(['module', 'type', 'tid', 'time', 'time_sub_ns', 'seq']);
+
+export interface JsonDecoderOptions {
+  /** Lines longer than this are dropped and counted (`tooLong`). H2O lines reach ~100 KiB with big headers. */
+  readonly maxLineBytes: number;
+  /** Clock for lines without `time` (the 2024 v1 socket format); injectable for tests. */
+  readonly now?: () => number;
+}
+
+export class JsonLineDecoder {
+  private _pending: Buffer[] = [];
+  private _pendingBytes = 0;
+  private _discarding = false;
+  private readonly _now: () => number;
+
+  constructor(
+    private readonly _opts: JsonDecoderOptions,
+    readonly stats: DecodeStats,
+  ) {
+    this._now = _opts.now ?? Date.now;
+  }
+
+  /** Decode every complete line in `chunk`, appending events to `out`. Keeps a trailing partial line. */
+  push(chunk: Buffer, out: ProbeEvent[]): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(NEWLINE, start);
+      if (nl < 0) break;
+      if (this._pendingBytes > 0 || this._discarding) {
+        this._appendPending(chunk.subarray(start, nl));
+        if (this._discarding) {
+          this._discarding = false;
+        } else {
+          this._line(Buffer.concat(this._pending, this._pendingBytes), out);
+        }
+        this._pending = [];
+        this._pendingBytes = 0;
+      } else {
+        this._line(chunk.subarray(start, nl), out);
+      }
+      start = nl + 1;
+    }
+    if (start < chunk.length) this._appendPending(chunk.subarray(start));
+  }
+
+  /** The stream ended: a trailing line without newline is decoded if it is complete JSON, else counted. */
+  end(out: ProbeEvent[]): void {
+    if (this._pendingBytes > 0 && !this._discarding) {
+      this._line(Buffer.concat(this._pending, this._pendingBytes), out);
+    }
+    this._pending = [];
+    this._pendingBytes = 0;
+    this._discarding = false;
+  }
+
+  private _appendPending(part: Buffer): void {
+    if (this._discarding) return;
+    if (this._pendingBytes + part.length > this._opts.maxLineBytes) {
+      this.stats.lines++;
+      this.stats.tooLong++;
+      this._discarding = true;
+      this._pending = [];
+      this._pendingBytes = 0;
+      return;
+    }
+    // Copy: the socket may reuse the chunk's memory.
+    this._pending.push(Buffer.from(part));
+    this._pendingBytes += part.length;
+  }
+
+  private _line(raw: Buffer, out: ProbeEvent[]): void {
+    let end = raw.length;
+    if (end > 0 && raw[end - 1] === 0x0d) end--;
+    if (end === 0) return;
+    this.stats.lines++;
+    if (end > this._opts.maxLineBytes) {
+      this.stats.tooLong++;
+      return;
+    }
+    const { text, escaped } = decodeUtf8Escaping(end === raw.length ? raw : raw.subarray(0, end));
+    if (escaped) this.stats.nonUtf8Lines++;
+    const obj = parseObject(text);
+    if (obj === undefined) {
+      this.stats.malformed++;
+      return;
+    }
+    const ev = this._toEvent(obj);
+    if (ev !== undefined) {
+      this.stats.events++;
+      out.push(ev);
+    }
+  }
+
+  private _toEvent(obj: Record<string, unknown>): ProbeEvent | undefined {
+    const rawType = obj.type;
+    if (typeof rawType !== 'string' || rawType.length === 0) {
+      this.stats.notEvents++;
+      return undefined;
+    }
+    const legacy = typeof obj.module !== 'string';
+    let type = legacy ? rawType.replaceAll('-', '_') : rawType;
+    if (legacy && type === 'h2olog_event_lost') {
+      const lost = obj.lost;
+      this.stats.reportedLost += typeof lost === 'number' ? lost : 1;
+      return undefined;
+    }
+    type = USDT_TO_LOG_NAME[type] ?? type;
+    const module = legacy ? legacyModule(type) : (obj.module as string);
+    const renames = legacy ? LEGACY_FIELD_RENAMES[type] : undefined;
+    const fields: Record<string, FieldValue> = {};
+    for (const key in obj) {
+      if (COMMON_KEYS.has(key)) continue;
+      const value = obj[key];
+      if (!isFieldValue(value)) continue;
+      let name = legacy ? key.replaceAll('-', '_') : key;
+      if (renames !== undefined) name = renames[name] ?? name;
+      fields[name] = value;
+    }
+    const tid = typeof obj.tid === 'number' ? obj.tid : 0;
+    const time = obj.time;
+    const timeMs = typeof time === 'number' ? time : this._now();
+    const subNs = obj.time_sub_ns;
+    const timeSubNs = typeof subNs === 'number' && subNs >= 0 && subNs < 1e6 ? subNs : 0;
+    return { module, type, tid, timeMs, timeSubNs, fields };
+  }
+}
+
+function legacyModule(type: string): string {
+  if (H2O_POINTS.has(type)) return 'h2o';
+  return PICOTLS_POINTS.has(type) ? 'picotls' : 'quicly';
+}
+
+function isFieldValue(v: unknown): v is FieldValue {
+  const t = typeof v;
+  return t === 'string' || t === 'number' || t === 'boolean' || t === 'bigint';
+}
+
+/** JSON.parse that keeps integers above 2^53 exact (as bigint) and never throws. */
+function parseObject(text: string): Record<string, unknown> | undefined {
+  if (text.charCodeAt(0) !== 0x7b /* { */) return undefined;
+  if (LONG_INT.test(text)) {
+    const marked = text.replace(LONG_INT_LITERAL, `$1"${BIG_MARK}$2"`);
+    const obj = tryParse(marked);
+    if (obj !== undefined) {
+      for (const key in obj) {
+        const v = obj[key];
+        if (typeof v === 'string' && v.charCodeAt(0) === 0 && MARKED_DIGITS.test(v))
+          obj[key] = toInteger(v.slice(1));
+      }
+      return obj;
+    }
+    // The pattern also matched inside a string value; a plain parse is still right for everything else.
+  }
+  return tryParse(text);
+}
+
+function toInteger(digits: string): number | bigint {
+  const n = Number(digits);
+  return Number.isSafeInteger(n) ? n : BigInt(digits);
+}
+
+function tryParse(text: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

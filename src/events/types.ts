@@ -1,0 +1,41 @@
+/**
+ * The event model shared by every stage after the sources. One `ProbeEvent` per H2O probe hit or log line,
+ * whatever the source (h2olog socket, replayed JSON lines, BPF records).
+ */
+
+/** A decoded field value. Integers above 2^53 stay exact as bigint; hex dumps and strings stay strings. */
+export type FieldValue = string | number | bigint | boolean;
+
+export interface ProbeEvent {
+  /** Provider: `h2o`, `quicly` or `picotls`. */
+  readonly module: string;
+  /** Point name in snake_case, e.g. `receive_request`. */
+  readonly type: string;
+  /** OS thread id of the H2O worker (0 when the source does not say). */
+  readonly tid: number;
+  /** Wall-clock time in ms since the epoch (integer for the socket source). */
+  readonly timeMs: number;
+  /** Sub-millisecond part in ns (0..999999), for sources with nanosecond clocks. */
+  readonly timeSubNs: number;
+  /** The point's fields after the common prefix, in source order (includes `conn_id` when present). */
+  readonly fields: Record<string, FieldValue>;
+}
+
+/** Why a line or record could not be turned into an event. Counted per reason, never fatal. */
+export type DecodeError = 'malformed-json' | 'not-an-event' | 'too-long' | 'lost-marker';
+
+/** Counters a decoder keeps; the CLI reports them. */
+export interface DecodeStats {
+  lines: number;
+  events: number;
+  malformed: number;
+  notEvents: number;
+  tooLong: number;
+  nonUtf8Lines: number;
+  /** Events the producer itself reported as lost (old h2olog `h2olog-event-lost` lines). */
+  reportedLost: number;
+}
+
+export function newDecodeStats(): DecodeStats {
+  return { lines: 0, events: 0, malformed: 0, notEvents: 0, tooLong: 0, nonUtf8Lines: 0, reportedLost: 0 };
+}

@@ -1,0 +1,56 @@
+/** The OTLP trace exporters (gRPC, HTTP/protobuf) from explicit options resolved by the CLI. */
+import { Metadata } from '@grpc/grpc-js';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+
+export type OtlpProtocol = 'grpc' | 'http/protobuf';
+
+export interface OtlpOptions {
+  readonly protocol: OtlpProtocol;
+  /** Full URL of the traces endpoint (HTTP: ends with /v1/traces; gRPC: scheme://host:port). */
+  readonly url: string;
+  /** Headers given on the command line. The exporters add OTEL_EXPORTER_OTLP_(TRACES_)HEADERS themselves, and
+   * read the TIMEOUT and COMPRESSION variables too: passing them again would duplicate gRPC metadata. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export function createOtlpExporter(o: OtlpOptions): SpanExporter {
+  if (o.protocol === 'grpc') {
+    const metadata = new Metadata();
+    for (const [k, v] of Object.entries(o.headers)) metadata.set(k, v);
+    return new GrpcTraceExporter({
+      url: o.url,
+      metadata,
+    });
+  }
+  return new ProtoTraceExporter({
+    url: o.url,
+    headers: { ...o.headers },
+  });
+}
+
+/** Base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT) → the traces URL for a protocol. */
+export function tracesUrl(base: string, protocol: OtlpProtocol): string {
+  if (protocol === 'grpc') return base;
+  return base.replace(/\/+$/, '') + '/v1/traces';
+}
+
+/** `k1=v1,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS; values URL-encoded) → a record. */
+export function parseHeaderList(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (text === undefined) return out;
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    const key = part.slice(0, eq).trim().toLowerCase();
+    let value = part.slice(eq + 1).trim();
+    try {
+      value = decodeURIComponent(value);
+    } catch {
+      // Not URL-encoded: keep as written.
+    }
+    if (key.length > 0) out[key] = value;
+  }
+  return out;
+}

@@ -1,0 +1,305 @@
+/**
+ * Request and connection records → OpenTelemetry spans, following the stable HTTP server semantic conventions.
+ * Request spans (SERVER) link to their connection span (INTERNAL): a connection carries requests of many traces.
+ */
+import type { Attributes, Context, Link, Span, SpanContext, TextMapGetter, Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { HrTime } from '@opentelemetry/api';
+import type { ConnectionRecord, Header, RecordSink, RequestRecord, Stamp } from '../correlate/records.js';
+import { protocolVersion } from '../events/catalogue.js';
+import type { HeaderPolicy } from './header-policy.js';
+import { REDACTED } from './header-policy.js';
+import { defaultPort, parseAuthority, parseSocketAddress, redactQuery, splitTarget } from './url.js';
+
+/** RFC 9110 methods plus PATCH: anything else is `_OTHER` (semantic conventions). */
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+]);
+
+const CONNECTION_SPAN_NAMES = {
+  'http/1': 'HTTP/1.1 connection',
+  'http/2': 'HTTP/2 connection',
+  'http/3': 'QUIC connection',
+} as const;
+
+/** `h3s_stream_stats` / `h3s_destroy` counters worth a connection attribute. */
+const H3_CONNECTION_COUNTERS = [
+  'num_requests',
+  'request_stream_bytes',
+  'request_body_bytes',
+  'response_stream_bytes',
+  'response_body_bytes',
+] as const;
+
+export interface SpanMapperOptions {
+  readonly headers: HeaderPolicy;
+  readonly sensitiveQueryParams: ReadonlySet<string>;
+}
+
+export interface SpanMapperStats {
+  requestSpans: number;
+  connectionSpans: number;
+  continuedTraces: number;
+  invalidTraceparents: number;
+}
+
+function toHrTime(s: Stamp): HrTime {
+  const ms = Math.floor(s.timeMs);
+  const sec = Math.floor(ms / 1000);
+  return [sec, (ms - sec * 1000) * 1e6 + Math.round((s.timeMs - ms) * 1e6) + s.timeSubNs];
+}
+
+function later(a: Stamp, b: Stamp): Stamp {
+  return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs >= b.timeSubNs) ? a : b;
+}
+
+const headerGetter: TextMapGetter<readonly Header[]> = {
+  keys: (carrier) => carrier.map((h) => h.name),
+  get: (carrier, key) => {
+    for (const h of carrier) if (h.name === key) return h.value;
+    return undefined;
+  },
+};
+
+export class SpanMapper implements RecordSink {
+  readonly stats: SpanMapperStats = {
+    requestSpans: 0,
+    connectionSpans: 0,
+    continuedTraces: 0,
+    invalidTraceparents: 0,
+  };
+  /** Connection spans started (for a link) and not yet ended. */
+  private readonly _connSpans = new Map<ConnectionRecord, Span>();
+  private readonly _propagator = new W3CTraceContextPropagator();
+
+  constructor(
+    private readonly _tracer: Tracer,
+    private readonly _opts: SpanMapperOptions,
+  ) {}
+
+  requestCompleted(req: RequestRecord): void {
+    const connSpan = this._connectionSpan(req.conn);
+    const attributes = this._requestAttributes(req);
+    const method = attributes['http.request.method'];
+    const name = typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
+    const links: Link[] = [{ context: connSpan.spanContext() }];
+    const span = this._tracer.startSpan(
+      name,
+      { kind: SpanKind.SERVER, startTime: toHrTime(req.start), attributes, links },
+      this._parentContext(req),
+    );
+    if (req.responseStart !== undefined) span.addEvent('response_start', toHrTime(req.responseStart));
+    const status = req.status;
+    if (status !== undefined && status >= 500) {
+      span.setAttribute('error.type', String(status));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    } else if (
+      status === undefined &&
+      (req.incomplete === 'connection_closed' || req.incomplete === 'timeout')
+    ) {
+      span.setAttribute('error.type', req.incomplete === 'timeout' ? 'timeout' : 'no_response');
+      span.setStatus({ code: SpanStatusCode.ERROR, message: 'no response was sent' });
+    }
+    span.end(toHrTime(later(req.end ?? req.start, req.start)));
+    this.stats.requestSpans++;
+  }
+
+  connectionClosed(conn: ConnectionRecord): void {
+    const span = this._connectionSpan(conn);
+    this._connSpans.delete(conn);
+    const a: Attributes = { 'h2o.request_count': conn.requestCount };
+    if (conn.closeStats !== undefined) {
+      for (const key of H3_CONNECTION_COUNTERS) {
+        const v = conn.closeStats[key];
+        if (typeof v === 'number') a[`h2o.h3.${key}`] = v;
+      }
+    }
+    if (conn.incomplete !== undefined) a['h2o.incomplete'] = conn.incomplete;
+    span.setAttributes(a);
+    span.end(toHrTime(later(conn.end ?? conn.last, conn.start)));
+  }
+
+  private _connectionSpan(conn: ConnectionRecord): Span {
+    const known = this._connSpans.get(conn);
+    if (known !== undefined) return known;
+    const a: Attributes = { 'h2o.conn_id': conn.connId, 'network.protocol.name': 'http' };
+    if (conn.uuid !== undefined) a['h2o.conn_uuid'] = conn.uuid;
+    if (conn.protocol === 'http/2') a['network.protocol.version'] = '2';
+    if (conn.protocol === 'http/3') a['network.protocol.version'] = '3';
+    a['network.transport'] = conn.protocol === 'http/3' ? 'quic' : 'tcp';
+    if (conn.http1ConnId !== undefined) a['h2o.http1_conn_id'] = conn.http1ConnId;
+    if (conn.remote !== undefined) addPeer(a, conn.remote);
+    const name = conn.protocol === undefined ? 'HTTP connection' : CONNECTION_SPAN_NAMES[conn.protocol];
+    const span = this._tracer.startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, startTime: toHrTime(conn.start), attributes: a },
+      ROOT_CONTEXT,
+    );
+    this._connSpans.set(conn, span);
+    this.stats.connectionSpans++;
+    return span;
+  }
+
+  /** A valid incoming `traceparent` makes the request span a child of the caller's span. */
+  private _parentContext(req: RequestRecord): Context {
+    let hasTraceparent = false;
+    for (const h of req.requestHeaders) if (h.name === 'traceparent') hasTraceparent = true;
+    if (!hasTraceparent) return ROOT_CONTEXT;
+    const ctx = this._propagator.extract(ROOT_CONTEXT, req.requestHeaders, headerGetter);
+    const parent: SpanContext | undefined = trace.getSpanContext(ctx);
+    if (parent === undefined) {
+      this.stats.invalidTraceparents++;
+      return ROOT_CONTEXT;
+    }
+    this.stats.continuedTraces++;
+    return ctx;
+  }
+
+  private _requestAttributes(req: RequestRecord): Attributes {
+    const a: Attributes = {};
+    const policy = this._opts.headers;
+    let method: string | undefined;
+    let target: string | undefined;
+    let scheme: string | undefined;
+    let authority: string | undefined;
+    let forwardedFor: string | undefined;
+    const captured = new Map<string, string[]>();
+    const truncated: string[] = [];
+    for (const h of req.requestHeaders) {
+      switch (h.name) {
+        case ':method':
+          method = h.value;
+          continue;
+        case ':path':
+          target = h.value;
+          continue;
+        case ':scheme':
+          scheme = h.value;
+          continue;
+        case ':authority':
+          authority = h.value;
+          continue;
+        case 'user-agent':
+          a['user_agent.original'] = h.value;
+          break;
+        case 'x-forwarded-for':
+          forwardedFor ??= h.value.split(',')[0]?.trim();
+          break;
+        case 'forwarded':
+          forwardedFor ??= forwardedForOf(h.value);
+          break;
+      }
+      if (policy.captureRequest(h.name)) this._capture(captured, h, truncated);
+    }
+    if (method !== undefined) {
+      if (KNOWN_METHODS.has(method)) {
+        a['http.request.method'] = method;
+      } else {
+        a['http.request.method'] = '_OTHER';
+        a['http.request.method_original'] = method;
+      }
+    }
+    if (target !== undefined) {
+      const { path, query } = splitTarget(target);
+      a['url.path'] = path;
+      if (query !== undefined) a['url.query'] = redactQuery(query, this._opts.sensitiveQueryParams);
+    }
+    if (scheme !== undefined) a['url.scheme'] = scheme;
+    if (authority !== undefined) {
+      const parsed = parseAuthority(authority);
+      if (parsed !== undefined) {
+        a['server.address'] = parsed.host;
+        const port = parsed.port ?? defaultPort(scheme);
+        if (port !== undefined) a['server.port'] = port;
+      }
+    }
+    if (req.status !== undefined) a['http.response.status_code'] = req.status;
+    a['network.protocol.name'] = 'http';
+    const version = this._protocolVersion(req);
+    if (version !== undefined) a['network.protocol.version'] = version;
+    a['network.transport'] = req.conn.protocol === 'http/3' ? 'quic' : 'tcp';
+    if (forwardedFor !== undefined && forwardedFor.length > 0) a['client.address'] = forwardedFor;
+    if (req.conn.remote !== undefined) addPeer(a, req.conn.remote);
+    a['h2o.conn_id'] = req.conn.connId;
+    a['h2o.req_id'] = req.reqId;
+    if (req.upgradedToHttp2) a['h2o.upgrade'] = 'h2c';
+    for (const h of req.responseHeaders) {
+      if (h.name === 'content-length') {
+        const n = Number(h.value);
+        if (Number.isSafeInteger(n)) a['http.response.body.size'] = n;
+      }
+      if (policy.captureResponse(h.name)) this._capture(captured, h, truncated, 'http.response.header.');
+    }
+    const stats = req.streamStats;
+    if (stats !== undefined) {
+      if (typeof stats.request_body_bytes === 'number')
+        a['http.request.body.size'] = stats.request_body_bytes;
+      if (typeof stats.response_body_bytes === 'number')
+        a['http.response.body.size'] = stats.response_body_bytes;
+    }
+    for (const [key, values] of captured) a[key] = values;
+    if (truncated.length > 0) a['h2o.truncated_headers'] = truncated;
+    if (req.hiddenHeaders > 0) a['h2o.hidden_headers'] = req.hiddenHeaders;
+    if (req.droppedHeaders > 0) a['h2o.dropped_headers'] = req.droppedHeaders;
+    if (req.incomplete !== undefined) a['h2o.incomplete'] = req.incomplete;
+    return a;
+  }
+
+  private _capture(
+    captured: Map<string, string[]>,
+    h: Header,
+    truncated: string[],
+    prefix = 'http.request.header.',
+  ): void {
+    const key = prefix + h.name;
+    let value = h.value;
+    const policy = this._opts.headers;
+    if (policy.isSanitized(h.name)) {
+      value = REDACTED;
+    } else if (value.length > policy.maxValueLength) {
+      value = value.slice(0, policy.maxValueLength);
+      truncated.push(h.name);
+    }
+    const list = captured.get(key);
+    if (list === undefined) captured.set(key, [value]);
+    else list.push(value);
+  }
+
+  private _protocolVersion(req: RequestRecord): string | undefined {
+    if (req.upgradedToHttp2) return '2';
+    if (req.httpVersion !== undefined) return protocolVersion(req.httpVersion);
+    if (req.conn.protocol === 'http/2') return '2';
+    if (req.conn.protocol === 'http/3') return '3';
+    return undefined;
+  }
+}
+
+function addPeer(a: Attributes, remote: string): void {
+  const peer = parseSocketAddress(remote);
+  if (peer === undefined) return;
+  a['network.peer.address'] = peer.host;
+  if (peer.port !== undefined) a['network.peer.port'] = peer.port;
+  if (a['client.address'] === undefined) {
+    a['client.address'] = peer.host;
+    if (peer.port !== undefined) a['client.port'] = peer.port;
+  }
+}
+
+/** The first `for=` of a `Forwarded` header (RFC 7239), without quotes, brackets or port. */
+function forwardedForOf(value: string): string | undefined {
+  const m = /(?:^|[;,\s])for=("?)([^;,"]+)\1/i.exec(value);
+  if (m === null) return undefined;
+  let v = m[2]!.trim();
+  if (v.startsWith('[')) v = v.slice(1, v.indexOf(']') > 0 ? v.indexOf(']') : undefined);
+  else if (/^[\d.]+:\d+$/.test(v)) v = v.slice(0, v.indexOf(':'));
+  return v;
+}

@@ -1,0 +1,36 @@
+/** `--replay FILE|-`: h2olog JSON lines from a file or stdin, as fast as they can be read. */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { ChunkSink } from '../pipeline.js';
+
+export class ReplayError extends Error {}
+
+/** Open the input early so a missing or unreadable file is reported before anything starts. */
+export async function openReplayInput(path: string): Promise<Readable> {
+  if (path === '-') return process.stdin;
+  try {
+    const st = await stat(path);
+    if (st.isDirectory())
+      throw new ReplayError(`--replay ${path}: is a directory; give a file of h2olog JSON lines`);
+  } catch (err) {
+    if (err instanceof ReplayError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ReplayError(`--replay ${path}: no such file`);
+    if (code === 'EACCES') throw new ReplayError(`--replay ${path}: permission denied`);
+    throw new ReplayError(`--replay ${path}: ${(err as Error).message}`);
+  }
+  return createReadStream(path, { highWaterMark: 1 << 20 });
+}
+
+/** Feed the whole input into one session; resolves when it has been read and the session ended. */
+export async function replay(input: Readable, sink: ChunkSink, signal?: AbortSignal): Promise<void> {
+  try {
+    for await (const chunk of input) {
+      if (signal?.aborted === true) break;
+      sink.push(chunk as Buffer);
+    }
+  } finally {
+    sink.end();
+  }
+}

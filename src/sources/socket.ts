@@ -1,0 +1,196 @@
+/**
+ * The h2olog unix socket of a running H2O (`h2olog: ON|appdata` on a host with a unix listener).
+ * Handshake: one HTTP/1.0 GET of /.well-known/h2olog with the subscription in the query; H2O answers
+ * `HTTP/1.1 200 OK` and then streams JSON lines until either side closes. One subscriber per process: H2O aborts
+ * when more than 32 attach. Reconnects with backoff when H2O restarts; each connection is a new id space.
+ */
+import net from 'node:net';
+import pRetry, { AbortError } from 'p-retry';
+import type { ChunkSink } from '../pipeline.js';
+
+export interface SocketSourceOptions {
+  readonly path: string;
+  /** `module:name` points to subscribe to (never empty: no `trace=` means everything). */
+  readonly trace: readonly string[];
+  readonly sampleRatio: number | undefined;
+  readonly sni: readonly string[];
+  readonly addresses: readonly string[];
+  /** Ask for header names and values (server must be `h2olog: appdata`). */
+  readonly applicationData: boolean;
+  /** Reconnect after a failure or a closed stream; otherwise the first one ends the source. */
+  readonly reconnect: boolean;
+  readonly minBackoffMs: number;
+  readonly maxBackoffMs: number;
+}
+
+export interface SocketSourceListener {
+  /** A subscription was accepted: a new id space starts. */
+  session(): ChunkSink;
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/** A failure that reconnecting cannot fix (H2O refused the subscription). */
+export class SubscriptionError extends Error {}
+
+export function subscriptionQuery(o: SocketSourceOptions): string {
+  const params: string[] = o.trace.map((t) => `trace=${encodeURIComponent(t)}`);
+  if (o.sampleRatio !== undefined) params.push(`sample-ratio=${o.sampleRatio}`);
+  for (const s of o.sni) params.push(`sni=${encodeURIComponent(s)}`);
+  for (const a of o.addresses) params.push(`address=${encodeURIComponent(a)}`);
+  if (o.applicationData) params.push('application-data=1');
+  return params.join('&');
+}
+
+/** What to tell the user for a connect error. */
+export function explainConnectError(path: string, err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT':
+      return `no socket at ${path}: is H2O running, with a unix listener at this path on a host that has \`h2olog: appdata\`? (see README "Point it at H2O")`;
+    case 'ECONNREFUSED':
+      return `nothing is listening on ${path}: the socket file is there but H2O is not (stopped, or restarting)`;
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied on ${path}: run h2o-otel as a user that may connect to it (the listener's owner/group/permission in h2o.conf)`;
+    case 'ENOTSOCK':
+      return `${path} is not a unix socket: point --socket at the h2olog listener of H2O`;
+    default:
+      return `cannot connect to ${path}: ${err.message}`;
+  }
+}
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+const MAX_HEADER_BYTES = 64 * 1024;
+
+export class H2ologSocketSource {
+  private readonly _abort = new AbortController();
+  private _socket: net.Socket | undefined;
+  private _lastWarning = '';
+  private _lastWarningAt = 0;
+
+  constructor(
+    private readonly _opts: SocketSourceOptions,
+    private readonly _listener: SocketSourceListener,
+  ) {}
+
+  /** Runs until stopped, or (without reconnect) until the first disconnect. Rejects on a refused subscription. */
+  async run(): Promise<void> {
+    const signal = this._abort.signal;
+    while (!signal.aborted) {
+      await pRetry(() => this._connectOnce(), {
+        retries: this._opts.reconnect ? Infinity : 0,
+        minTimeout: this._opts.minBackoffMs,
+        maxTimeout: this._opts.maxBackoffMs,
+        factor: 2,
+        randomize: true,
+        signal,
+        onFailedAttempt: ({ error }) => this._warnThrottled(error.message),
+      }).catch((err: unknown) => {
+        if (signal.aborted) return;
+        throw err;
+      });
+      if (!this._opts.reconnect) return;
+      // A fresh retry loop per session, so backoff restarts small after a long healthy stream.
+      await sleep(this._opts.minBackoffMs, signal);
+    }
+  }
+
+  stop(): void {
+    this._abort.abort();
+    this._socket?.destroy();
+  }
+
+  /** Connect, subscribe, stream until the connection ends. Resolves when a stream ends; rejects to be retried. */
+  private _connectOnce(): Promise<void> {
+    if (this._abort.signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const socket = net.createConnection({ path: this._opts.path });
+      this._socket = socket;
+      let header: Buffer[] = [];
+      let headerBytes = 0;
+      let sink: ChunkSink | undefined;
+      let refusal: Buffer[] | undefined;
+      let refusalStatus = '';
+
+      socket.on('connect', () => {
+        socket.write(`GET /.well-known/h2olog?${subscriptionQuery(this._opts)} HTTP/1.0\r\n\r\n`);
+      });
+      socket.on('data', (chunk: Buffer) => {
+        if (sink !== undefined) return sink.push(chunk);
+        if (refusal !== undefined) return void refusal.push(chunk);
+        header.push(chunk);
+        headerBytes += chunk.length;
+        const all = Buffer.concat(header, headerBytes);
+        const end = all.indexOf(HEADER_END);
+        if (end < 0) {
+          if (headerBytes > MAX_HEADER_BYTES)
+            socket.destroy(new Error(`${this._opts.path} did not answer like H2O`));
+          return;
+        }
+        header = [];
+        const statusLine = all.subarray(0, all.indexOf('\r\n')).toString('latin1');
+        const rest = all.subarray(end + HEADER_END.length);
+        if (/^HTTP\/1\.\d 200\b/.test(statusLine)) {
+          sink = this._listener.session();
+          this._lastWarning = '';
+          this._listener.info(`subscribed to ${this._opts.path} (${this._opts.trace.length} trace points)`);
+          if (rest.length > 0) sink.push(rest);
+        } else {
+          refusalStatus = statusLine;
+          refusal = [rest];
+        }
+      });
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        if (sink !== undefined) return; // 'close' follows and ends the session
+        reject(new Error(err.code === undefined ? err.message : explainConnectError(this._opts.path, err)));
+      });
+      socket.on('close', () => {
+        this._socket = undefined;
+        if (refusal !== undefined) {
+          const body = Buffer.concat(refusal).toString('utf8').trim();
+          reject(new AbortError(new SubscriptionError(explainRefusal(this._opts.path, refusalStatus, body))));
+          return;
+        }
+        if (sink === undefined) {
+          reject(new Error(`${this._opts.path} closed the connection before answering the h2olog request`));
+          return;
+        }
+        sink.end();
+        if (!this._abort.signal.aborted) {
+          const next = this._opts.reconnect ? '; reconnecting' : '';
+          this._listener.warn(
+            `H2O closed the h2olog stream at ${this._opts.path} (restart or shutdown?)${next}`,
+          );
+        }
+        resolve();
+      });
+    });
+  }
+
+  /** Say each distinct problem once, then remind at most every 30 s while it lasts. */
+  private _warnThrottled(message: string): void {
+    const now = Date.now();
+    if (message === this._lastWarning && now - this._lastWarningAt < 30_000) return;
+    this._lastWarning = message;
+    this._lastWarningAt = now;
+    this._listener.warn(this._opts.reconnect ? `${message}; retrying` : message);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function explainRefusal(path: string, status: string, body: string): string {
+  const detail = body.length > 0 ? `: ${body.slice(0, 200)}` : '';
+  if (/ 404\b/.test(status)) {
+    return `H2O at ${path} has no h2olog handler (${status}): set \`h2olog: appdata\` on the host that owns this unix listener`;
+  }
+  return `H2O at ${path} refused the h2olog subscription (${status})${detail}`;
+}

@@ -1,0 +1,235 @@
+// Proves the test OTLP receiver against the real exporters: whatever they put on the wire
+// (gRPC or HTTP/protobuf, optionally gzip) must decode back to the spans we created.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Metadata } from '@grpc/grpc-js';
+import { context, SpanKind, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+
+import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';
+
+type ProtoExporterConfig = NonNullable<ConstructorParameters<typeof ProtoTraceExporter>[0]>;
+
+const LINK_TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
+const LINK_SPAN_ID = 'b7ad6b7169203331';
+// Fixed timestamps so the fixed64 nanosecond fields can be checked exactly.
+const START: [number, number] = [1_700_000_000, 123_456_789];
+const EVENT_TIME: [number, number] = [1_700_000_000, 500_000_000];
+const END: [number, number] = [1_700_000_001, 0];
+
+function newProvider(exporter: SpanExporter): BasicTracerProvider {
+  return new BasicTracerProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: 'otlp-receiver-test' }),
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
+}
+
+/** A SERVER root with a CLIENT child carrying every field the receiver is expected to decode. */
+function emitSample(provider: BasicTracerProvider): void {
+  const tracer = provider.getTracer('otlp-receiver-test-scope', '1.2.3');
+  const root = tracer.startSpan('GET /', { kind: SpanKind.SERVER, startTime: START });
+  const child = tracer.startSpan(
+    'upstream',
+    {
+      kind: SpanKind.CLIENT,
+      startTime: START,
+      attributes: {
+        'http.request.method': 'GET',
+        'server.port': 8443,
+        'h2o.ratio': 0.25,
+        'h2o.reused': true,
+        'h2o.protocols': ['h2', 'h3'],
+      },
+      links: [
+        {
+          context: { traceId: LINK_TRACE_ID, spanId: LINK_SPAN_ID, traceFlags: TraceFlags.SAMPLED },
+          attributes: { 'link.reason': 'retry' },
+        },
+      ],
+    },
+    // Explicit parent context: BasicTracerProvider does not install a context manager.
+    trace.setSpan(context.active(), root),
+  );
+  child.addEvent('first-byte', { 'h2o.bytes': 512 }, EVENT_TIME);
+  child.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream reset' });
+  child.end(END);
+  root.end(END);
+}
+
+function assertSample(spans: ReceivedSpan[]): void {
+  assert.equal(spans.length, 2);
+  const root = spans.find((s) => s.name === 'GET /');
+  const child = spans.find((s) => s.name === 'upstream');
+  assert.ok(root && child, `unexpected span names: ${spans.map((s) => s.name).join(', ')}`);
+
+  assert.match(root.traceId, /^[0-9a-f]{32}$/);
+  assert.match(root.spanId, /^[0-9a-f]{16}$/);
+  assert.equal(root.parentSpanId, '');
+  assert.equal(root.kind, 2); // SERVER
+  assert.equal(root.status.code, 0); // UNSET
+
+  assert.equal(child.traceId, root.traceId);
+  assert.equal(child.parentSpanId, root.spanId);
+  assert.equal(child.kind, 3); // CLIENT
+  assert.equal(child.startTimeUnixNano, 1_700_000_000_123_456_789n);
+  assert.equal(child.endTimeUnixNano, 1_700_000_001_000_000_000n);
+  assert.deepEqual(child.attributes, {
+    'http.request.method': 'GET',
+    'server.port': 8443,
+    'h2o.ratio': 0.25,
+    'h2o.reused': true,
+    'h2o.protocols': ['h2', 'h3'],
+  });
+  assert.deepEqual(child.events, [
+    { name: 'first-byte', timeUnixNano: 1_700_000_000_500_000_000n, attributes: { 'h2o.bytes': 512 } },
+  ]);
+  assert.deepEqual(child.links, [
+    { traceId: LINK_TRACE_ID, spanId: LINK_SPAN_ID, traceState: '', attributes: { 'link.reason': 'retry' } },
+  ]);
+  assert.deepEqual(child.status, { code: 2, message: 'upstream reset' }); // ERROR
+  assert.equal(child.droppedAttributesCount, 0);
+  assert.equal(child.droppedEventsCount, 0);
+
+  for (const span of spans) {
+    assert.equal(span.resource[ATTR_SERVICE_NAME], 'otlp-receiver-test');
+    assert.deepEqual(span.scope, { name: 'otlp-receiver-test-scope', version: '1.2.3' });
+  }
+}
+
+/** Runs `body` with a fresh receiver and always tears everything down so the process can exit. */
+async function withReceiver(body: (receiver: OtlpReceiver) => Promise<void>): Promise<void> {
+  const receiver = await startOtlpReceiver();
+  try {
+    await body(receiver);
+  } finally {
+    await receiver.close();
+  }
+}
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+void test('gRPC exporter: spans, attributes, events, links, status and metadata arrive intact', () =>
+  withReceiver(async (receiver) => {
+    const metadata = new Metadata();
+    metadata.set('x-h2o-test', 'grpc-secret');
+    const provider = newProvider(new GrpcTraceExporter({ url: receiver.grpcUrl, metadata }));
+    try {
+      emitSample(provider);
+      await provider.forceFlush();
+      assertSample(await receiver.waitForSpans(2));
+      assert.ok(receiver.requests.length >= 1);
+      for (const req of receiver.requests) {
+        assert.equal(req.transport, 'grpc');
+        assert.equal(req.accepted, true);
+        assert.equal(req.headers['x-h2o-test'], 'grpc-secret');
+      }
+    } finally {
+      await provider.shutdown();
+    }
+  }));
+
+void test('HTTP/protobuf exporter: spans, attributes, events, links, status and headers arrive intact', () =>
+  withReceiver(async (receiver) => {
+    const exporter = new ProtoTraceExporter({
+      url: `${receiver.httpUrl}/v1/traces`,
+      headers: { 'x-h2o-test': 'http-secret' },
+    });
+    const provider = newProvider(exporter);
+    try {
+      emitSample(provider);
+      await provider.forceFlush();
+      assertSample(await receiver.waitForSpans(2));
+      assert.ok(receiver.requests.length >= 1);
+      for (const req of receiver.requests) {
+        assert.equal(req.transport, 'http');
+        assert.equal(req.headers['x-h2o-test'], 'http-secret');
+        assert.equal(req.headers['content-type'], 'application/x-protobuf');
+      }
+    } finally {
+      await provider.shutdown();
+    }
+  }));
+
+void test('HTTP/protobuf exporter with gzip: decodes compressed bodies', () =>
+  withReceiver(async (receiver) => {
+    const exporter = new ProtoTraceExporter({
+      url: `${receiver.httpUrl}/v1/traces`,
+      // The enum lives in a transitive package; its runtime value is the plain string.
+      compression: 'gzip' as ProtoExporterConfig['compression'],
+    });
+    const provider = newProvider(exporter);
+    try {
+      emitSample(provider);
+      await provider.forceFlush();
+      assertSample(await receiver.waitForSpans(2));
+      assert.equal(receiver.requests[0]?.headers['content-encoding'], 'gzip');
+    } finally {
+      await provider.shutdown();
+    }
+  }));
+
+void test("HTTP: setFailure('unavailable') answers 503 and the exporter's retry then succeeds", () =>
+  withReceiver(async (receiver) => {
+    const provider = newProvider(new ProtoTraceExporter({ url: `${receiver.httpUrl}/v1/traces` }));
+    try {
+      receiver.setFailure('unavailable');
+      provider.getTracer('retry').startSpan('retried').end();
+      await waitFor(() => receiver.requests.length >= 1, 'the first (refused) export');
+      assert.equal(receiver.spans.length, 0);
+      assert.deepEqual(
+        receiver.requests.map((r) => [r.transport, r.accepted, r.spanCount]),
+        [['http', false, 1]],
+      );
+      // 503 is retryable for the HTTP exporter, so it tries again after a ~1 s backoff.
+      receiver.setFailure('none');
+      const [span] = await receiver.waitForSpans(1);
+      assert.equal(span?.name, 'retried');
+      assert.equal(receiver.requests.at(-1)?.accepted, true);
+    } finally {
+      await provider.shutdown();
+    }
+  }));
+
+void test("gRPC: setFailure('unavailable') answers UNAVAILABLE; the batch is dropped, later exports succeed", () =>
+  withReceiver(async (receiver) => {
+    const provider = newProvider(new GrpcTraceExporter({ url: receiver.grpcUrl }));
+    try {
+      receiver.setFailure('unavailable');
+      provider.getTracer('retry').startSpan('refused').end();
+      // The failed export surfaces through forceFlush (SimpleSpanProcessor rethrows pending export errors).
+      await assert.rejects(provider.forceFlush());
+      // exporter-trace-otlp-grpc 0.223.1 reports every gRPC error as a non-retryable failure (no retry),
+      // so exactly one refused request is expected here.
+      assert.deepEqual(
+        receiver.requests.map((r) => [r.transport, r.accepted, r.spanCount]),
+        [['grpc', false, 1]],
+      );
+      receiver.setFailure('none');
+      provider.getTracer('retry').startSpan('accepted').end();
+      await provider.forceFlush();
+      const spans = await receiver.waitForSpans(1);
+      assert.deepEqual(
+        spans.map((s) => s.name),
+        ['accepted'],
+      );
+    } finally {
+      await provider.shutdown();
+    }
+  }));
+
+void test('waitForSpans rejects with the number of spans received on timeout', () =>
+  withReceiver(async (receiver) => {
+    await assert.rejects(receiver.waitForSpans(1, 50), /expected 1 span\(s\) within 50 ms, got 0/);
+  }));
