@@ -161,6 +161,7 @@ export class Correlator {
     if (ev.timeMs > this._now) this._now = ev.timeMs;
     if (ev.module === 'h2o') this._h2oEvent(ev);
     else if (ev.module === 'quicly') this._quiclyEvent(ev);
+    else if (ev.module === 'picotls' && ev.type === 'new') this._quicStart(ev);
     else this._touch(ev);
     if (this._now - this._lastSweep >= SWEEP_INTERVAL_MS) this._sweep();
   }
@@ -195,6 +196,7 @@ export class Correlator {
   }
 
   private _quiclyEvent(ev: ProbeEvent): void {
+    if (ev.type === 'accept') return this._quicStart(ev);
     if (ev.type !== 'new_path') return this._touch(ev);
     const connId = num(ev.fields.conn_id);
     const remote = ev.fields.remote;
@@ -203,6 +205,17 @@ export class Correlator {
     if (typeof remote === 'string' && (conn.record.remote === undefined || ev.fields.path_index === 0)) {
       conn.record.remote = remote;
     }
+  }
+
+  /**
+   * The first QUIC events of a connection (`picotls:new`, `quicly:accept`) come before `h3s_accept` and already
+   * carry its conn id; TCP TLS events carry none. Only start events open a connection: the `free` lines that
+   * follow `h3s_destroy` must not revive it.
+   */
+  private _quicStart(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    if (connId === undefined) return void this.stats.ignoredEvents++;
+    this._conn(connId, ev, 'http/3', false);
   }
 
   /** Any other event of a known connection keeps it alive. */
@@ -235,8 +248,9 @@ export class Correlator {
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     if (conn === undefined) return void this.stats.orphanEvents++;
     const req = conn.current;
-    // `h1_close` also fires when the socket is handed to HTTP/2 after `101` to an `Upgrade: h2c` request.
-    if (req !== undefined && req.status === 101 && isH2cUpgrade(req)) {
+    // `h1_close` also fires when the socket is handed to HTTP/2 for an `Upgrade: h2c` request. H2O writes that
+    // 101 itself, without `send_response`, so the request has no status yet.
+    if (req !== undefined && (req.status === undefined || req.status === 101) && isH2cUpgrade(req)) {
       conn.requests.delete(req.reqId);
       conn.current = undefined;
       const previous = this._upgradesByTid.get(conn.record.tid);
@@ -579,9 +593,10 @@ function endOfHttp1(req: RequestRecord, fallback: Stamp): Stamp {
   return req.lastWrite ?? req.responseStart ?? fallback;
 }
 
+/** H2O moves `Upgrade` out of the header list; `HTTP2-Settings` is mandatory for h2c (RFC 7540 §3.2) and stays. */
 function isH2cUpgrade(req: RequestRecord): boolean {
   for (const h of req.requestHeaders) {
-    if (h.name === 'upgrade' && /\bh2c\b/i.test(h.value)) return true;
+    if (h.name === 'http2-settings' || (h.name === 'upgrade' && /\bh2c\b/i.test(h.value))) return true;
   }
   return false;
 }

@@ -86,8 +86,10 @@ export function subscriptionFor(needs: OutputNeeds): string[] {
     'h2o:receive_request',
     'h2o:receive_request_header',
     'h2o:send_response',
-    // Last socket write of an HTTP/1 response: the only end-of-request signal HTTP/1 has.
+    // Last socket write of an HTTP/1 response: the only end-of-request signal HTTP/1 has. Bodies sent with
+    // sendfile show up only as `write_complete`.
     'h2o:writev',
+    'h2o:write_complete',
     'h2o:h3s_accept',
     'h2o:h3s_destroy',
     'h2o:h3s_stream_stats',

@@ -60,6 +60,9 @@ export function explainConnectError(path: string, err: NodeJS.ErrnoException): s
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
+/** A path no H2O serves: the probe only needs to be logged, its 404 is expected. */
+export const PROBE_PATH = '/.well-known/h2o-otel-probe';
+const PROBE_WAIT_MS = 3_000;
 const MAX_HEADER_BYTES = 64 * 1024;
 
 export class H2ologSocketSource {
@@ -135,6 +138,7 @@ export class H2ologSocketSource {
           this._lastWarning = '';
           this._listener.info(`subscribed to ${this._opts.path} (${this._opts.trace.length} trace points)`);
           if (rest.length > 0) sink.push(rest);
+          else if (this._opts.applicationData) this._probeAppData(socket);
         } else {
           refusalStatus = statusLine;
           refusal = [rest];
@@ -165,6 +169,31 @@ export class H2ologSocketSource {
         resolve();
       });
     });
+  }
+
+  /**
+   * H2O set to `h2olog: ON` sends a client that asked for application data nothing at all, not even lengths. To
+   * tell that from an idle server, make one plain request to the same listener (it is not a subscription, so it
+   * takes no h2olog slot): a working subscription sees its events; a silent one has the misconfiguration.
+   */
+  private _probeAppData(subscription: net.Socket): void {
+    let seen = false;
+    subscription.once('data', () => (seen = true));
+    const probe = net.createConnection({ path: this._opts.path });
+    probe.on('connect', () => probe.end(`GET ${PROBE_PATH} HTTP/1.0\r\n\r\n`));
+    probe.on('error', () => probe.destroy());
+    probe.resume();
+    setTimeout(() => {
+      probe.destroy();
+      if (!seen && !subscription.destroyed) {
+        this._listener.warn(
+          `H2O at ${this._opts.path} sends no events, not even for h2o-otel's own probe request: it is probably ` +
+            'configured `h2olog: ON`, which sends nothing to a client asking for application data. Set ' +
+            '`h2olog: appdata` on that host (header names and values are needed for useful spans), or run with ' +
+            '--no-application-data.',
+        );
+      }
+    }, PROBE_WAIT_MS).unref();
   }
 
   /** Say each distinct problem once, then remind at most every 30 s while it lasts. */

@@ -1,0 +1,48 @@
+// Runs the real h2o-otel CLI (the compiled dist/src/cli/main.js) as a child process.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Tests compile to dist/test/**, so the repository root is two levels above dist/test. */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+export const fixture = (name: string): string => join(repoRoot, 'test', 'fixtures', 'h2olog', name);
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunningCli {
+  child: ChildProcess;
+  result: Promise<CliResult>;
+  stderrSoFar(): string;
+}
+
+/** Environment without inherited OTEL_* variables, so a developer's shell cannot change what tests see. */
+function cleanEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('OTEL_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+export function startCli(args: string[], env: Record<string, string> = {}, stdin?: Buffer): RunningCli {
+  const child = spawn(process.execPath, [cliPath, ...args], { env: cleanEnv(env), stdio: 'pipe' });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  if (stdin !== undefined) child.stdin.end(stdin);
+  else child.stdin.end();
+  const result = new Promise<CliResult>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, result, stderrSoFar: () => stderr };
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}, stdin?: Buffer): Promise<CliResult> {
+  return startCli(args, env, stdin).result;
+}
