@@ -308,3 +308,29 @@ test('OTEL_TRACES_SAMPLER=always_off exports nothing; an unknown sampler is a cl
     await receiver.close();
   }
 });
+
+test('--record writes the decoded events; replaying the recording gives the same spans', async () => {
+  const { mkdtemp, readFile: read } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'h2o-otel-record-'));
+  const recording = join(dir, 'rec.jsonl');
+  const a = await runCli(['--replay', fixture('lab/secrets-traceparent.jsonl'), '--exporter', 'none', '--record', recording]);
+  assert.equal(a.code, 0, a.stderr);
+  const lines = (await read(recording, 'utf8')).trim().split('\n');
+  assert.equal(lines.length, 86);
+  const shape = (s: ReceivedSpan) => [s.name, s.kind, s.startTimeUnixNano, s.endTimeUnixNano, s.parentSpanId, JSON.stringify(s.attributes)];
+  const receiver = await startOtlpReceiver();
+  try {
+    for (const file of [fixture('lab/secrets-traceparent.jsonl'), recording]) {
+      const res = await runCli(['--replay', file, '--endpoint', receiver.httpUrl]);
+      assert.equal(res.code, 0, res.stderr);
+    }
+    const spans = await receiver.waitForSpans(16);
+    const first = spans.slice(0, 8).map(shape).sort();
+    const second = spans.slice(8).map(shape).sort();
+    assert.deepEqual(second, first);
+  } finally {
+    await receiver.close();
+  }
+});

@@ -61,11 +61,12 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   try {
     o = resolveOptions(buildCommand().exitOverride(), argv, env);
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
-    if (err instanceof InvalidArgumentError) {
+    // Our own checks throw InvalidArgumentError (a CommanderError too) without printing; commander's print.
+    if (err instanceof InvalidArgumentError && err.code === 'commander.invalidArgument' && err.exitCode === 1) {
       process.stderr.write(`h2o-otel: ${err.message}\n(run h2o-otel --help for usage)\n`);
       return 2;
     }
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     throw err;
   }
   const say = (line: string): void => {

@@ -9,8 +9,9 @@ import type { DecodeStats, FieldValue, ProbeEvent } from './types.js';
 import { decodeUtf8Escaping } from './utf8.js';
 
 const NEWLINE = 0x0a;
-/** Marks an integer literal too large for a double, rewritten into a string before JSON.parse. */
-const BIG_MARK = '\u0000';
+/** Marks an integer literal too large for a double, rewritten into a string before JSON.parse (as the JSON
+ * escape, since a raw control character is not allowed in a JSON string). */
+const BIG_MARK_ESCAPE = '\\u0000';
 const LONG_INT = /\d{16}/;
 const LONG_INT_LITERAL = /([:[,]\s*)(-?\d{16,})(?=\s*[,}\]])/g;
 const MARKED_DIGITS = /^\u0000-?\d+$/;
@@ -156,7 +157,7 @@ function isFieldValue(v: unknown): v is FieldValue {
 function parseObject(text: string): Record<string, unknown> | undefined {
   if (text.charCodeAt(0) !== 0x7b /* { */) return undefined;
   if (LONG_INT.test(text)) {
-    const marked = text.replace(LONG_INT_LITERAL, `$1"${BIG_MARK}$2"`);
+    const marked = text.replace(LONG_INT_LITERAL, `$1"${BIG_MARK_ESCAPE}$2"`);
     const obj = tryParse(marked);
     if (obj !== undefined) {
       for (const key in obj) {

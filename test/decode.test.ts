@@ -1,0 +1,82 @@
+// The JSON-lines decoder against what real H2O and the old BPF h2olog write.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { JsonLineDecoder } from '../src/events/decode-json.js';
+import { encodeEvent } from '../src/events/encode-json.js';
+import { newDecodeStats } from '../src/events/types.js';
+import type { ProbeEvent } from '../src/events/types.js';
+import { fixture } from './helpers/cli.js';
+
+function decode(input: Buffer | string, chunk = 1 << 20): { events: ProbeEvent[]; stats: ReturnType<typeof newDecodeStats> } {
+  const stats = newDecodeStats();
+  const d = new JsonLineDecoder({ maxLineBytes: 1 << 20, now: () => 42 }, stats);
+  const events: ProbeEvent[] = [];
+  const buf = typeof input === 'string' ? Buffer.from(input) : input;
+  for (let i = 0; i < buf.length; i += chunk) d.push(buf.subarray(i, i + chunk), events);
+  d.end(events);
+  return { events, stats };
+}
+
+test('integers above 2^53 stay exact; \\/ escapes decode', () => {
+  const { events } = decode(
+    '{"module":"quicly","type":"stream_on_destroy","tid":1,"time":5,"conn":140317319897568,"conn_id":19,"stream_id":0,"err":4611686018427584512}\n' +
+      '{"module":"h2o","type":"receive_request_header","tid":1,"time":5,"conn_id":1,"req_id":1,"name":":path","name_len":5,"value":"\\/a:12345678901234567,","value_len":22}\n',
+  );
+  assert.equal(events[0]!.fields.err, 4611686018427584512n);
+  assert.equal(events[0]!.fields.conn, 140317319897568);
+  assert.equal(events[1]!.fields.value, '/a:12345678901234567,');
+});
+
+test('lines split across any chunk boundary decode the same', async () => {
+  const input = await readFile(fixture('http3.jsonl'));
+  const whole = decode(input).events;
+  for (const size of [1, 7, 4096]) assert.deepEqual(decode(input, size).events, whole);
+  assert.equal(whole.length, 148);
+});
+
+test('raw bytes >= 0x80 that are not UTF-8 are kept visible as \\xNN', () => {
+  const line = Buffer.concat([
+    Buffer.from('{"module":"h2o","type":"receive_request_header","tid":1,"time":5,"conn_id":1,"req_id":1,"name":"x","name_len":1,"value":"a'),
+    Buffer.from([0xff, 0xc3, 0xa9, 0xe2]),
+    Buffer.from('","value_len":5}\n'),
+  ]);
+  const { events, stats } = decode(line);
+  assert.equal(events[0]!.fields.value, 'a\\xffé\\xe2');
+  assert.equal(stats.nonUtf8Lines, 1);
+});
+
+test('the old BPF h2olog format: dashes, seq, no module, lost-event lines', () => {
+  const { events, stats } = decode(
+    '{"type":"h1-accept","tid":3211,"seq":1,"conn-id":12,"sock":9435,"conn":9436,"conn-uuid":"5f0e1c2a-7b3d-4e8f-9a10-3c2d4b5e6f70","time":1600000000123}\n' +
+      '{"type":"receive-request","tid":3211,"seq":2,"conn-id":12,"req-id":1,"http-version":257,"time":1600000000124}\n' +
+      '{"type":"packet-sent","tid":3212,"seq":41,"conn":3,"time":1600000000201,"pn":0,"len":1252,"packet-type":0,"ack-only":0}\n' +
+      '{"type":"h2olog-event-lost","seq":42,"time":1600000000300,"lost":17}\n',
+  );
+  assert.deepEqual(
+    events.map((e) => [e.module, e.type]),
+    [
+      ['h2o', 'h1_accept'],
+      ['h2o', 'receive_request'],
+      ['quicly', 'packet_sent'],
+    ],
+  );
+  assert.deepEqual(events[0]!.fields, { conn_id: 12, sock: 9435, conn: 9436, uuid: '5f0e1c2a-7b3d-4e8f-9a10-3c2d4b5e6f70' });
+  assert.equal(events[1]!.fields.http_version, 257);
+  assert.equal(stats.reportedLost, 17);
+});
+
+test('the 2024 socket format without tid and time gets the receive time', () => {
+  const { events } = decode('{"module":"h2o","type":"h1_close","conn_id":3}\n');
+  assert.equal(events[0]!.timeMs, 42);
+  assert.equal(events[0]!.tid, 0);
+});
+
+test('encodeEvent writes the socket format back, bigints and sub-ms time included', async () => {
+  const input = await readFile(fixture('http3.jsonl'));
+  const events = decode(input).events;
+  const again = decode(events.map((e) => encodeEvent(e)).join('\n') + '\n').events;
+  assert.deepEqual(again, events);
+  const withNs = { ...events[0]!, timeSubNs: 123456 };
+  assert.equal(decode(encodeEvent(withNs) + '\n').events[0]!.timeSubNs, 123456);
+});
