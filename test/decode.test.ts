@@ -8,7 +8,10 @@ import { newDecodeStats } from '../src/events/types.js';
 import type { ProbeEvent } from '../src/events/types.js';
 import { fixture } from './helpers/cli.js';
 
-function decode(input: Buffer | string, chunk = 1 << 20): { events: ProbeEvent[]; stats: ReturnType<typeof newDecodeStats> } {
+function decode(
+  input: Buffer | string,
+  chunk = 1 << 20,
+): { events: ProbeEvent[]; stats: ReturnType<typeof newDecodeStats> } {
   const stats = newDecodeStats();
   const d = new JsonLineDecoder({ maxLineBytes: 1 << 20, now: () => 42 }, stats);
   const events: ProbeEvent[] = [];
@@ -37,7 +40,9 @@ test('lines split across any chunk boundary decode the same', async () => {
 
 test('raw bytes >= 0x80 that are not UTF-8 are kept visible as \\xNN', () => {
   const line = Buffer.concat([
-    Buffer.from('{"module":"h2o","type":"receive_request_header","tid":1,"time":5,"conn_id":1,"req_id":1,"name":"x","name_len":1,"value":"a'),
+    Buffer.from(
+      '{"module":"h2o","type":"receive_request_header","tid":1,"time":5,"conn_id":1,"req_id":1,"name":"x","name_len":1,"value":"a',
+    ),
     Buffer.from([0xff, 0xc3, 0xa9, 0xe2]),
     Buffer.from('","value_len":5}\n'),
   ]);
@@ -61,7 +66,12 @@ test('the old BPF h2olog format: dashes, seq, no module, lost-event lines', () =
       ['quicly', 'packet_sent'],
     ],
   );
-  assert.deepEqual(events[0]!.fields, { conn_id: 12, sock: 9435, conn: 9436, uuid: '5f0e1c2a-7b3d-4e8f-9a10-3c2d4b5e6f70' });
+  assert.deepEqual(events[0]!.fields, {
+    conn_id: 12,
+    sock: 9435,
+    conn: 9436,
+    uuid: '5f0e1c2a-7b3d-4e8f-9a10-3c2d4b5e6f70',
+  });
   assert.equal(events[1]!.fields.http_version, 257);
   assert.equal(stats.reportedLost, 17);
 });

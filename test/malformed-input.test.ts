@@ -27,7 +27,16 @@ test('bad lines are counted, never fatal, and good lines around them still corre
   const receiver = await startOtlpReceiver();
   try {
     const res = await runCli(
-      ['--replay', '-', '--endpoint', receiver.httpUrl, '--max-line-bytes', '65536', '--status-interval', '0'],
+      [
+        '--replay',
+        '-',
+        '--endpoint',
+        receiver.httpUrl,
+        '--max-line-bytes',
+        '65536',
+        '--status-interval',
+        '0',
+      ],
       {},
       input,
     );
@@ -63,10 +72,31 @@ test('no source is a usage error that says what to do', async () => {
 test('--help documents every flag and the environment variables', async () => {
   const res = await runCli(['--help']);
   assert.equal(res.code, 0);
-  for (const flag of ['--socket', '--replay', '--record', '--sample-ratio', '--sni', '--address', '--endpoint', '--protocol', '--capture-request-headers', '--sanitize-headers', '--status-interval']) {
+  for (const flag of [
+    '--socket',
+    '--replay',
+    '--record',
+    '--sample-ratio',
+    '--sni',
+    '--address',
+    '--endpoint',
+    '--protocol',
+    '--capture-request-headers',
+    '--sanitize-headers',
+    '--status-interval',
+  ]) {
     assert.ok(res.stdout.includes(flag), `--help lacks ${flag}`);
   }
-  for (const env of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS']) {
+  for (const env of [
+    'OTEL_EXPORTER_OTLP_ENDPOINT',
+    'OTEL_EXPORTER_OTLP_PROTOCOL',
+    'OTEL_EXPORTER_OTLP_HEADERS',
+    'OTEL_SERVICE_NAME',
+    'OTEL_RESOURCE_ATTRIBUTES',
+    'OTEL_TRACES_SAMPLER',
+    'OTEL_BSP_MAX_QUEUE_SIZE',
+    'OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS',
+  ]) {
     assert.ok(res.stdout.includes(env), `--help lacks ${env}`);
   }
 });

@@ -1,5 +1,8 @@
 // Real captures → the real CLI → the real OTLP exporters → an OTLP receiver that decodes the wire bytes.
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixture, runCli } from './helpers/cli.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
@@ -310,16 +313,27 @@ test('OTEL_TRACES_SAMPLER=always_off exports nothing; an unknown sampler is a cl
 });
 
 test('--record writes the decoded events; replaying the recording gives the same spans', async () => {
-  const { mkdtemp, readFile: read } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const dir = await mkdtemp(join(tmpdir(), 'h2o-otel-record-'));
   const recording = join(dir, 'rec.jsonl');
-  const a = await runCli(['--replay', fixture('lab/secrets-traceparent.jsonl'), '--exporter', 'none', '--record', recording]);
+  const a = await runCli([
+    '--replay',
+    fixture('lab/secrets-traceparent.jsonl'),
+    '--exporter',
+    'none',
+    '--record',
+    recording,
+  ]);
   assert.equal(a.code, 0, a.stderr);
-  const lines = (await read(recording, 'utf8')).trim().split('\n');
+  const lines = (await readFile(recording, 'utf8')).trim().split('\n');
   assert.equal(lines.length, 86);
-  const shape = (s: ReceivedSpan) => [s.name, s.kind, s.startTimeUnixNano, s.endTimeUnixNano, s.parentSpanId, JSON.stringify(s.attributes)];
+  const shape = (s: ReceivedSpan) => [
+    s.name,
+    s.kind,
+    s.startTimeUnixNano,
+    s.endTimeUnixNano,
+    s.parentSpanId,
+    JSON.stringify(s.attributes),
+  ];
   const receiver = await startOtlpReceiver();
   try {
     for (const file of [fixture('lab/secrets-traceparent.jsonl'), recording]) {

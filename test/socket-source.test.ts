@@ -69,10 +69,13 @@ test('subscribes to exactly the needed points, survives an H2O restart, and exit
   const h2o = await fakeH2o([stream(http1, true), stream(Buffer.concat([http1, http3]), false)]);
   const receiver = await startOtlpReceiver();
   try {
-    const cli = startCli(['--socket', h2o.path, '--status-interval', '1', '--sample-ratio', '0.5', '--sni', 'a.example'], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.grpcUrl,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
-    });
+    const cli = startCli(
+      ['--socket', h2o.path, '--status-interval', '1', '--sample-ratio', '0.5', '--sni', 'a.example'],
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.grpcUrl,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      },
+    );
     // 2 sessions: HTTP/1 (request + conn), then HTTP/1 again + HTTP/3 (request) — conn spans of the live
     // session come at shutdown.
     await receiver.waitForSpans(5, 20_000);
@@ -132,7 +135,9 @@ test('a refused subscription (no h2olog handler, bad sample ratio) is a clear fa
   const h2o = await fakeH2o([
     (s) => s.end('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found'),
     (s) =>
-      s.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 44\r\n\r\nsample-rate must be a number between 0 and 1'),
+      s.end(
+        'HTTP/1.1 400 Bad Request\r\nContent-Length: 44\r\n\r\nsample-rate must be a number between 0 and 1',
+      ),
   ]);
   try {
     const notFound = await runCli(['--socket', h2o.path]);
@@ -140,7 +145,10 @@ test('a refused subscription (no h2olog handler, bad sample ratio) is a clear fa
     assert.match(notFound.stderr, /has no h2olog handler .*404.*set `h2olog: appdata`/);
     const bad = await runCli(['--socket', h2o.path]);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /refused the h2olog subscription \(HTTP\/1\.1 400 Bad Request\): sample-rate must be/);
+    assert.match(
+      bad.stderr,
+      /refused the h2olog subscription \(HTTP\/1\.1 400 Bad Request\): sample-rate must be/,
+    );
   } finally {
     await h2o.close();
   }

@@ -62,7 +62,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     o = resolveOptions(buildCommand().exitOverride(), argv, env);
   } catch (err) {
     // Our own checks throw InvalidArgumentError (a CommanderError too) without printing; commander's print.
-    if (err instanceof InvalidArgumentError && err.code === 'commander.invalidArgument' && err.exitCode === 1) {
+    if (
+      err instanceof InvalidArgumentError &&
+      err.code === 'commander.invalidArgument' &&
+      err.exitCode === 1
+    ) {
       process.stderr.write(`h2o-otel: ${err.message}\n(run h2o-otel --help for usage)\n`);
       return 2;
     }

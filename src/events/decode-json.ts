@@ -14,7 +14,7 @@ const NEWLINE = 0x0a;
 const BIG_MARK_ESCAPE = '\\u0000';
 const LONG_INT = /\d{16}/;
 const LONG_INT_LITERAL = /([:[,]\s*)(-?\d{16,})(?=\s*[,}\]])/g;
-const MARKED_DIGITS = /^\u0000-?\d+$/;
+const DIGITS = /^-?\d+$/;
 /** `time_sub_ns` is ours: `--record` writes it for sources with a nanosecond clock. */
 const COMMON_KEYS = new Set(['module', 'type', 'tid', 'time', 'time_sub_ns', 'seq']);
 
@@ -162,8 +162,9 @@ function parseObject(text: string): Record<string, unknown> | undefined {
     if (obj !== undefined) {
       for (const key in obj) {
         const v = obj[key];
-        if (typeof v === 'string' && v.charCodeAt(0) === 0 && MARKED_DIGITS.test(v))
-          obj[key] = toInteger(v.slice(1));
+        if (typeof v !== 'string' || v.charCodeAt(0) !== 0) continue;
+        const digits = v.slice(1);
+        if (DIGITS.test(digits)) obj[key] = toInteger(digits);
       }
       return obj;
     }
