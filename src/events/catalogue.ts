@@ -106,3 +106,6 @@ export function protocolVersion(httpVersion: number): string {
   const minor = httpVersion % 256;
   return major >= 2 ? String(major) : `${major}.${minor}`;
 }
+
+/** h2o-otel's own probe request (see the socket source): a path no H2O serves; its span is not exported. */
+export const PROBE_PATH = '/.well-known/h2o-otel-probe';

@@ -7,7 +7,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/ap
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { HrTime } from '@opentelemetry/api';
 import type { ConnectionRecord, Header, RecordSink, RequestRecord, Stamp } from '../correlate/records.js';
-import { protocolVersion } from '../events/catalogue.js';
+import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
 import type { HeaderPolicy } from './header-policy.js';
 import { REDACTED } from './header-policy.js';
 import { defaultPort, parseAuthority, parseSocketAddress, redactQuery, splitTarget } from './url.js';
@@ -87,6 +87,7 @@ export class SpanMapper implements RecordSink {
   ) {}
 
   requestCompleted(req: RequestRecord): void {
+    if (isProbe(req)) return;
     const connSpan = this._connectionSpan(req.conn);
     const attributes = this._requestAttributes(req);
     const method = attributes['http.request.method'];
@@ -281,6 +282,12 @@ export class SpanMapper implements RecordSink {
     if (req.conn.protocol === 'http/3') return '3';
     return undefined;
   }
+}
+
+/** h2o-otel's own appdata probe request is not traffic of the user's. */
+function isProbe(req: RequestRecord): boolean {
+  for (const h of req.requestHeaders) if (h.name === ':path') return h.value === PROBE_PATH;
+  return false;
 }
 
 function addPeer(a: Attributes, remote: string): void {

@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import pRetry, { AbortError } from 'p-retry';
+import { PROBE_PATH } from '../events/catalogue.js';
 import type { ChunkSink } from '../pipeline.js';
 
 export interface SocketSourceOptions {
@@ -60,8 +61,6 @@ export function explainConnectError(path: string, err: NodeJS.ErrnoException): s
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
-/** A path no H2O serves: the probe only needs to be logged, its 404 is expected. */
-export const PROBE_PATH = '/.well-known/h2o-otel-probe';
 const PROBE_WAIT_MS = 3_000;
 const MAX_HEADER_BYTES = 64 * 1024;
 
@@ -87,7 +86,9 @@ export class H2ologSocketSource {
         factor: 2,
         randomize: true,
         signal,
-        onFailedAttempt: ({ error }) => this._warnThrottled(error.message),
+        onFailedAttempt: ({ error }) => {
+          if (!signal.aborted) this._warnThrottled(error.message);
+        },
       }).catch((err: unknown) => {
         if (signal.aborted) return;
         throw err;
