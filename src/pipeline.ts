@@ -10,9 +10,15 @@ import { newDecodeStats } from './events/types.js';
 import type { DecodeStats, ProbeEvent } from './events/types.js';
 import type { SpanMapper } from './otel/span-mapper.js';
 
-/** What a source feeds: raw bytes of one session, then its end. */
+/** What a byte source feeds: raw bytes of one session, then its end. */
 export interface ChunkSink {
   push(chunk: Buffer): void;
+  end(): void;
+}
+
+/** What an event source (USDT) feeds: decoded events of one session, then its end. */
+export interface EventSink {
+  pushEvents(events: readonly ProbeEvent[]): void;
   end(): void;
 }
 
@@ -26,6 +32,8 @@ export class Pipeline {
   readonly correlatorStats: CorrelatorStats = newCorrelatorStats();
   sessions = 0;
   private _current: Session | undefined;
+  /** Sessions open at the same time (one per traced process). */
+  private readonly _concurrent = new Set<Session>();
 
   constructor(
     private readonly _opts: PipelineOptions,
@@ -39,58 +47,90 @@ export class Pipeline {
     this.sessions++;
     const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
     const decoder = new JsonLineDecoder({ maxLineBytes: this._opts.maxLineBytes }, this.decodeStats);
-    this._current = new Session(decoder, correlator, this._recorder);
+    this._current = new Session(decoder, correlator, this._recorder, this.decodeStats, undefined);
     return this._current;
   }
 
+  /** A session that runs beside the others (its own id space, e.g. one traced process); ends on its own. */
+  openEventSession(): EventSink {
+    this.sessions++;
+    const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
+    const session = new Session(undefined, correlator, this._recorder, this.decodeStats, () =>
+      this._concurrent.delete(session),
+    );
+    this._concurrent.add(session);
+    return session;
+  }
+
+  private *_open(): Iterable<Session> {
+    if (this._current !== undefined) yield this._current;
+    yield* this._concurrent;
+  }
+
   get openConnections(): number {
-    return this._current?.correlator.openConnections ?? 0;
+    let n = 0;
+    for (const s of this._open()) n += s.correlator.openConnections;
+    return n;
   }
 
   get openRequests(): number {
-    return this._current?.correlator.openRequests ?? 0;
+    let n = 0;
+    for (const s of this._open()) n += s.correlator.openRequests;
+    return n;
   }
 
   /** Called on a timer while live, so deadlines fire when H2O is quiet. */
   tick(nowMs: number): void {
-    this._current?.correlator.tick(nowMs);
+    for (const s of this._open()) s.correlator.tick(nowMs);
   }
 
   end(): void {
-    this._current?.end();
+    for (const s of [...this._open()]) s.end();
     this._current = undefined;
   }
 }
 
-class Session implements ChunkSink {
+class Session implements ChunkSink, EventSink {
   private readonly _batch: ProbeEvent[] = [];
   private _ended = false;
 
+  /** `_decoder` is undefined for sessions fed with decoded events. */
   constructor(
-    private readonly _decoder: JsonLineDecoder,
+    private readonly _decoder: JsonLineDecoder | undefined,
     readonly correlator: Correlator,
     private readonly _recorder: EventRecorder | undefined,
+    private readonly _stats: DecodeStats,
+    private readonly _onEnd: (() => void) | undefined,
   ) {}
 
   push(chunk: Buffer): void {
-    if (this._ended) return;
+    if (this._ended || this._decoder === undefined) return;
     this._batch.length = 0;
     this._decoder.push(chunk, this._batch);
-    this._deliver();
+    this._deliver(this._batch);
+  }
+
+  pushEvents(events: readonly ProbeEvent[]): void {
+    if (this._ended) return;
+    this._stats.events += events.length;
+    this._deliver(events);
   }
 
   end(): void {
     if (this._ended) return;
-    this._batch.length = 0;
-    this._decoder.end(this._batch);
-    this._deliver();
+    if (this._decoder !== undefined) {
+      this._batch.length = 0;
+      this._decoder.end(this._batch);
+      this._deliver(this._batch);
+    }
     this._ended = true;
     this.correlator.flush('source_ended');
+    this._onEnd?.();
   }
 
-  private _deliver(): void {
-    if (this._batch.length === 0) return;
-    this._recorder?.write(this._batch);
-    this.correlator.process(this._batch);
+  private _deliver(events: readonly ProbeEvent[]): void {
+    if (events.length === 0) return;
+    this._recorder?.write(events);
+    this.correlator.process(events);
   }
 }

@@ -15,7 +15,7 @@ import {
 } from '@opentelemetry/resources';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { subscriptionFor } from '../events/catalogue.js';
+import { subscriptionFor, usdtPointsFor } from '../events/catalogue.js';
 import { EventRecorder } from '../events/recorder.js';
 import { CountingBatchProcessor } from '../export/batch-processor.js';
 import { ConsoleTreeExporter } from '../export/console-exporter.js';
@@ -27,6 +27,7 @@ import { SpanMapper } from '../otel/span-mapper.js';
 import { Pipeline } from '../pipeline.js';
 import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
 import { H2ologSocketSource } from '../sources/socket.js';
+import { UsdtError, UsdtSource } from '../sources/usdt/usdt-source.js';
 import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
 import { StatusReporter } from './status.js';
@@ -116,6 +117,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       correlate: pipeline.correlatorStats,
       spans: mapper.stats,
       export: processor.stats,
+      usdt: () => usdtSource?.stats(),
       openConnections: () => pipeline.openConnections,
       openRequests: () => pipeline.openRequests,
       queueLength: () => processor.queueLength,
@@ -125,10 +127,32 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
 
   const abort = new AbortController();
   let socketSource: H2ologSocketSource | undefined;
+  let usdtSource: UsdtSource | undefined;
+  if (o.source.kind === 'usdt') {
+    try {
+      usdtSource = new UsdtSource(
+        {
+          target: o.source.target,
+          points: usdtPointsFor({ responseHeaders: policy.anyResponse }),
+          ringBytes: o.usdt.ringBytes,
+          pollMs: o.usdt.pollMs,
+          sampleRatio: o.socket.sampleRatio,
+          maxValueBytes: o.headers.maxValueLength,
+          objectPath: o.usdt.objectPath,
+        },
+        { session: () => pipeline.openEventSession(), info: say, warn: say },
+      );
+    } catch (err) {
+      if (!(err instanceof UsdtError)) throw err;
+      process.stderr.write(`h2o-otel: ${err.message}\n`);
+      return 1;
+    }
+  }
   const onSignal = (sig: NodeJS.Signals): void => {
     say(`h2o-otel: ${sig}: flushing and exiting`);
     abort.abort();
     socketSource?.stop();
+    usdtSource?.stop();
     input?.destroy();
     // Whatever happens, be gone within the budget.
     setTimeout(() => process.exit(0), SHUTDOWN_BUDGET_MS + 400).unref();
@@ -144,6 +168,17 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   try {
     if (input !== undefined) {
       await replay(input, pipeline.newSession(), abort.signal);
+    } else if (usdtSource !== undefined) {
+      const ticker = setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref();
+      try {
+        await usdtSource.run();
+      } catch (err) {
+        if (!(err instanceof UsdtError)) throw err;
+        process.stderr.write(`h2o-otel: ${err.message}\n`);
+        exitCode = 1;
+      } finally {
+        clearInterval(ticker);
+      }
     } else if (o.source.kind === 'socket') {
       const ticker = setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref();
       socketSource = new H2ologSocketSource(

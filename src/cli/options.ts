@@ -11,10 +11,13 @@ import { parseHeaderList, tracesUrl } from '../export/otlp.js';
 import type { OtlpProtocol } from '../export/otlp.js';
 import { parseNameList } from '../otel/header-policy.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../otel/url.js';
+import { DEFAULT_BPF_OBJECT } from '../sources/usdt/usdt-source.js';
+import type { UsdtTarget } from '../sources/usdt/usdt-source.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-export type Source = { kind: 'socket'; path: string } | { kind: 'replay'; path: string };
+export type Source =
+  { kind: 'socket'; path: string } | { kind: 'replay'; path: string } | { kind: 'usdt'; target: UsdtTarget };
 
 export interface Options {
   readonly source: Source;
@@ -25,6 +28,11 @@ export interface Options {
     readonly addresses: string[];
     readonly applicationData: boolean;
     readonly reconnect: boolean;
+  };
+  readonly usdt: {
+    readonly ringBytes: number;
+    readonly pollMs: number;
+    readonly objectPath: string;
   };
   readonly exporter:
     | { kind: 'console' }
@@ -48,6 +56,13 @@ function intArg(name: string, min: number): (v: string) => number {
       throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return n;
   };
+}
+
+function ringSizeArg(v: string): number {
+  const mib = Number(v);
+  if (!Number.isInteger(mib) || mib < 1 || mib > 1024 || (mib & (mib - 1)) !== 0)
+    throw new InvalidArgumentError('must be a power of two between 1 and 1024 (MiB)');
+  return mib;
 }
 
 function ratioArg(v: string): number {
@@ -99,12 +114,18 @@ Examples:
   h2o-otel --socket /run/h2o/h2olog.sock --endpoint http://localhost:4317 --protocol grpc \\
       --capture-request-headers user-agent,x-request-id --sample-ratio 0.1
   h2o-otel --socket /run/h2o/h2olog.sock --exporter none --record trace.jsonl
+  sudo h2o-otel --pid "$(pgrep -o h2o)"               USDT: attach BPF to a running H2O built with DTrace
+  sudo h2o-otel --binary /usr/local/bin/h2o --sample-ratio 0.1   every H2O process of that file, restarts too
+
+USDT needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE for another container's process), libbpf.so.1
+(apt-get install libbpf1) and an H2O built with -DWITH_DTRACE=ON.
 `;
 
 export function buildCommand(): Command {
   return new Command('h2o-otel')
     .description(
-      'Turn H2O trace events (the h2olog socket, or a recorded capture) into OpenTelemetry spans: one SERVER span\n' +
+      'Turn H2O trace events (the h2olog socket, USDT probes, or a recorded capture) into OpenTelemetry spans: one\n' +
+        'SERVER span' +
         'per HTTP/1, HTTP/2 and HTTP/3 request, linked to a span per connection, exported over OTLP.',
     )
     .addOption(
@@ -113,14 +134,35 @@ export function buildCommand(): Command {
       ),
     )
     .addOption(
-      new Option('--replay <file>', 'read h2olog JSON lines from a file, or - for stdin; exit when done'),
+      new Option(
+        '--replay <file>',
+        'read h2olog JSON lines from a file, or - for stdin; exit when done',
+      ).conflicts(['pid', 'binary']),
+    )
+    .addOption(
+      new Option('--pid <pid>', "USDT: attach BPF to this H2O process's probes; exit when it exits")
+        .argParser(intArg('--pid', 1))
+        .conflicts(['socket', 'binary']),
+    )
+    .addOption(
+      new Option(
+        '--binary <path>',
+        'USDT: attach to every process of this h2o executable, including ones started later',
+      ).conflicts('socket'),
     )
     .option('--record <file>', 'also write every decoded event as h2olog JSON lines (replayable)')
-    .option('--sample-ratio <ratio>', 'socket: H2O traces this fraction of connections (0..1)', ratioArg)
+    .option(
+      '--sample-ratio <ratio>',
+      'trace this fraction of connections, decided once per connection (0..1); in H2O (socket) or in BPF (USDT)',
+      ratioArg,
+    )
     .option('--sni <name>', 'socket: only connections with this TLS SNI (repeatable)', collect, [])
     .option('--address <ip>', 'socket: only connections from this client IP (repeatable)', collect, [])
     .option('--no-application-data', 'socket: do not ask H2O for header names and values')
     .option('--no-reconnect', 'socket: exit when the stream ends or cannot be opened, instead of retrying')
+    .option('--ring-size <MiB>', 'USDT: BPF ring buffer size, a power of two', ringSizeArg, 16)
+    .option('--poll-ms <ms>', 'USDT: how often the ring buffer is drained', intArg('--poll-ms', 1), 10)
+    .option('--bpf-object <path>', 'USDT: the compiled BPF program to load', DEFAULT_BPF_OBJECT)
     .addOption(
       new Option(
         '--exporter <kind>',
@@ -146,7 +188,7 @@ export function buildCommand(): Command {
     .option('--redact-query-params <names>', 'more query parameters whose values are REDACTED')
     .option(
       '--max-header-length <n>',
-      'longer header values are cut and flagged',
+      'longer header values are cut and flagged (USDT copies at most 4096 bytes)',
       intArg('--max-header-length', 1),
       4096,
     )
@@ -198,6 +240,11 @@ interface Flags {
   address: string[];
   applicationData: boolean;
   reconnect: boolean;
+  pid?: number;
+  binary?: string;
+  ringSize: number;
+  pollMs: number;
+  bpfObject: string;
   exporter?: 'console' | 'otlp' | 'none';
   endpoint?: string;
   protocol?: OtlpProtocol;
@@ -243,8 +290,12 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
   let source: Source;
   if (f.socket !== undefined) source = { kind: 'socket', path: f.socket };
   else if (f.replay !== undefined) source = { kind: 'replay', path: f.replay };
+  else if (f.pid !== undefined) source = { kind: 'usdt', target: { kind: 'pid', pid: f.pid } };
+  else if (f.binary !== undefined) source = { kind: 'usdt', target: { kind: 'binary', path: f.binary } };
   else
-    throw new InvalidArgumentError('say where events come from: --socket PATH (a live H2O) or --replay FILE');
+    throw new InvalidArgumentError(
+      'say where events come from: --socket PATH (the h2olog socket), --pid PID or --binary PATH (USDT), or --replay FILE',
+    );
 
   const protocol =
     f.protocol ??
@@ -286,6 +337,7 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       applicationData: f.applicationData,
       reconnect: f.reconnect,
     },
+    usdt: { ringBytes: f.ringSize * 1024 * 1024, pollMs: f.pollMs, objectPath: f.bpfObject },
     exporter,
     serviceName: f.serviceName,
     sampler: { name: env.OTEL_TRACES_SAMPLER, arg: env.OTEL_TRACES_SAMPLER_ARG },

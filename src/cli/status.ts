@@ -3,12 +3,15 @@ import type { CorrelatorStats } from '../correlate/correlator.js';
 import type { ExportStats } from '../export/batch-processor.js';
 import type { DecodeStats } from '../events/types.js';
 import type { SpanMapperStats } from '../otel/span-mapper.js';
+import type { UsdtStats } from '../sources/usdt/usdt-source.js';
 
 export interface StatusSources {
   readonly decode: DecodeStats;
   readonly correlate: CorrelatorStats;
   readonly spans: SpanMapperStats;
   readonly export: ExportStats;
+  /** The USDT source's counters, when that is the source. */
+  usdt(): UsdtStats | undefined;
   openConnections(): number;
   openRequests(): number;
   queueLength(): number;
@@ -20,6 +23,8 @@ export class StatusReporter {
   private _lastAt = Date.now();
   private _warnedHidden = false;
   private _warnedExport = 0;
+  private _warnedLost = 0;
+  private _warnedReads = 0;
 
   constructor(
     private readonly _s: StatusSources,
@@ -38,11 +43,16 @@ export class StatusReporter {
     this._lastSpans = spans;
     this._lastAt = now;
     const bad = s.decode.malformed + s.decode.tooLong + s.decode.notEvents;
+    const u = s.usdt();
+    const lost =
+      u === undefined
+        ? `lost ${s.decode.reportedLost}`
+        : `ring lost ${u.lost}, read failures ${u.readFailures}, truncated ${u.truncated}`;
     return (
       `h2o-otel: ${Math.round(evRate)} events/s, ${Math.round(spanRate)} spans/s | ` +
       `events ${s.decode.events}, requests ${s.spans.requestSpans}, connections ${s.spans.connectionSpans} | ` +
       `exported ${s.export.exported}, queued ${s.queueLength()}, dropped ${s.export.dropped}, failed ${s.export.failed} | ` +
-      `bad lines ${bad}, lost ${s.decode.reportedLost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}`
+      `bad lines ${bad}, ${lost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}`
     );
   }
 
@@ -60,6 +70,21 @@ export class StatusReporter {
       this._write(
         'h2o-otel: H2O sends header events without names and values, so spans lack method, path and headers. ' +
           'Set `h2olog: appdata` (not `ON`) on the h2olog host in h2o.conf and restart H2O.',
+      );
+    }
+    const u = s.usdt();
+    if (u !== undefined && u.lost > this._warnedLost) {
+      this._warnedLost = u.lost;
+      this._write(
+        `h2o-otel: the BPF ring buffer was full: ${u.lost} events lost so far, so some spans are missing or ` +
+          'incomplete. Raise --ring-size, lower --poll-ms, or trace fewer connections with --sample-ratio.',
+      );
+    }
+    if (u !== undefined && u.readFailures > this._warnedReads) {
+      this._warnedReads = u.readFailures;
+      this._write(
+        `h2o-otel: ${u.readFailures} strings could not be read from H2O's memory (page not resident); ` +
+          'those header names or values are missing from their spans.',
       );
     }
     if (s.export.exportErrors > this._warnedExport) {
@@ -82,6 +107,7 @@ export class StatusReporter {
       `not events ${d.notEvents}`,
       `non-UTF-8 ${d.nonUtf8Lines}`,
       `reported lost ${d.reportedLost}`,
+      ...usdtSummary(s.usdt()),
       `request spans ${s.spans.requestSpans}`,
       `connection spans ${s.spans.connectionSpans}`,
       `continued traces ${s.spans.continuedTraces}`,
@@ -94,4 +120,19 @@ export class StatusReporter {
     ];
     return `h2o-otel: done: ${parts.join(', ')}`;
   }
+}
+
+function usdtSummary(u: UsdtStats | undefined): string[] {
+  if (u === undefined) return [];
+  return [
+    `probes attached ${u.probesAttached}`,
+    `skipped ${u.probesSkipped}`,
+    `probe hits ${u.hits}`,
+    `sampled out ${u.sampledOut}`,
+    `ring records ${u.emitted}`,
+    `ring lost ${u.lost}`,
+    `read failures ${u.readFailures}`,
+    `truncated strings ${u.truncated}`,
+    `bad records ${u.decode.badRecords}`,
+  ];
 }

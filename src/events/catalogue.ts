@@ -3,6 +3,8 @@
  * needs. Names follow the h2olog socket (snake_case, `module:type`).
  */
 
+import { USDT_CONNECT_POINTS, USDT_QUIC_MAPPING_POINTS } from './usdt-probes.js';
+
 /** h2o-provider points; used to give old BPF h2olog lines (which lack `module`) their provider. */
 export const H2O_POINTS: ReadonlySet<string> = new Set([
   'h1_accept',
@@ -98,6 +100,14 @@ export function subscriptionFor(needs: OutputNeeds): string[] {
   ];
   if (needs.responseHeaders) points.push('h2o:send_response_header');
   return points;
+}
+
+/**
+ * The USDT points for the same output: the socket's points (h2o-otel attaches the USDT spelling of each), the
+ * CONNECT tunnel probes (USDT only) and the quicly pointer-to-conn-id mapping.
+ */
+export function usdtPointsFor(needs: OutputNeeds): string[] {
+  return [...subscriptionFor(needs), ...USDT_CONNECT_POINTS, ...USDT_QUIC_MAPPING_POINTS];
 }
 
 /** HTTP version as H2O encodes it (major * 256 + minor) → the semantic-convention string. */

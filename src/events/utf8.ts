@@ -27,12 +27,13 @@ function sequenceLength(buf: Uint8Array, i: number, end: number): number {
 }
 
 /**
- * Decode `buf` as UTF-8; bytes that are not part of a valid sequence become the four characters `\xNN`, written
- * as an escaped backslash so that the JSON string they sit in decodes to exactly that text.
- * Returns `undefined` in `escaped` when the buffer was valid UTF-8.
+ * Decode `buf` as UTF-8; bytes that are not part of a valid sequence become the four characters `\xNN`. For JSON
+ * text (`inJson`) the backslash is written escaped, so that the JSON string they sit in decodes to exactly that.
+ * `escaped` says whether any byte was replaced.
  */
-export function decodeUtf8Escaping(buf: Buffer): { text: string; escaped: boolean } {
+export function decodeUtf8Escaping(buf: Buffer, inJson = true): { text: string; escaped: boolean } {
   if (isUtf8(buf)) return { text: buf.toString('utf8'), escaped: false };
+  const backslash = inJson ? '\\\\x' : '\\x';
   const parts: string[] = [];
   let start = 0;
   let i = 0;
@@ -49,7 +50,7 @@ export function decodeUtf8Escaping(buf: Buffer): { text: string; escaped: boolea
       continue;
     }
     if (i > start) parts.push(buf.toString('utf8', start, i));
-    parts.push('\\\\x' + HEX[b >> 4]! + HEX[b & 15]!);
+    parts.push(backslash + HEX[b >> 4]! + HEX[b & 15]!);
     i++;
     start = i;
   }

@@ -1,0 +1,275 @@
+/**
+ * BPF ring-buffer records (layout: native/h2o_usdt.h) → ProbeEvents in the h2olog socket's shape, so the
+ * correlator cannot tell the sources apart. One decoder per traced process: quicly's connection pointers, which
+ * this decoder maps to H2O conn ids, are only meaningful within one process.
+ */
+import { decodeUtf8Escaping } from './utf8.js';
+import type { FieldValue, ProbeEvent } from './types.js';
+import { USDT_PROBES } from './usdt-probes.js';
+import type { UsdtProbe } from './usdt-probes.js';
+
+/** Offsets in `struct h2o_usdt_record`; a test checks them against the C header. */
+export const RECORD = {
+  tsNs: 0,
+  pid: 8,
+  tid: 12,
+  probe: 16,
+  size: 18,
+  nargs: 20,
+  flags: 21,
+  strLen: 24,
+  args: 32,
+} as const;
+export const MAX_ARGS = 12;
+export const MAX_STRINGS = 3;
+export const MAX_PROBES = 64;
+export const MAX_STRING = 4096;
+
+const FLAG_TRUNCATED = (i: number): number => 1 << i;
+const FLAG_READ_FAILED = (i: number): number => 1 << (4 + i);
+const TWO_32 = 0x1_0000_0000;
+
+export interface UsdtDecodeStats {
+  records: number;
+  /** Records too short for their header or arguments, or with an unknown probe id. */
+  badRecords: number;
+  /** quicly events of connections H2O never accepted (or whose accept was not seen): exported without conn id. */
+  unmappedQuicEvents: number;
+}
+
+export function newUsdtDecodeStats(): UsdtDecodeStats {
+  return { records: 0, badRecords: 0, unmappedQuicEvents: 0 };
+}
+
+/** Epoch time = kernel CLOCK_MONOTONIC + this offset (split in ms and ns so no bigint is needed per event). */
+export interface ClockOffset {
+  readonly ms: number;
+  readonly subNs: number;
+}
+
+/** Offset from two readings taken back to back: epoch and monotonic time, both in ns (bigint). */
+export function clockOffset(realtimeNs: bigint, monotonicNs: bigint): ClockOffset {
+  const diff = realtimeNs - monotonicNs;
+  const ms = diff / 1_000_000n;
+  return { ms: Number(ms), subNs: Number(diff - ms * 1_000_000n) };
+}
+
+/** Events of one quicly connection held until `h3s_accept` tells its conn id; bounded. */
+const MAX_PENDING_PER_QUIC = 256;
+const MAX_PENDING_QUIC = 4096;
+
+export class UsdtRecordDecoder {
+  private readonly _quicConn = new Map<FieldValue, number>();
+  private readonly _pending = new Map<FieldValue, ProbeEvent[]>();
+
+  constructor(
+    private readonly _clock: ClockOffset,
+    readonly stats: UsdtDecodeStats = newUsdtDecodeStats(),
+  ) {}
+
+  /** Decode the record of `len` bytes at `off` in `buf` and append what it yields to `out`. */
+  decode(buf: Buffer, off: number, len: number, out: ProbeEvent[]): void {
+    this.stats.records++;
+    const probe = len >= RECORD.args ? USDT_PROBES[buf.readUInt16LE(off + RECORD.probe)] : undefined;
+    const nargs = buf[off + RECORD.nargs]!;
+    if (probe === undefined || nargs > MAX_ARGS || RECORD.args + 8 * nargs > len) {
+      this.stats.badRecords++;
+      return;
+    }
+    const ev = this._event(buf, off, len, probe, nargs);
+    if (ev === undefined) {
+      this.stats.badRecords++;
+      return;
+    }
+    if (probe.provider === 'quicly') this._quicly(ev, out);
+    else {
+      if (probe.name === 'h3s_accept') this._mapQuic(ev, out);
+      out.push(ev);
+    }
+  }
+
+  private _event(
+    buf: Buffer,
+    off: number,
+    len: number,
+    probe: UsdtProbe,
+    nargs: number,
+  ): ProbeEvent | undefined {
+    const flags = buf[off + RECORD.flags]!;
+    const fields: Record<string, FieldValue> = {};
+    let strOff = off + RECORD.args + 8 * nargs;
+    let str = 0;
+    const end = off + len;
+    for (let i = 0; i < probe.args.length && i < nargs; i++) {
+      const arg = probe.args[i]!;
+      const at = off + RECORD.args + 8 * i;
+      if (arg.kind === 'str' || arg.kind === 'cstr' || arg.kind === 'sockaddr') {
+        const n = buf.readUInt16LE(off + RECORD.strLen + 2 * str);
+        if (strOff + n > end) return undefined;
+        if (arg.field !== undefined && (flags & FLAG_READ_FAILED(str)) === 0) {
+          const bytes = buf.subarray(strOff, strOff + n);
+          fields[arg.field] =
+            arg.kind === 'sockaddr' ? formatSockaddr(bytes) : decodeUtf8Escaping(bytes, false).text;
+          if ((flags & FLAG_TRUNCATED(str)) !== 0) fields[`${arg.field}_truncated`] = true;
+        }
+        strOff += n;
+        str++;
+        continue;
+      }
+      if (arg.field === undefined) continue;
+      fields[arg.field] = argValue(buf, at, arg.kind);
+      if (probe.provider === 'quicly' && i === 0) fields.conn_id = 0; // placeholder keeps the socket's key order
+    }
+    const { timeMs, timeSubNs } = this._time(buf, off);
+    return {
+      module: probe.provider,
+      type: probe.logName,
+      tid: buf.readUInt32LE(off + RECORD.tid),
+      timeMs,
+      timeSubNs,
+      fields,
+    };
+  }
+
+  private _time(buf: Buffer, off: number): { timeMs: number; timeSubNs: number } {
+    const lo = buf.readUInt32LE(off + RECORD.tsNs);
+    const hi = buf.readUInt32LE(off + RECORD.tsNs + 4);
+    let ms: number;
+    let sub: number;
+    if (hi < 0x20_0000) {
+      // Below 2^53 ns (104 days of uptime) the double is exact.
+      const ns = hi * TWO_32 + lo;
+      ms = Math.floor(ns / 1e6);
+      sub = ns - ms * 1e6;
+    } else {
+      const ns = (BigInt(hi) << 32n) | BigInt(lo);
+      ms = Number(ns / 1_000_000n);
+      sub = Number(ns % 1_000_000n);
+    }
+    ms += this._clock.ms;
+    sub += this._clock.subNs;
+    if (sub >= 1e6) {
+      ms++;
+      sub -= 1e6;
+    }
+    return { timeMs: ms, timeSubNs: sub };
+  }
+
+  /** quicly events carry only the connection pointer: add H2O's conn id, known from `h3s_accept`. */
+  private _quicly(ev: ProbeEvent, out: ProbeEvent[]): void {
+    const ptr = ev.fields.conn!;
+    const connId = this._quicConn.get(ptr);
+    if (connId !== undefined) {
+      ev.fields.conn_id = connId;
+      out.push(ev);
+      if (ev.type === 'free') this._quicConn.delete(ptr);
+      return;
+    }
+    delete ev.fields.conn_id;
+    if (ev.type === 'free') {
+      // Never accepted by H2O (a failed handshake, or h2o's own outgoing HTTP/3): release what was held.
+      const held = this._pending.get(ptr);
+      this._pending.delete(ptr);
+      if (held !== undefined) {
+        this.stats.unmappedQuicEvents += held.length;
+        for (const e of held) out.push(e);
+      }
+      this.stats.unmappedQuicEvents++;
+      out.push(ev);
+      return;
+    }
+    let held = this._pending.get(ptr);
+    if (held === undefined) {
+      if (this._pending.size >= MAX_PENDING_QUIC) this._releaseOldestPending(out);
+      held = [];
+      this._pending.set(ptr, held);
+    }
+    if (held.length < MAX_PENDING_PER_QUIC) held.push(ev);
+    else {
+      this.stats.unmappedQuicEvents++;
+      out.push(ev);
+    }
+  }
+
+  /** `h3s_accept(conn_id, conn, quic)`: from now on the pointer means this conn id; release its earlier events. */
+  private _mapQuic(ev: ProbeEvent, out: ProbeEvent[]): void {
+    const quic = ev.fields.quic;
+    const connId = ev.fields.conn_id;
+    if (quic === undefined || typeof connId !== 'number') return;
+    this._quicConn.set(quic, connId);
+    const held = this._pending.get(quic);
+    if (held === undefined) return;
+    this._pending.delete(quic);
+    for (const e of held) {
+      const fields: Record<string, FieldValue> = {};
+      for (const key in e.fields) {
+        fields[key] = e.fields[key]!;
+        if (key === 'conn') fields.conn_id = connId;
+      }
+      out.push({ ...e, fields });
+    }
+  }
+
+  private _releaseOldestPending(out: ProbeEvent[]): void {
+    const [ptr, held] = this._pending.entries().next().value!;
+    this._pending.delete(ptr);
+    this.stats.unmappedQuicEvents += held.length;
+    for (const e of held) out.push(e);
+  }
+}
+
+function argValue(buf: Buffer, at: number, kind: string): FieldValue {
+  const lo = buf.readUInt32LE(at);
+  const hi = buf.readUInt32LE(at + 4);
+  switch (kind) {
+    case 'bool':
+      return lo !== 0;
+    case 'u8':
+      return lo & 0xff;
+    case 'i8':
+      return (lo << 24) >> 24;
+    case 'u32':
+      return lo;
+    case 'i32':
+      return lo | 0;
+    case 'i64':
+    case 'stream':
+      if (hi === 0xffff_ffff && lo >= 0x8000_0000) return lo - TWO_32;
+      if (hi >= 0x8000_0000) return buf.readBigInt64LE(at);
+      break;
+  }
+  if (hi < 0x20_0000) return hi * TWO_32 + lo;
+  return buf.readBigUInt64LE(at);
+}
+
+/** struct sockaddr_in / sockaddr_in6 (28 bytes copied) → `1.2.3.4:443` or `[::1]:443`. */
+export function formatSockaddr(b: Buffer): string {
+  if (b.length < 8) return '';
+  const family = b.readUInt16LE(0);
+  const port = b.readUInt16BE(2);
+  if (family === 2) return `${b[4]}.${b[5]}.${b[6]}.${b[7]}:${port}`;
+  if (family === 10 && b.length >= 24) {
+    const groups: string[] = [];
+    for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(8 + 2 * i).toString(16));
+    return `[${compressIpv6(groups)}]:${port}`;
+  }
+  return `family-${family}`;
+}
+
+/** RFC 5952: the longest run of two or more zero groups becomes `::`. */
+function compressIpv6(groups: string[]): string {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < groups.length;) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < groups.length && groups[j] === '0') j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}

@@ -1,0 +1,146 @@
+/**
+ * The system libbpf (libbpf.so.1) and the few libc calls the USDT source needs, through koffi. Loaded lazily, so
+ * the socket and replay sources never touch native code. libbpf's own messages are captured (not printed) and
+ * attached to the errors that need them.
+ */
+import koffi from 'koffi';
+
+export type Pointer = bigint;
+
+export class NativeLoadError extends Error {}
+
+export interface Native {
+  readonly bpf: {
+    objectOpenFile(path: string): Pointer | null;
+    objectLoad(obj: Pointer): number;
+    objectClose(obj: Pointer): void;
+    findMap(obj: Pointer, name: string): Pointer | null;
+    findProgram(obj: Pointer, name: string): Pointer | null;
+    mapSetMaxEntries(map: Pointer, n: number): number;
+    mapFd(map: Pointer): number;
+    /** Pointer to the map's mmapped data (global-data maps), and its size. */
+    mapInitialValue(map: Pointer): { ptr: Pointer | null; size: number };
+    attachUsdt(
+      prog: Pointer,
+      pid: number,
+      path: string,
+      provider: string,
+      name: string,
+      cookie: number,
+    ): Pointer | null;
+    linkDestroy(link: Pointer): void;
+  };
+  readonly libc: {
+    mmap(len: number, prot: number, fd: number, offset: number): Pointer | null;
+    munmap(addr: Pointer, len: number): void;
+    /** CLOCK_REALTIME and CLOCK_MONOTONIC in ns, read back to back. */
+    clocks(): { realtime: bigint; monotonic: bigint };
+    pageSize(): number;
+  };
+  /** errno of the last native call. */
+  errno(): number;
+  /** libbpf messages since the last call (cleared). */
+  takeMessages(): string[];
+}
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+
+let cached: Native | undefined;
+
+export function loadNative(): Native {
+  if (cached !== undefined) return cached;
+  let lib: ReturnType<typeof koffi.load>;
+  try {
+    lib = koffi.load('libbpf.so.1');
+  } catch (err) {
+    throw new NativeLoadError(
+      `cannot load libbpf.so.1 (${(err as Error).message.split('\n')[0]}): install it with ` +
+        '`apt-get install libbpf1` (Debian 12 / Ubuntu 22.04 and later ship libbpf 1.x)',
+    );
+  }
+  const libc = koffi.load('libc.so.6');
+  koffi.opaque('bpf_object');
+  koffi.struct('bpf_usdt_opts', { sz: 'size_t', usdt_cookie: 'uint64_t' });
+  koffi.struct('h2o_otel_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
+  const printFn = koffi.proto('int h2o_otel_libbpf_print_fn(int level, const char *fmt, void *ap)');
+
+  const openFile = lib.func('void *bpf_object__open_file(const char *path, void *opts)');
+  const load = lib.func('int bpf_object__load(void *obj)');
+  const close = lib.func('void bpf_object__close(void *obj)');
+  const findMap = lib.func('void *bpf_object__find_map_by_name(void *obj, const char *name)');
+  const findProg = lib.func('void *bpf_object__find_program_by_name(void *obj, const char *name)');
+  const setMax = lib.func('int bpf_map__set_max_entries(void *map, uint32_t n)');
+  const mapFd = lib.func('int bpf_map__fd(void *map)');
+  const initialValue = lib.func('void *bpf_map__initial_value(void *map, _Out_ size_t *psize)');
+  const attachUsdt = lib.func(
+    'void *bpf_program__attach_usdt(void *prog, int pid, const char *path, const char *provider, const char *name, const bpf_usdt_opts *opts)',
+  );
+  const linkDestroy = lib.func('int bpf_link__destroy(void *link)');
+  const setPrint = lib.func('void *libbpf_set_print(h2o_otel_libbpf_print_fn *fn)');
+  const mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
+  const munmap = libc.func('int munmap(void *addr, size_t len)');
+  const clockGettime = libc.func('int clock_gettime(int clk, _Out_ h2o_otel_timespec *ts)');
+  const sysconf = libc.func('long sysconf(int name)');
+  const vsnprintf = libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t n, const char *fmt, void *ap)');
+
+  const messages: string[] = [];
+  const text = Buffer.alloc(2048);
+  // Registered once for the life of the process: libbpf keeps the pointer.
+  const printer = koffi.register((_level: number, fmt: string, ap: unknown) => {
+    const n = vsnprintf(text, text.length, fmt, ap) as number;
+    const line = text
+      .subarray(0, Math.max(0, Math.min(n, text.length - 1)))
+      .toString('utf8')
+      .trimEnd();
+    if (line !== '' && messages.length < 200) messages.push(line);
+    return 0;
+  }, koffi.pointer(printFn));
+  setPrint(printer);
+
+  const MAP_SHARED = 1;
+  const MAP_FAILED = (1n << 64n) - 1n;
+  const ts = (clk: number): bigint => {
+    const out = { tv_sec: 0n, tv_nsec: 0n };
+    clockGettime(clk, out);
+    return BigInt(out.tv_sec) * 1_000_000_000n + BigInt(out.tv_nsec);
+  };
+
+  cached = {
+    bpf: {
+      objectOpenFile: (path) => openFile(path, null) as Pointer | null,
+      objectLoad: (obj) => load(obj) as number,
+      objectClose: (obj) => void close(obj),
+      findMap: (obj, name) => findMap(obj, name) as Pointer | null,
+      findProgram: (obj, name) => findProg(obj, name) as Pointer | null,
+      mapSetMaxEntries: (map, n) => setMax(map, n) as number,
+      mapFd: (map) => mapFd(map) as number,
+      mapInitialValue: (map) => {
+        const size = [0];
+        const ptr = initialValue(map, size) as Pointer | null;
+        return { ptr, size: Number(size[0]) };
+      },
+      attachUsdt: (prog, pid, path, provider, name, cookie) =>
+        attachUsdt(prog, pid, path, provider, name, { sz: 16, usdt_cookie: cookie }) as Pointer | null,
+      linkDestroy: (link) => void linkDestroy(link),
+    },
+    libc: {
+      mmap: (len, prot, fd, offset) => {
+        const p = mmap(null, len, prot, MAP_SHARED, fd, offset) as Pointer | null;
+        return p === null || BigInt.asUintN(64, p) === MAP_FAILED ? null : p;
+      },
+      munmap: (addr, len) => void munmap(addr, len),
+      clocks: () => {
+        // Monotonic read between two realtime reads: the offset error is at most half the gap.
+        const r1 = ts(0);
+        const m = ts(1);
+        const r2 = ts(0);
+        return { realtime: (r1 + r2) / 2n, monotonic: m };
+      },
+      pageSize: () => Number(sysconf(30 /* _SC_PAGESIZE */)),
+    },
+    errno: () => koffi.errno(),
+    takeMessages: () => messages.splice(0),
+  };
+  return cached;
+}

@@ -1,0 +1,498 @@
+/**
+ * `--pid PID` / `--binary PATH`: attach the BPF program (native/h2o_usdt.bpf.o) to H2O's USDT probes and stream
+ * its records into one event session per traced process (H2O's conn ids are per process).
+ *
+ * The ring buffer is read from its memory mapping on a timer (default every 10 ms): the program never wakes the
+ * reader, because a wakeup per event triples what each probe hit costs H2O. Every record the full ring refused and
+ * every failed read of H2O's memory is counted by the program and reported.
+ */
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import koffi from 'koffi';
+import { clockOffset, RECORD, UsdtRecordDecoder, newUsdtDecodeStats } from '../../events/decode-usdt.js';
+import type { UsdtDecodeStats } from '../../events/decode-usdt.js';
+import type { ProbeEvent } from '../../events/types.js';
+import type { EventSink } from '../../pipeline.js';
+import { USDT_PROBES, usdtProbe } from '../../events/usdt-probes.js';
+import type { UsdtProbe } from '../../events/usdt-probes.js';
+import { COUNTERS, CONFIG, probeHits, readCounters, writeConfig } from './bpf-config.js';
+import type { BpfCounters } from './bpf-config.js';
+import { ElfError, hasIndexedArgument, readUsdtNotes } from './elf-notes.js';
+import type { UsdtNote } from './elf-notes.js';
+import { loadNative, NativeLoadError } from './native.js';
+import type { Native, Pointer } from './native.js';
+import { RingReader } from './ring.js';
+
+export const DEFAULT_BPF_OBJECT = fileURLToPath(
+  new URL('../../../../native/h2o_usdt.bpf.o', import.meta.url),
+);
+
+export type UsdtTarget =
+  { readonly kind: 'pid'; readonly pid: number } | { readonly kind: 'binary'; readonly path: string };
+
+export interface UsdtSourceOptions {
+  readonly target: UsdtTarget;
+  /** `module:name` points the output needs (socket or USDT spelling); socket-only points are ignored. */
+  readonly points: readonly string[];
+  /** Ring buffer bytes: a power of two, a multiple of the page size. */
+  readonly ringBytes: number;
+  readonly pollMs: number;
+  readonly sampleRatio: number | undefined;
+  /** Bytes of a header value copied at most (up to 4096); longer ones are cut and flagged. */
+  readonly maxValueBytes: number;
+  readonly objectPath: string;
+}
+
+export interface UsdtSourceListener {
+  session(pid: number): EventSink;
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface UsdtStats extends BpfCounters {
+  readonly probesAttached: number;
+  readonly probesSkipped: number;
+  readonly processes: number;
+  readonly decode: UsdtDecodeStats;
+}
+
+/** Something the user must fix; the message says what. */
+export class UsdtError extends Error {}
+
+export type UsdtEnd = 'stopped' | 'target-exited';
+
+const CAP_SYS_ADMIN = 21n;
+const CAP_PERFMON = 38n;
+const CAP_BPF = 39n;
+const MAX_RECORDS_PER_DRAIN = 262_144;
+const LIVENESS_MS = 250;
+const EPERM = 1;
+const EACCES = 13;
+
+const CAPABILITY_HELP =
+  'run it as root, or grant the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_PTRACE to trace a process of ' +
+  'another container or user); in Kubernetes: securityContext.capabilities.add: [BPF, PERFMON, SYS_PTRACE]';
+
+interface Session {
+  readonly pid: number;
+  readonly sink: EventSink;
+  readonly decoder: UsdtRecordDecoder;
+  readonly batch: ProbeEvent[];
+  readonly startTime: string | undefined;
+}
+
+interface Selected {
+  readonly probe: UsdtProbe;
+  readonly sites: readonly UsdtNote[];
+}
+
+export class UsdtSource {
+  private readonly _native: Native;
+  private readonly _decodeStats = newUsdtDecodeStats();
+  private readonly _sessions = new Map<number, Session>();
+  private readonly _links: Pointer[] = [];
+  private _obj: Pointer | undefined;
+  private _ring: RingReader | undefined;
+  private _counters: Buffer | undefined;
+  private _attached = 0;
+  private _skipped = 0;
+  private _pollTimer: NodeJS.Timeout | undefined;
+  private _livenessTimer: NodeJS.Timeout | undefined;
+  private _finish: ((end: UsdtEnd) => void) | undefined;
+  private _done = false;
+  private _lastSession: Session | undefined;
+  private _binaryId: string | undefined;
+  private readonly _clock;
+
+  constructor(
+    private readonly _opts: UsdtSourceOptions,
+    private readonly _listener: UsdtSourceListener,
+  ) {
+    try {
+      this._native = loadNative();
+    } catch (err) {
+      if (err instanceof NativeLoadError) throw new UsdtError(err.message);
+      throw err;
+    }
+    const { realtime, monotonic } = this._native.libc.clocks();
+    this._clock = clockOffset(realtime, monotonic);
+  }
+
+  /** Attach, then stream until stopped (SIGTERM) or, with `--pid`, until the process exits. */
+  async run(): Promise<UsdtEnd> {
+    checkCapabilities();
+    const binary = this._binaryPath();
+    const selected = this._select(binary);
+    this._load(selected.map((s) => s.probe));
+    this._attachAll(selected, binary);
+    if (this._attached === 0) {
+      this._cleanup();
+      throw new UsdtError(`no probe could be attached to ${this._targetName()}; see the warnings above`);
+    }
+    this._listener.info(
+      `attached ${this._attached} probe${this._attached === 1 ? '' : 's'} to ${this._targetName()}` +
+        (this._skipped > 0 ? ` (${this._skipped} skipped)` : '') +
+        `, ring buffer ${this._opts.ringBytes >> 20} MiB`,
+    );
+    if (this._opts.target.kind === 'binary') this._announceRunning();
+    const ended = new Promise<UsdtEnd>((resolve) => (this._finish = resolve));
+    this._pollTimer = setTimeout(this._poll, this._opts.pollMs);
+    this._livenessTimer = setInterval(this._checkProcesses, LIVENESS_MS);
+    if (this._opts.target.kind === 'pid') this._openSession(this._opts.target.pid);
+    return ended;
+  }
+
+  stop(): void {
+    this._end('stopped');
+  }
+
+  stats(): UsdtStats {
+    const c: BpfCounters =
+      this._counters === undefined
+        ? { emitted: 0, lost: 0, readFailures: 0, truncated: 0, sampledOut: 0, hits: 0 }
+        : readCounters(this._counters);
+    return {
+      ...c,
+      probesAttached: this._attached,
+      probesSkipped: this._skipped,
+      processes: this._sessions.size,
+      decode: this._decodeStats,
+    };
+  }
+
+  /** Hits per probe that fired (`provider:name` → count). */
+  probeHits(): Map<string, number> {
+    const m = new Map<string, number>();
+    if (this._counters === undefined) return m;
+    for (const p of USDT_PROBES) {
+      const n = probeHits(this._counters, p.id);
+      if (n > 0) m.set(`${p.provider}:${p.name}`, n);
+    }
+    return m;
+  }
+
+  private _targetName(): string {
+    const t = this._opts.target;
+    return t.kind === 'pid' ? `H2O pid ${t.pid}` : `every process of ${t.path}`;
+  }
+
+  /** The file whose probes are attached: `/proc/PID/exe` reaches it even inside another mount namespace. */
+  private _binaryPath(): string {
+    const t = this._opts.target;
+    if (t.kind === 'pid') {
+      try {
+        readlinkSync(`/proc/${t.pid}/exe`);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT')
+          throw new UsdtError(
+            `no process with pid ${t.pid} here: is H2O running, and in this PID namespace? (a sidecar needs ` +
+              '`shareProcessNamespace: true` in the pod spec)',
+          );
+        if (code === 'EACCES' || code === 'EPERM')
+          throw new UsdtError(
+            `cannot read /proc/${t.pid}/exe: permission denied; tracing a process of another user or container ` +
+              'needs CAP_SYS_PTRACE (or root)',
+          );
+        throw new UsdtError(`cannot inspect pid ${t.pid}: ${(err as Error).message}`);
+      }
+      return `/proc/${t.pid}/exe`;
+    }
+    let st;
+    try {
+      st = statSync(t.path);
+    } catch (err) {
+      throw new UsdtError(
+        `--binary ${t.path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      );
+    }
+    if (!st.isFile())
+      throw new UsdtError(`--binary ${t.path}: not a file; give the path of the h2o executable`);
+    this._binaryId = `${st.dev}:${st.ino}`;
+    return t.path;
+  }
+
+  /** The catalogue probes the output needs that this build has; says why any is left out. */
+  private _select(binary: string): Selected[] {
+    let notes: UsdtNote[];
+    try {
+      notes = readUsdtNotes(binary);
+    } catch (err) {
+      const why = err instanceof ElfError ? err.message : (err as Error).message;
+      throw new UsdtError(`cannot read the probes of ${this._displayBinary(binary)}: ${why}`);
+    }
+    if (!notes.some((n) => n.provider === 'h2o')) {
+      throw new UsdtError(
+        `${this._displayBinary(binary)} has no h2o USDT probes: this H2O was built without DTrace. Rebuild it with ` +
+          '`cmake -DWITH_DTRACE=ON` (needs the systemtap-sdt-dev package); `h2o --version` must say "dtrace: YES". ' +
+          'Or use the h2olog socket instead (--socket).',
+      );
+    }
+    const selected: Selected[] = [];
+    const seen = new Set<number>();
+    for (const point of this._opts.points) {
+      const probe = usdtProbe(point);
+      if (probe === undefined || seen.has(probe.id)) continue;
+      seen.add(probe.id);
+      const sites = notes.filter((n) => n.provider === probe.provider && n.name === probe.name);
+      if (sites.length === 0) {
+        this._skipped++;
+        this._listener.warn(
+          `probe ${probe.provider}:${probe.name} is not in this H2O build (older or newer than the probes ` +
+            'h2o-otel knows); skipped, the other probes keep working',
+        );
+        continue;
+      }
+      selected.push({ probe, sites });
+    }
+    return selected;
+  }
+
+  private _displayBinary(binary: string): string {
+    if (!binary.startsWith('/proc/')) return binary;
+    try {
+      return `${readlinkSync(binary)} (${binary})`;
+    } catch {
+      return binary;
+    }
+  }
+
+  private _load(probes: readonly UsdtProbe[]): void {
+    const bpf = this._native.bpf;
+    const obj = bpf.objectOpenFile(this._opts.objectPath);
+    if (obj === null) {
+      throw new UsdtError(
+        `cannot open the BPF object ${this._opts.objectPath} (errno ${this._native.errno()}): ` +
+          `${this._libbpfSays()}; reinstall h2o-otel, or rebuild it with \`npm run build:bpf\``,
+      );
+    }
+    this._obj = obj;
+    const events = bpf.findMap(obj, 'events');
+    const rodata = bpf.findMap(obj, '.rodata');
+    if (events === null || rodata === null) {
+      this._cleanup();
+      throw new UsdtError(
+        `${this._opts.objectPath} is not h2o-otel's BPF program (no events map or .rodata)`,
+      );
+    }
+    if (bpf.mapSetMaxEntries(events, this._opts.ringBytes) !== 0) {
+      this._cleanup();
+      throw new UsdtError(`ring buffer size ${this._opts.ringBytes} rejected: ${this._libbpfSays()}`);
+    }
+    const init = bpf.mapInitialValue(rodata);
+    if (init.ptr === null || init.size < CONFIG.size) {
+      this._cleanup();
+      throw new UsdtError(
+        `${this._opts.objectPath}: unexpected .rodata layout (rebuild with npm run build:bpf)`,
+      );
+    }
+    writeConfig(Buffer.from(koffi.view(init.ptr, init.size)), {
+      sampleRatio: this._opts.sampleRatio,
+      pidns: pidNamespace(),
+      valueCap: this._opts.maxValueBytes,
+      probes,
+    });
+    const rc = bpf.objectLoad(obj);
+    if (rc < 0) {
+      const errno = -rc;
+      const said = this._libbpfSays();
+      this._cleanup();
+      if (errno === EPERM || errno === EACCES)
+        throw new UsdtError(
+          `the kernel refused to load the BPF program (permission denied): ${CAPABILITY_HELP}. Kernel lockdown ` +
+            'or a seccomp profile that blocks bpf() also cause this.',
+        );
+      throw new UsdtError(`loading the BPF program failed (errno ${errno}): ${said}`);
+    }
+    const bss = bpf.findMap(obj, '.bss');
+    const counters = bss === null ? undefined : bpf.mapInitialValue(bss);
+    if (counters?.ptr != null && counters.size >= COUNTERS.size) {
+      this._counters = Buffer.from(koffi.view(counters.ptr, counters.size));
+    }
+    this._ring = new RingReader(this._native, bpf.mapFd(events), this._opts.ringBytes);
+  }
+
+  private _attachAll(selected: readonly Selected[], binary: string): void {
+    const prog = this._native.bpf.findProgram(this._obj!, 'h2o_probe');
+    if (prog === null) throw new UsdtError(`${this._opts.objectPath} has no h2o_probe program`);
+    const pid = this._opts.target.kind === 'pid' ? this._opts.target.pid : -1;
+    for (const { probe, sites } of selected) {
+      this._native.takeMessages();
+      const link = this._native.bpf.attachUsdt(prog, pid, binary, probe.provider, probe.name, probe.id);
+      if (link !== null) {
+        this._links.push(link);
+        this._attached++;
+        continue;
+      }
+      this._skipped++;
+      const errno = this._native.errno();
+      const indexed = sites.find((s) => hasIndexedArgument(s.args));
+      let why: string;
+      if (indexed !== undefined)
+        why = `its argument spec \`${indexed.args}\` uses scale-index-base addressing, which this libbpf (1.1) cannot read`;
+      else if (errno === 3) why = 'the process is gone';
+      else why = `errno ${errno}: ${this._libbpfSays()}`;
+      this._listener.warn(
+        `cannot attach ${probe.provider}:${probe.name} (${why}); skipped, the other probes keep working`,
+      );
+    }
+  }
+
+  private _libbpfSays(): string {
+    const lines = this._native.takeMessages().filter((l) => !/^libbpf: (loading|elf: skipping)/.test(l));
+    return lines.length === 0 ? 'no detail from libbpf' : lines.slice(-3).join(' / ');
+  }
+
+  private _announceRunning(): void {
+    const pids = processesOf(this._binaryId!);
+    if (pids.length === 0)
+      this._listener.info(`no process of ${this._displayTarget()} is running yet; waiting for one`);
+    else this._listener.info(`${this._displayTarget()} is running as pid ${pids.join(', ')}`);
+  }
+
+  private _displayTarget(): string {
+    const t = this._opts.target;
+    return t.kind === 'pid' ? `pid ${t.pid}` : t.path;
+  }
+
+  private _openSession(pid: number): Session {
+    const s: Session = {
+      pid,
+      sink: this._listener.session(pid),
+      decoder: new UsdtRecordDecoder(this._clock, this._decodeStats),
+      batch: [],
+      startTime: processStartTime(pid),
+    };
+    this._sessions.set(pid, s);
+    if (this._opts.target.kind === 'binary') this._listener.info(`tracing H2O pid ${pid}`);
+    return s;
+  }
+
+  private readonly _onRecord = (data: Buffer, off: number, len: number): void => {
+    if (len < RECORD.args) {
+      this._decodeStats.badRecords++;
+      return;
+    }
+    const pid = data.readUInt32LE(off + RECORD.pid);
+    let s = this._lastSession;
+    if (s === undefined || s.pid !== pid) {
+      s = this._sessions.get(pid) ?? this._openSession(pid);
+      this._lastSession = s;
+    }
+    s.decoder.decode(data, off, len, s.batch);
+  };
+
+  private _drain(): number {
+    const ring = this._ring;
+    if (ring === undefined) return 0;
+    const n = ring.drain(this._onRecord, MAX_RECORDS_PER_DRAIN);
+    for (const s of this._sessions.values()) {
+      if (s.batch.length === 0) continue;
+      s.sink.pushEvents(s.batch);
+      s.batch.length = 0;
+    }
+    return n;
+  }
+
+  private readonly _poll = (): void => {
+    if (this._done) return;
+    this._drain();
+    const ring = this._ring!;
+    // Falling behind: go again at once rather than letting the ring fill and lose records.
+    const delay = ring.pending() > ring.size / 4 ? 0 : this._opts.pollMs;
+    this._pollTimer = setTimeout(this._poll, delay);
+  };
+
+  private readonly _checkProcesses = (): void => {
+    if (this._done) return;
+    for (const s of [...this._sessions.values()]) {
+      const now = processStartTime(s.pid);
+      if (now !== undefined && now === s.startTime) continue;
+      this._drain();
+      this._sessions.delete(s.pid);
+      if (this._lastSession === s) this._lastSession = undefined;
+      s.sink.end();
+      if (this._opts.target.kind === 'pid') {
+        this._listener.warn(`H2O pid ${s.pid} exited; flushing and stopping`);
+        this._end('target-exited');
+        return;
+      }
+      this._listener.info(`H2O pid ${s.pid} exited; still waiting for processes of ${this._displayTarget()}`);
+    }
+  };
+
+  private _end(how: UsdtEnd): void {
+    if (this._done) return;
+    this._done = true;
+    clearTimeout(this._pollTimer);
+    clearInterval(this._livenessTimer);
+    this._drain();
+    for (const s of this._sessions.values()) s.sink.end();
+    this._sessions.clear();
+    this._lastSession = undefined;
+    this._cleanup();
+    this._finish?.(how);
+  }
+
+  private _cleanup(): void {
+    for (const link of this._links.splice(0)) this._native.bpf.linkDestroy(link);
+    // Counters stay readable for the exit summary: keep a copy before the mapping goes away.
+    if (this._counters !== undefined) this._counters = Buffer.from(this._counters);
+    this._ring?.close();
+    this._ring = undefined;
+    if (this._obj !== undefined) this._native.bpf.objectClose(this._obj);
+    this._obj = undefined;
+  }
+}
+
+function checkCapabilities(): void {
+  let eff: bigint;
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m === null) return;
+    eff = BigInt(`0x${m[1]}`);
+  } catch {
+    return; // cannot tell: let the kernel decide and explain its answer
+  }
+  const has = (cap: bigint): boolean => ((eff >> cap) & 1n) === 1n;
+  if (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) return;
+  const missing = [has(CAP_BPF) ? '' : 'CAP_BPF', has(CAP_PERFMON) ? '' : 'CAP_PERFMON'].filter(
+    (c) => c !== '',
+  );
+  throw new UsdtError(`attaching to USDT probes needs ${missing.join(' and ')}: ${CAPABILITY_HELP}`);
+}
+
+/** The tracer's PID namespace: records then carry pids as this process sees them (sidecars, containers). */
+function pidNamespace(): { dev: bigint; ino: bigint } | undefined {
+  try {
+    const st = statSync('/proc/self/ns/pid', { bigint: true });
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Field 22 of /proc/PID/stat: tells a process from a later one that got the same pid. */
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids of the running processes whose executable is the file `dev:ino`. */
+function processesOf(binaryId: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const st = statSync(`/proc/${entry}/exe`);
+      if (`${st.dev}:${st.ino}` === binaryId) pids.push(Number(entry));
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return pids;
+}
