@@ -15,6 +15,7 @@ import type {
   RequestRecord,
   Stamp,
 } from './records.js';
+import { applyConnectEvent, closeAttempts, tunnelOpen } from './tunnel.js';
 
 export interface CorrelatorOptions {
   /** HTTP/1 has no request-end event: end a request this long after its last response write (ms). */
@@ -75,6 +76,8 @@ interface ConnState {
   current: RequestRecord | undefined;
   /** Last socket write on the connection (HTTP/1), kept for the request that is being answered. */
   lastWrite: Stamp | undefined;
+  /** H2O closed the connection while a CONNECT tunnel on it was still up: close it when the tunnel ends. */
+  closedAt: Stamp | undefined;
 }
 
 interface PendingUpgrade {
@@ -191,6 +194,7 @@ export class Correlator {
       case 'h3s_destroy':
         return this._h3Destroy(ev);
       default:
+        if (ev.type.startsWith('connect_')) return this._connect(ev);
         return this._touch(ev);
     }
   }
@@ -301,6 +305,21 @@ export class Correlator {
     this._closeConnection(conn, ev, undefined, 'connection_closed');
   }
 
+  /** CONNECT tunnel events (USDT): kept on the request, which stays open until `connect_dispose`. */
+  private _connect(ev: ProbeEvent): void {
+    const connId = num(ev.fields.conn_id);
+    const reqId = num(ev.fields.req_id);
+    const conn = connId === undefined ? undefined : this._conns.get(connId);
+    const req = reqId === undefined ? undefined : conn?.requests.get(reqId);
+    if (conn === undefined || req === undefined) return void this.stats.orphanEvents++;
+    conn.record.last = ev;
+    applyConnectEvent(req, ev);
+    if (ev.type !== 'connect_dispose') return;
+    this._completeRequest(conn, req, ev, undefined);
+    if (conn.closedAt !== undefined)
+      this._closeConnection(conn, conn.closedAt, undefined, 'connection_closed');
+  }
+
   private _receiveRequest(
     ev: ProbeEvent,
     connId: number | undefined,
@@ -342,7 +361,11 @@ export class Correlator {
       req.droppedHeaders++;
       return;
     }
-    const header: Header = { name, value: typeof value === 'string' ? value : '' };
+    const header: Header = {
+      name,
+      value: typeof value === 'string' ? value : '',
+      truncated: f.value_truncated === true || f.name_truncated === true,
+    };
     list.push(header);
   }
 
@@ -408,6 +431,7 @@ export class Correlator {
       lastWrite: undefined,
       end: undefined,
       streamStats: undefined,
+      tunnel: undefined,
       upgradedToHttp2: false,
       incomplete,
     };
@@ -451,7 +475,13 @@ export class Correlator {
       closeStats: undefined,
       incomplete: midFlight ? 'attached_mid_flight' : undefined,
     };
-    const conn: ConnState = { record, requests: new Map(), current: undefined, lastWrite: undefined };
+    const conn: ConnState = {
+      record,
+      requests: new Map(),
+      current: undefined,
+      lastWrite: undefined,
+      closedAt: undefined,
+    };
     this._conns.set(connId, conn);
     this.stats.connections++;
     return conn;
@@ -532,7 +562,16 @@ export class Correlator {
     incomplete: IncompleteReason | undefined,
     requestReason: IncompleteReason,
   ): void {
+    // A normal close while a tunnel is up (HTTP/1 hands the socket to the tunnel): wait for its dispose.
+    const normal = incomplete === undefined && requestReason === 'connection_closed';
+    let waiting = false;
     for (const req of [...conn.requests.values()]) {
+      if (normal && tunnelOpen(req)) {
+        waiting = true;
+        continue;
+      }
+      if (req.tunnel !== undefined && req.tunnel.disposed === undefined)
+        closeAttempts(req.tunnel, end, req.status);
       if (conn.record.protocol === 'http/1' && req.responseStart !== undefined) {
         this._completeRequest(conn, req, endOfHttp1(req, end), undefined);
       } else if (conn.record.protocol === 'http/2' && req.responseStart !== undefined) {
@@ -540,6 +579,10 @@ export class Correlator {
       } else {
         this._completeRequest(conn, req, end, requestReason);
       }
+    }
+    if (waiting) {
+      conn.closedAt = end;
+      return;
     }
     this._forget(conn);
     const r = conn.record;
@@ -569,6 +612,14 @@ export class Correlator {
       const protocol = conn.record.protocol;
       for (const req of [...conn.requests.values()]) {
         const resp = req.responseStart;
+        if (req.tunnel !== undefined && tunnelOpen(req)) {
+          // Tunnels live as long as they carry data; one silent for the request timeout has ended unseen.
+          if (now - req.tunnel.last.timeMs >= o.requestTimeoutMs) {
+            closeAttempts(req.tunnel, req.tunnel.last, req.status);
+            this._completeRequest(conn, req, req.tunnel.last, 'timeout');
+          }
+          continue;
+        }
         if (protocol === 'http/2' && resp !== undefined) {
           if (now - resp.timeMs >= o.http2GraceMs) this._completeRequest(conn, req, resp, undefined);
         } else if (protocol === 'http/1' && resp !== undefined) {
@@ -577,6 +628,10 @@ export class Correlator {
         } else if (now - req.start.timeMs >= o.requestTimeoutMs) {
           this._completeRequest(conn, req, resp ?? req.start, 'timeout');
         }
+      }
+      if (conn.closedAt !== undefined && conn.requests.size === 0) {
+        this._closeConnection(conn, conn.closedAt, undefined, 'connection_closed');
+        continue;
       }
       const idle = now - conn.record.last.timeMs;
       if (protocol === 'http/2' && conn.requests.size === 0 && idle >= o.http2IdleMs) {

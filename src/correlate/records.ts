@@ -27,6 +27,36 @@ export interface Header {
   /** Lower-cased name as H2O reports it (pseudo-headers start with `:`). */
   readonly name: string;
   readonly value: string;
+  /** The source cut the value (USDT copies at most a set number of bytes). */
+  readonly truncated?: boolean;
+}
+
+/** One upstream connection attempt of a CONNECT tunnel (USDT `connect_tcp_start` / `connect_udp_start`). */
+export interface UpstreamAttempt {
+  readonly transport: 'tcp' | 'udp';
+  readonly start: Stamp;
+  end: Stamp | undefined;
+  /** `addr:port` H2O connected (or tried to connect) to. */
+  dest: string | undefined;
+  /** Known connected (`connect_success`, or data moved through it). */
+  connected: boolean;
+  /** Why it failed, when it did. */
+  error: string | undefined;
+}
+
+/** What H2O's CONNECT handler reported for one request (USDT only). */
+export interface TunnelRecord {
+  readonly attempts: UpstreamAttempt[];
+  /** Bytes written to the upstream (from the client). */
+  bytesSent: number;
+  /** Bytes read from the upstream (to the client). */
+  bytesReceived: number;
+  /** `connect_error`'s error_type (also H2O's `proxy-status` error). */
+  error: string | undefined;
+  /** Read/write errors and idle timeouts while the tunnel was up. */
+  readonly problems: { readonly at: Stamp; readonly kind: string; readonly message: string }[];
+  last: Stamp;
+  disposed: Stamp | undefined;
 }
 
 export interface ConnectionRecord {
@@ -69,6 +99,8 @@ export interface RequestRecord {
   end: Stamp | undefined;
   /** `h3s_stream_stats` counters. */
   streamStats: Readonly<Record<string, FieldValue>> | undefined;
+  /** CONNECT: the upstream side of the tunnel (USDT `connect_*` probes). */
+  tunnel: TunnelRecord | undefined;
   /** Set when the request arrived over HTTP/1.1 with `Upgrade: h2c` and was answered over HTTP/2. */
   upgradedToHttp2: boolean;
   incomplete: IncompleteReason | undefined;

@@ -70,6 +70,13 @@ function headline(span: ReadableSpan): string {
     const status = a['http.response.status_code'] ?? '(no response)';
     return `${String(method)}${target} → ${String(status)}  ${protocolText(a)}  ${took}  ${ids}${failed}`;
   }
+  if (span.kind === SpanKind.CLIENT) {
+    const peer =
+      a['network.peer.address'] === undefined
+        ? ''
+        : ` → ${String(a['network.peer.address'])}:${String(a['network.peer.port'] ?? '?')}`;
+    return `${span.name}${peer}  ${took}${failed}`;
+  }
   return `${span.name}  ${protocolText(a)}  ${took}  ${ids}${failed}`;
 }
 

@@ -6,7 +6,14 @@ import type { Attributes, Context, Link, Span, SpanContext, TextMapGetter, Trace
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { HrTime } from '@opentelemetry/api';
-import type { ConnectionRecord, Header, RecordSink, RequestRecord, Stamp } from '../correlate/records.js';
+import type {
+  ConnectionRecord,
+  Header,
+  RecordSink,
+  RequestRecord,
+  Stamp,
+  TunnelRecord,
+} from '../correlate/records.js';
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
 import type { HeaderPolicy } from './header-policy.js';
 import { REDACTED } from './header-policy.js';
@@ -48,6 +55,8 @@ export interface SpanMapperOptions {
 export interface SpanMapperStats {
   requestSpans: number;
   connectionSpans: number;
+  /** CLIENT spans of CONNECT tunnels' upstream attempts. */
+  tunnelSpans: number;
   continuedTraces: number;
   invalidTraceparents: number;
 }
@@ -74,6 +83,7 @@ export class SpanMapper implements RecordSink {
   readonly stats: SpanMapperStats = {
     requestSpans: 0,
     connectionSpans: 0,
+    tunnelSpans: 0,
     continuedTraces: 0,
     invalidTraceparents: 0,
   };
@@ -110,8 +120,45 @@ export class SpanMapper implements RecordSink {
       span.setAttribute('error.type', req.incomplete === 'timeout' ? 'timeout' : 'no_response');
       span.setStatus({ code: SpanStatusCode.ERROR, message: 'no response was sent' });
     }
+    if (req.tunnel !== undefined) this._tunnelSpans(span, req, req.tunnel);
     span.end(toHrTime(later(req.end ?? req.start, req.start)));
     this.stats.requestSpans++;
+  }
+
+  /** CONNECT: one CLIENT child span per upstream connection attempt, the connected one with the tunnel's bytes. */
+  private _tunnelSpans(parent: Span, req: RequestRecord, t: TunnelRecord): void {
+    if (t.error !== undefined) parent.setAttribute('h2o.tunnel.error', t.error);
+    const ctx = trace.setSpan(ROOT_CONTEXT, parent);
+    const requested = parseAuthority(headerValue(req, ':authority') ?? '');
+    for (const attempt of t.attempts) {
+      const a: Attributes = { 'network.transport': attempt.transport };
+      if (requested !== undefined) {
+        a['server.address'] = requested.host;
+        if (requested.port !== undefined) a['server.port'] = requested.port;
+      }
+      const peer = attempt.dest === undefined ? undefined : parseSocketAddress(attempt.dest);
+      if (peer !== undefined) {
+        a['network.peer.address'] = peer.host;
+        if (peer.port !== undefined) a['network.peer.port'] = peer.port;
+      }
+      if (attempt.connected) {
+        a['h2o.tunnel.bytes_sent'] = t.bytesSent;
+        a['h2o.tunnel.bytes_received'] = t.bytesReceived;
+      }
+      const span = this._tracer.startSpan(
+        `${attempt.transport} connect`,
+        { kind: SpanKind.CLIENT, startTime: toHrTime(attempt.start), attributes: a },
+        ctx,
+      );
+      if (attempt.connected) {
+        for (const p of t.problems) span.addEvent(p.kind, { message: p.message }, toHrTime(p.at));
+      } else {
+        span.setAttribute('error.type', t.error ?? 'connect_failed');
+        span.setStatus({ code: SpanStatusCode.ERROR, message: attempt.error ?? 'not connected' });
+      }
+      span.end(toHrTime(later(attempt.end ?? req.end ?? attempt.start, attempt.start)));
+      this.stats.tunnelSpans++;
+    }
   }
 
   connectionClosed(conn: ConnectionRecord): void {
@@ -176,6 +223,7 @@ export class SpanMapper implements RecordSink {
     const captured = new Map<string, string[]>();
     const truncated: string[] = [];
     for (const h of req.requestHeaders) {
+      if (h.truncated === true) truncated.push(h.name);
       switch (h.name) {
         case ':method':
           method = h.value;
@@ -234,6 +282,7 @@ export class SpanMapper implements RecordSink {
     a['h2o.req_id'] = req.reqId;
     if (req.upgradedToHttp2) a['h2o.upgrade'] = 'h2c';
     for (const h of req.responseHeaders) {
+      if (h.truncated === true) truncated.push(h.name);
       if (h.name === 'content-length') {
         const n = Number(h.value);
         if (Number.isSafeInteger(n)) a['http.response.body.size'] = n;
@@ -268,7 +317,7 @@ export class SpanMapper implements RecordSink {
       value = REDACTED;
     } else if (value.length > policy.maxValueLength) {
       value = value.slice(0, policy.maxValueLength);
-      truncated.push(h.name);
+      if (h.truncated !== true) truncated.push(h.name);
     }
     const list = captured.get(key);
     if (list === undefined) captured.set(key, [value]);
@@ -284,10 +333,14 @@ export class SpanMapper implements RecordSink {
   }
 }
 
+function headerValue(req: RequestRecord, name: string): string | undefined {
+  for (const h of req.requestHeaders) if (h.name === name) return h.value;
+  return undefined;
+}
+
 /** h2o-otel's own appdata probe request is not traffic of the user's. */
 function isProbe(req: RequestRecord): boolean {
-  for (const h of req.requestHeaders) if (h.name === ':path') return h.value === PROBE_PATH;
-  return false;
+  return headerValue(req, ':path') === PROBE_PATH;
 }
 
 function addPeer(a: Attributes, remote: string): void {

@@ -29,8 +29,15 @@ function cleanEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, ...extra };
 }
 
-export function startCli(args: string[], env: Record<string, string> = {}, stdin?: Buffer): RunningCli {
-  const child = spawn(process.execPath, [cliPath, ...args], { env: cleanEnv(env), stdio: 'pipe' });
+/** `wrapper` runs the CLI under another command, e.g. `setpriv` to drop capabilities. */
+export function startCli(
+  args: string[],
+  env: Record<string, string> = {},
+  stdin?: Buffer,
+  wrapper: string[] = [],
+): RunningCli {
+  const argv = [...wrapper, process.execPath, cliPath, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { env: cleanEnv(env), stdio: 'pipe' });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -43,6 +50,11 @@ export function startCli(args: string[], env: Record<string, string> = {}, stdin
   return { child, result, stderrSoFar: () => stderr };
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, stdin?: Buffer): Promise<CliResult> {
-  return startCli(args, env, stdin).result;
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  stdin?: Buffer,
+  wrapper: string[] = [],
+): Promise<CliResult> {
+  return startCli(args, env, stdin, wrapper).result;
 }

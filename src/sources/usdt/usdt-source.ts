@@ -19,7 +19,7 @@ import { COUNTERS, CONFIG, probeHits, readCounters, writeConfig } from './bpf-co
 import type { BpfCounters } from './bpf-config.js';
 import { ElfError, hasIndexedArgument, readUsdtNotes } from './elf-notes.js';
 import type { UsdtNote } from './elf-notes.js';
-import { loadNative, NativeLoadError } from './native.js';
+import { loadNative, NativeLoadError, PROT_READ } from './native.js';
 import type { Native, Pointer } from './native.js';
 import { RingReader } from './ring.js';
 
@@ -94,6 +94,7 @@ export class UsdtSource {
   private _obj: Pointer | undefined;
   private _ring: RingReader | undefined;
   private _counters: Buffer | undefined;
+  private _countersMap: { ptr: Pointer; size: number } | undefined;
   private _attached = 0;
   private _skipped = 0;
   private _pollTimer: NodeJS.Timeout | undefined;
@@ -304,10 +305,17 @@ export class UsdtSource {
         );
       throw new UsdtError(`loading the BPF program failed (errno ${errno}): ${said}`);
     }
+    // libbpf 1.1 remaps global data to the kernel's map only for skeletons: map the live .bss ourselves.
     const bss = bpf.findMap(obj, '.bss');
-    const counters = bss === null ? undefined : bpf.mapInitialValue(bss);
-    if (counters?.ptr != null && counters.size >= COUNTERS.size) {
-      this._counters = Buffer.from(koffi.view(counters.ptr, counters.size));
+    const bssBytes = pageAligned(COUNTERS.size, this._native.libc.pageSize());
+    const counters = bss === null ? null : this._native.libc.mmap(bssBytes, PROT_READ, bpf.mapFd(bss), 0);
+    if (counters !== null) {
+      this._countersMap = { ptr: counters, size: bssBytes };
+      this._counters = Buffer.from(koffi.view(counters, COUNTERS.size));
+    } else {
+      this._listener.warn(
+        `cannot map the BPF counters (errno ${this._native.errno()}): lost events cannot be counted`,
+      );
     }
     this._ring = new RingReader(this._native, bpf.mapFd(events), this._opts.ringBytes);
   }
@@ -438,6 +446,9 @@ export class UsdtSource {
     for (const link of this._links.splice(0)) this._native.bpf.linkDestroy(link);
     // Counters stay readable for the exit summary: keep a copy before the mapping goes away.
     if (this._counters !== undefined) this._counters = Buffer.from(this._counters);
+    if (this._countersMap !== undefined)
+      this._native.libc.munmap(this._countersMap.ptr, this._countersMap.size);
+    this._countersMap = undefined;
     this._ring?.close();
     this._ring = undefined;
     if (this._obj !== undefined) this._native.bpf.objectClose(this._obj);
@@ -470,6 +481,10 @@ function pidNamespace(): { dev: bigint; ino: bigint } | undefined {
   } catch {
     return undefined;
   }
+}
+
+function pageAligned(n: number, page: number): number {
+  return Math.ceil(n / page) * page;
 }
 
 /** Field 22 of /proc/PID/stat: tells a process from a later one that got the same pid. */

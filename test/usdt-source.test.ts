@@ -1,0 +1,380 @@
+// The real BPF program attached through the kernel to the USDT probes of a fixture process that declares H2O's
+// probes (test/fixtures/usdt), its real HTTP/1.1 traffic and synthetic HTTP/2, HTTP/3 and CONNECT sequences →
+// the real CLI → OTLP → a receiver that decodes the wire bytes.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runCli, startCli } from './helpers/cli.js';
+import type { CliResult, RunningCli } from './helpers/cli.js';
+import { startOtlpReceiver } from './helpers/otlp-receiver.js';
+import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
+import { buildUsdtFixture, get, startUsdtFixture } from './helpers/usdt-fixture.js';
+import type { UsdtFixture } from './helpers/usdt-fixture.js';
+import { skipBpf, waitFor } from './helpers/wait.js';
+
+const SERVER = 2;
+const CLIENT = 3;
+const INTERNAL = 1;
+const STATUS_ERROR = 2;
+
+function find(spans: ReceivedSpan[], pred: (s: ReceivedSpan) => boolean, what: string): ReceivedSpan {
+  const found = spans.filter(pred);
+  assert.equal(found.length, 1, `expected exactly one ${what}, got ${found.length}`);
+  return found[0]!;
+}
+
+const request = (spans: ReceivedSpan[], path: string): ReceivedSpan =>
+  find(spans, (s) => s.kind === SERVER && s.attributes['url.path'] === path, `request span for ${path}`);
+
+const connection = (spans: ReceivedSpan[], connId: number): ReceivedSpan =>
+  find(
+    spans,
+    (s) => s.kind === INTERNAL && s.attributes['h2o.conn_id'] === connId,
+    `connection span ${connId}`,
+  );
+
+const connIdOf = (body: string): number => Number(/C=(\d+)/.exec(body)![1]);
+
+/** Start the CLI on the fixture and wait until its probes are attached. */
+async function attach(args: string[], env: Record<string, string>): Promise<RunningCli> {
+  const cli = startCli(['--status-interval', '0', ...args], env);
+  await waitFor(
+    () => /attached \d+ probes/.test(cli.stderrSoFar()) || cli.child.exitCode !== null,
+    'h2o-otel to attach',
+    20_000,
+    cli.stderrSoFar,
+  );
+  assert.match(cli.stderrSoFar(), /attached \d+ probes/, cli.stderrSoFar());
+  return cli;
+}
+
+describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, () => {
+  let receiver: OtlpReceiver;
+  let fx: UsdtFixture;
+  let result: CliResult;
+  let spans: ReceivedSpan[];
+  let recordPath: string;
+  const ids: Record<string, number> = {};
+
+  before(async () => {
+    const bin = await buildUsdtFixture();
+    fx = await startUsdtFixture(bin);
+    receiver = await startOtlpReceiver();
+    recordPath = join(await mkdtemp(join(tmpdir(), 'h2o-otel-usdt-')), 'record.jsonl');
+    const cli = await attach(
+      [
+        '--pid',
+        String(fx.pid),
+        '--record',
+        recordPath,
+        '--capture-request-headers',
+        'user-agent,x-long,cookie',
+        '--capture-response-headers',
+        'content-type',
+        '--max-header-length',
+        '1000',
+      ],
+      { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' },
+    );
+    assert.equal((await get(fx.port, '/', { 'user-agent': 'h2o-otel-test/1' })).status, 200);
+    assert.equal((await get(fx.port, '/status/404')).status, 404);
+    assert.equal((await get(fx.port, '/sleep/30')).status, 200);
+    await get(fx.port, '/long?long=1', { 'x-long': 'v'.repeat(3000), cookie: 'session=secret' });
+    ids.h2 = connIdOf((await get(fx.port, '/fire/h2')).body);
+    ids.h3 = connIdOf((await get(fx.port, '/fire/h3')).body);
+    ids.connect = connIdOf((await get(fx.port, '/fire/connect')).body);
+    ids.connectError = connIdOf((await get(fx.port, '/fire/connect-error')).body);
+    // Let the HTTP/2 grace period pass with the target alive, then make it exit: h2o-otel must notice by itself.
+    await new Promise((r) => setTimeout(r, 400));
+    await get(fx.port, '/exit').catch(() => undefined);
+    result = await cli.result;
+    spans = receiver.spans;
+  });
+
+  after(async () => {
+    await fx?.stop();
+    await receiver?.close();
+  });
+
+  test('notices the target exiting, flushes and exits 0 on its own', () => {
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, new RegExp(`H2O pid ${fx.pid} exited`));
+    assert.match(result.stderr, /ring lost 0,/);
+    assert.match(result.stderr, /dropped 0, failed 0/);
+  });
+
+  test('skips the probe libbpf 1.1 cannot attach (scale-index-base argument), naming it, and keeps the rest', () => {
+    assert.match(result.stderr, /cannot attach h2o:connect_success \(its argument spec `[^`]*\(%r\w+,%r\w+/);
+    assert.match(result.stderr, /attached \d+ probes to H2O pid \d+ \(1 skipped\)/);
+  });
+
+  test('HTTP/1.1 requests become SERVER spans with nanosecond timestamps and their connection', () => {
+    const root = request(spans, '/');
+    const attrs = root.attributes;
+    assert.equal(attrs['http.request.method'], 'GET');
+    assert.equal(attrs['http.response.status_code'], 200);
+    assert.equal(attrs['network.protocol.version'], '1.1');
+    assert.equal(attrs['server.port'], fx.port);
+    assert.equal(attrs['user_agent.original'], 'h2o-otel-test/1');
+    const conn = connection(spans, attrs['h2o.conn_id'] as number);
+    assert.match(String(conn.attributes['h2o.conn_uuid']), /^[0-9a-f-]{36}$/);
+    assert.equal(root.links[0]!.spanId, conn.spanId);
+    // Kernel clock: sub-millisecond parts are present (the socket source has whole milliseconds only).
+    const subMs = spans.filter((s) => s.startTimeUnixNano % 1_000_000n !== 0n);
+    assert.ok(
+      subMs.length >= spans.length - 1,
+      `only ${subMs.length} of ${spans.length} spans have ns precision`,
+    );
+    const notFound = request(spans, '/status/404');
+    assert.equal(notFound.attributes['http.response.status_code'], 404);
+    // Epoch time, not boot time: within a minute of now.
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    assert.ok(nowNs - root.startTimeUnixNano < 60_000_000_000n && root.startTimeUnixNano < nowNs);
+  });
+
+  test('durations are measured by the kernel clock', () => {
+    const slow = request(spans, '/sleep/30');
+    const ns = slow.endTimeUnixNano - slow.startTimeUnixNano;
+    assert.ok(ns >= 30_000_000n && ns < 1_000_000_000n, `duration ${ns} ns`);
+    const fast = request(spans, '/');
+    assert.ok(fast.endTimeUnixNano - fast.startTimeUnixNano < 30_000_000n);
+    assert.ok(fast.endTimeUnixNano > fast.startTimeUnixNano);
+  });
+
+  test('header values are copied up to the cap, flagged when cut, and secrets stay redacted', () => {
+    const s = find(spans, (x) => x.attributes['url.query'] === 'long=1', 'the long-header request');
+    const long = s.attributes['http.request.header.x-long'] as string[];
+    assert.equal(long.length, 1);
+    assert.equal(long[0], 'v'.repeat(1000));
+    assert.deepEqual(s.attributes['h2o.truncated_headers'], ['x-long']);
+    assert.deepEqual(s.attributes['http.request.header.cookie'], ['REDACTED']);
+    assert.ok(
+      !JSON.stringify(spans, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)).includes('secret'),
+    );
+  });
+
+  test('HTTP/2 streams of one connection become two spans on it', () => {
+    const one = request(spans, '/h2-one');
+    const two = request(spans, '/h2-two');
+    for (const s of [one, two]) {
+      assert.equal(s.attributes['h2o.conn_id'], ids.h2);
+      assert.equal(s.attributes['network.protocol.version'], '2');
+    }
+    assert.equal(one.attributes['h2o.req_id'], 1);
+    assert.equal(two.attributes['h2o.req_id'], 3);
+    assert.equal(two.attributes['http.response.status_code'], 404);
+    assert.equal(one.attributes['http.response.status_code'], 200);
+    assert.equal(connection(spans, ids.h2!).name, 'HTTP/2 connection');
+  });
+
+  test('HTTP/3: quicly events are tied to the conn id through h3s_accept (client address from new_path)', () => {
+    const h3 = request(spans, '/h3');
+    assert.equal(h3.attributes['h2o.conn_id'], ids.h3);
+    assert.equal(h3.attributes['network.transport'], 'quic');
+    assert.equal(h3.attributes['network.protocol.version'], '3');
+    assert.equal(h3.attributes['client.address'], '127.0.0.1');
+    assert.equal(h3.attributes['client.port'], 54321);
+    assert.equal(h3.attributes['http.response.body.size'], 24650);
+    const conn = connection(spans, ids.h3!);
+    assert.equal(conn.name, 'QUIC connection');
+    assert.equal(conn.attributes['h2o.h3.num_requests'], 1);
+    assert.equal(conn.attributes['network.peer.port'], 54321);
+    assert.ok(conn.endTimeUnixNano >= h3.endTimeUnixNano);
+  });
+
+  test('CONNECT: each upstream attempt is a CLIENT child span; the connected one carries the bytes', () => {
+    const tunnel = find(
+      spans,
+      (s) => s.kind === SERVER && s.attributes['h2o.conn_id'] === ids.connect,
+      'CONNECT span',
+    );
+    assert.equal(tunnel.name, 'CONNECT');
+    assert.equal(tunnel.attributes['server.address'], 'example.test');
+    const children = spans
+      .filter((s) => s.parentSpanId === tunnel.spanId)
+      .sort((a, b) => Number(a.startTimeUnixNano - b.startTimeUnixNano));
+    assert.equal(children.length, 2);
+    const [failed, ok] = children as [ReceivedSpan, ReceivedSpan];
+    assert.equal(failed.kind, CLIENT);
+    assert.equal(failed.status.code, STATUS_ERROR);
+    assert.equal(failed.attributes['network.peer.address'], '::1');
+    assert.equal(failed.attributes['network.peer.port'], 9);
+    assert.equal(ok.status.code, 0);
+    assert.equal(ok.attributes['network.peer.address'], '127.0.0.1');
+    assert.equal(ok.attributes['network.peer.port'], 8443);
+    assert.equal(ok.attributes['h2o.tunnel.bytes_sent'], 517);
+    assert.equal(ok.attributes['h2o.tunnel.bytes_received'], 5096);
+    assert.deepEqual(
+      ok.events.map((e) => [e.name, e.attributes.message]),
+      [['read_error', 'connection closed by peer']],
+    );
+    assert.ok(tunnel.endTimeUnixNano >= ok.endTimeUnixNano, 'the request lasts as long as its tunnel');
+
+    const refused = find(
+      spans,
+      (s) => s.kind === SERVER && s.attributes['h2o.conn_id'] === ids.connectError,
+      'failed CONNECT span',
+    );
+    assert.equal(refused.attributes['http.response.status_code'], 502);
+    assert.equal(refused.attributes['h2o.tunnel.error'], 'connection_refused');
+    const attempt = find(spans, (s) => s.parentSpanId === refused.spanId, 'refused attempt');
+    assert.equal(attempt.status.code, STATUS_ERROR);
+    assert.equal(attempt.status.message, 'connection refused');
+    assert.equal(attempt.attributes['error.type'], 'connection_refused');
+  });
+
+  test('--record writes JSON lines that --replay turns into the same spans', async () => {
+    const text = await readFile(recordPath, 'utf8');
+    assert.match(text, /"time_sub_ns":\d+/);
+    const replayReceiver = await startOtlpReceiver();
+    try {
+      const res = await runCli(
+        [
+          '--replay',
+          recordPath,
+          '--status-interval',
+          '0',
+          '--capture-request-headers',
+          'user-agent,x-long,cookie',
+          '--capture-response-headers',
+          'content-type',
+          '--max-header-length',
+          '1000',
+        ],
+        {
+          OTEL_EXPORTER_OTLP_ENDPOINT: replayReceiver.httpUrl,
+        },
+      );
+      assert.equal(res.code, 0, res.stderr);
+      const key = (s: ReceivedSpan): string =>
+        [
+          s.name,
+          s.kind,
+          s.startTimeUnixNano,
+          s.endTimeUnixNano,
+          s.attributes['h2o.conn_id'],
+          s.attributes['h2o.req_id'],
+          s.attributes['http.response.status_code'],
+          JSON.stringify(s.attributes['h2o.truncated_headers']),
+        ].join('|');
+      assert.deepEqual(replayReceiver.spans.map(key).sort(), spans.map(key).sort());
+    } finally {
+      await replayReceiver.close();
+    }
+  });
+});
+
+describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
+  test('a full ring buffer: every lost record is counted and reported (hits = delivered + lost)', async () => {
+    const fx = await startUsdtFixture(await buildUsdtFixture());
+    try {
+      const cli = await attach(
+        ['--pid', String(fx.pid), '--exporter', 'none', '--ring-size', '1', '--poll-ms', '2000'],
+        {},
+      );
+      const fired = (await get(fx.port, '/fire/burst/100000')).body;
+      assert.equal(fired, 'fired=100000\n');
+      cli.child.kill('SIGTERM');
+      const res = await cli.result;
+      assert.equal(res.code, 0, res.stderr);
+      const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
+      assert.ok(count('ring lost') > 50_000, res.stderr);
+      assert.equal(count('probe hits'), count('ring records') + count('ring lost') + count('sampled out'));
+      assert.ok(count('probe hits') >= 100_000);
+      assert.match(res.stderr, /ring buffer was full: \d+ events lost/);
+    } finally {
+      await fx.stop();
+    }
+  });
+
+  test('--sample-ratio decides once per connection: a kept connection keeps all its events', async () => {
+    const fx = await startUsdtFixture(await buildUsdtFixture());
+    const receiver = await startOtlpReceiver();
+    try {
+      const cli = await attach(['--pid', String(fx.pid), '--sample-ratio', '0.5'], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+      });
+      for (let i = 0; i < 40; i++) await get(fx.port, `/n/${i}`);
+      await new Promise((r) => setTimeout(r, 300));
+      cli.child.kill('SIGTERM');
+      const res = await cli.result;
+      assert.equal(res.code, 0, res.stderr);
+      const reqs = receiver.spans.filter((s) => s.kind === SERVER);
+      assert.ok(reqs.length > 5 && reqs.length < 35, `kept ${reqs.length} of 40 connections`);
+      for (const r of reqs) {
+        assert.equal(r.attributes['http.request.method'], 'GET', 'request events all kept');
+        assert.equal(r.attributes['http.response.status_code'], 404, 'response events kept too');
+        const conn = connection(receiver.spans, r.attributes['h2o.conn_id'] as number);
+        assert.equal(conn.attributes['h2o.incomplete'], undefined, 'accept and close kept with the requests');
+      }
+      assert.equal(receiver.spans.filter((s) => s.kind === INTERNAL).length, reqs.length);
+      assert.match(res.stderr, /sampled out [1-9]\d*/);
+    } finally {
+      await receiver.close();
+      await fx.stop();
+    }
+  });
+
+  test('--binary follows every process of the executable, including ones started later', async () => {
+    const bin = await buildUsdtFixture();
+    const receiver = await startOtlpReceiver();
+    const cli = await attach(['--binary', bin], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl });
+    try {
+      for (let round = 0; round < 2; round++) {
+        const fx = await startUsdtFixture(bin);
+        await get(fx.port, `/round/${round}`);
+        await waitFor(
+          () => new RegExp(`tracing H2O pid ${fx.pid}`).test(cli.stderrSoFar()),
+          'the new process',
+        );
+        await get(fx.port, '/exit').catch(() => undefined);
+        await waitFor(
+          () => new RegExp(`H2O pid ${fx.pid} exited`).test(cli.stderrSoFar()),
+          'the exit',
+          5000,
+          cli.stderrSoFar,
+        );
+      }
+      assert.equal(cli.child.exitCode, null, '--binary keeps running when a process exits');
+    } finally {
+      cli.child.kill('SIGTERM');
+    }
+    const res = await cli.result;
+    assert.equal(res.code, 0, res.stderr);
+    for (const round of [0, 1]) {
+      const s = request(receiver.spans, `/round/${round}`);
+      // conn ids restart with each process: both first connections are conn 1, in separate sessions.
+      assert.equal(s.attributes['h2o.conn_id'], 1);
+    }
+    await receiver.close();
+  });
+});
+
+describe('USDT source errors say what to do', () => {
+  test('a pid that does not exist', async () => {
+    const res = await runCli(['--pid', '999999999', '--exporter', 'none']);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /no process with pid 999999999/);
+  });
+
+  test('an executable without H2O probes (built without DTrace)', async () => {
+    const res = await runCli(['--binary', process.execPath, '--exporter', 'none']);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /has no h2o USDT probes: this H2O was built without DTrace/);
+    assert.match(res.stderr, /-DWITH_DTRACE=ON/);
+  });
+
+  test('without privileges, the capabilities to grant are named', { skip: skipBpf }, async () => {
+    // Still root, but with an empty capability set (as in a container that dropped them).
+    const res = await runCli(['--binary', await buildUsdtFixture(), '--exporter', 'none'], {}, undefined, [
+      'setpriv',
+      '--bounding-set=-all',
+      '--inh-caps=-all',
+    ]);
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, /needs CAP_BPF and CAP_PERFMON/);
+    assert.match(res.stderr, /CAP_SYS_PTRACE/);
+  });
+});
