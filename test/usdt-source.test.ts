@@ -6,7 +6,8 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCli, startCli } from './helpers/cli.js';
+import { execFileSync } from 'node:child_process';
+import { repoRoot, runCli, startCli } from './helpers/cli.js';
 import type { CliResult, RunningCli } from './helpers/cli.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
@@ -44,7 +45,7 @@ async function attach(args: string[], env: Record<string, string>): Promise<Runn
     () => /attached \d+ probes/.test(cli.stderrSoFar()) || cli.child.exitCode !== null,
     'h2o-otel to attach',
     20_000,
-    cli.stderrSoFar,
+    () => cli.stderrSoFar(),
   );
   assert.match(cli.stderrSoFar(), /attached \d+ probes/, cli.stderrSoFar());
   return cli;
@@ -119,7 +120,7 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
     assert.equal(attrs['server.port'], fx.port);
     assert.equal(attrs['user_agent.original'], 'h2o-otel-test/1');
     const conn = connection(spans, attrs['h2o.conn_id'] as number);
-    assert.match(String(conn.attributes['h2o.conn_uuid']), /^[0-9a-f-]{36}$/);
+    assert.match(conn.attributes['h2o.conn_uuid'] as string, /^[0-9a-f-]{36}$/);
     assert.equal(root.links[0]!.spanId, conn.spanId);
     // Kernel clock: sub-millisecond parts are present (the socket source has whole milliseconds only).
     const subMs = spans.filter((s) => s.startTimeUnixNano % 1_000_000n !== 0n);
@@ -249,16 +250,16 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
       );
       assert.equal(res.code, 0, res.stderr);
       const key = (s: ReceivedSpan): string =>
-        [
+        JSON.stringify([
           s.name,
           s.kind,
-          s.startTimeUnixNano,
-          s.endTimeUnixNano,
+          String(s.startTimeUnixNano),
+          String(s.endTimeUnixNano),
           s.attributes['h2o.conn_id'],
           s.attributes['h2o.req_id'],
           s.attributes['http.response.status_code'],
-          JSON.stringify(s.attributes['h2o.truncated_headers']),
-        ].join('|');
+          s.attributes['h2o.truncated_headers'],
+        ]);
       assert.deepEqual(replayReceiver.spans.map(key).sort(), spans.map(key).sort());
     } finally {
       await replayReceiver.close();
@@ -334,7 +335,7 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
           () => new RegExp(`H2O pid ${fx.pid} exited`).test(cli.stderrSoFar()),
           'the exit',
           5000,
-          cli.stderrSoFar,
+          () => cli.stderrSoFar(),
         );
       }
       assert.equal(cli.child.exitCode, null, '--binary keeps running when a process exits');
@@ -349,6 +350,26 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
       assert.equal(s.attributes['h2o.conn_id'], 1);
     }
     await receiver.close();
+  });
+});
+
+describe('the BPF program builds from source', { skip: skipBpf }, () => {
+  test('npm run build:bpf rebuilds an object that loads, attaches and traces', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'h2o-otel-bpf-')), 'rebuilt.bpf.o');
+    const build = execFileSync('sh', [join(repoRoot, 'scripts', 'build-bpf.sh'), out]).toString();
+    assert.match(build, /wrote .*rebuilt\.bpf\.o/);
+    const fx = await startUsdtFixture(await buildUsdtFixture());
+    try {
+      const cli = await attach(['--pid', String(fx.pid), '--bpf-object', out, '--exporter', 'console'], {});
+      await get(fx.port, '/rebuilt');
+      await new Promise((r) => setTimeout(r, 200));
+      cli.child.kill('SIGTERM');
+      const res = await cli.result;
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stdout, /GET \/rebuilt → 404 {2}HTTP\/1\.1 over tcp/);
+    } finally {
+      await fx.stop();
+    }
   });
 });
 

@@ -39,9 +39,10 @@ export const COUNTERS = {
   size: 64 + 8 * MAX_PROBES,
 } as const;
 
-const ID_KIND = { none: 0, conn: 1, sock: 2, quic: 3 } as const;
-const ROLE = { none: 0, h1_accept: 1, h3_accept: 2, conn_end: 3, quic_end: 4 } as const;
-const STR_KIND = { str: 1, cstr: 2, sockaddr: 3 } as const;
+/** enum h2o_usdt_id_kind, enum h2o_usdt_role, enum h2o_usdt_str_kind. */
+export const ID_KIND = { none: 0, conn: 1, sock: 2, quic: 3 } as const;
+export const ROLE = { none: 0, h1_accept: 1, h3_accept: 2, conn_end: 3, quic_end: 4 } as const;
+export const STR_KIND = { str: 1, cstr: 2, sockaddr: 3 } as const;
 const BPF_RB_NO_WAKEUP = 1n;
 /** Header names are short; 256 bytes covers any real one. C strings are uuids, hex CIDs, addresses, errors. */
 const NAME_CAP = 256;
