@@ -21,6 +21,7 @@ import { CountingBatchProcessor } from '../export/batch-processor.js';
 import { ConsoleTreeExporter } from '../export/console-exporter.js';
 import { DiscardExporter } from '../export/discard-exporter.js';
 import { createOtlpExporter } from '../export/otlp.js';
+import { SelfMetrics } from '../export/self-metrics.js';
 import { headerPolicy } from '../otel/header-policy.js';
 import { samplerFrom, SamplerConfigError } from '../otel/sampler.js';
 import { SpanMapper } from '../otel/span-mapper.js';
@@ -98,8 +99,9 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   }
 
   const processor = new CountingBatchProcessor(createExporter(o), o.batch);
+  const resource = createResource(o, env);
   const provider = new BasicTracerProvider({
-    resource: createResource(o, env),
+    resource,
     sampler,
     spanProcessors: [processor],
     spanLimits: { attributeCountLimit: 256, eventCountLimit: 256, linkCountLimit: 16 },
@@ -124,6 +126,34 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     },
     say,
   );
+
+  const metrics =
+    o.metrics === undefined
+      ? undefined
+      : new SelfMetrics({ ...o.metrics, resource }, () => {
+          const d = pipeline.decodeStats;
+          const m = mapper.stats;
+          const e = processor.stats;
+          const u = usdtSource?.stats();
+          return {
+            events: d.events,
+            badInput: d.malformed + d.tooLong + d.notEvents,
+            spans: m.requestSpans + m.connectionSpans + m.tunnelSpans,
+            exported: e.exported,
+            dropped: e.dropped,
+            failed: e.failed,
+            ...(u === undefined
+              ? {}
+              : {
+                  probeHits: u.hits,
+                  ringRecords: u.emitted,
+                  ringLost: u.lost,
+                  readFailures: u.readFailures,
+                  truncated: u.truncated,
+                  sampledOut: u.sampledOut,
+                }),
+          };
+        });
 
   const abort = new AbortController();
   let socketSource: H2ologSocketSource | undefined;
@@ -207,7 +237,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   } finally {
     clearInterval(statusTimer);
     pipeline.end();
-    await processor.shutdown(SHUTDOWN_BUDGET_MS);
+    await Promise.all([processor.shutdown(SHUTDOWN_BUDGET_MS), metrics?.shutdown(SHUTDOWN_BUDGET_MS)]);
     await recorder?.close();
     status.notices();
     if (recorder?.error !== undefined) {

@@ -7,7 +7,7 @@ import { DEFAULT_CORRELATOR_OPTIONS } from '../correlate/correlator.js';
 import type { CorrelatorOptions } from '../correlate/correlator.js';
 import { DEFAULT_BATCH_OPTIONS } from '../export/batch-processor.js';
 import type { BatchOptions } from '../export/batch-processor.js';
-import { parseHeaderList, tracesUrl } from '../export/otlp.js';
+import { parseHeaderList, signalUrl } from '../export/otlp.js';
 import type { OtlpProtocol } from '../export/otlp.js';
 import { parseNameList } from '../otel/header-policy.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../otel/url.js';
@@ -38,6 +38,10 @@ export interface Options {
     | { kind: 'console' }
     | { kind: 'none' }
     | { kind: 'otlp'; protocol: OtlpProtocol; url: string; headers: Record<string, string> };
+  /** h2o-otel's own counters over OTLP (only with the OTLP exporter). */
+  readonly metrics:
+    | { protocol: OtlpProtocol; url: string; headers: Record<string, string>; intervalMs: number }
+    | undefined;
   readonly serviceName: string | undefined;
   readonly sampler: { name: string | undefined; arg: string | undefined };
   readonly headers: { request: string[]; response: string[]; sanitize: string[]; maxValueLength: number };
@@ -93,6 +97,8 @@ Environment (flags win over variables):
   OTEL_EXPORTER_OTLP_PROTOCOL            grpc | http/protobuf (also ..._TRACES_PROTOCOL); default http/protobuf
   OTEL_EXPORTER_OTLP_HEADERS             k=v,k2=v2 sent with every export (also ..._TRACES_HEADERS)
   OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_COMPRESSION   read by the OTLP exporter
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT    full metrics URL for h2o-otel's own counters (default: next to the traces)
+  OTEL_METRIC_EXPORT_INTERVAL            ms between metric exports (default 60000); OTEL_METRICS_EXPORTER=none: off
   OTEL_SERVICE_NAME                      service.name of the spans (default "h2o")
   OTEL_RESOURCE_ATTRIBUTES               extra resource attributes, k=v,k2=v2
   OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG   always_on | always_off | traceidratio | parentbased_* (default
@@ -176,6 +182,7 @@ export function buildCommand(): Command {
     .addOption(new Option('--protocol <protocol>', 'OTLP protocol').choices(['grpc', 'http/protobuf']))
     .option('--otlp-header <key=value>', 'header sent with every export (repeatable)', collect, [])
     .option('--service-name <name>', 'service.name of the spans (default "h2o")')
+    .option('--no-metrics', "with OTLP export: do not export h2o-otel's own counters (events, drops, lost records)")
     .option(
       '--capture-request-headers <names>',
       'request headers to export as attributes, comma-separated, or *',
@@ -245,6 +252,7 @@ interface Flags {
   ringSize: number;
   pollMs: number;
   bpfObject: string;
+  metrics: boolean;
   exporter?: 'console' | 'otlp' | 'none';
   endpoint?: string;
   protocol?: OtlpProtocol;
@@ -305,10 +313,10 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
   const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim() || undefined;
   const baseEndpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || undefined;
   let url: string | undefined;
-  if (f.endpoint !== undefined) url = tracesUrl(validUrl(f.endpoint, '--endpoint'), protocol);
+  if (f.endpoint !== undefined) url = signalUrl(validUrl(f.endpoint, '--endpoint'), protocol);
   else if (tracesEndpoint !== undefined) url = validUrl(tracesEndpoint, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   else if (baseEndpoint !== undefined)
-    url = tracesUrl(validUrl(baseEndpoint, 'OTEL_EXPORTER_OTLP_ENDPOINT'), protocol);
+    url = signalUrl(validUrl(baseEndpoint, 'OTEL_EXPORTER_OTLP_ENDPOINT'), protocol);
   const kind = f.exporter ?? (url !== undefined ? 'otlp' : 'console');
   const headers: Record<string, string> = {};
   for (const h of f.otlpHeader) {
@@ -317,6 +325,25 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       throw new InvalidArgumentError(`--otlp-header "${h}" must look like key=value`);
     Object.assign(headers, parsed);
   }
+  const metricsEndpoint = env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim() || undefined;
+  const base = f.endpoint ?? baseEndpoint;
+  let metricsUrl: string;
+  if (metricsEndpoint !== undefined)
+    metricsUrl = validUrl(metricsEndpoint, 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT');
+  else if (base !== undefined) metricsUrl = signalUrl(base, protocol, 'metrics');
+  else if (url !== undefined)
+    metricsUrl = protocol === 'grpc' ? url : url.replace(/\/v1\/traces\/?$/, '/v1/metrics');
+  else metricsUrl = protocol === 'grpc' ? 'http://localhost:4317' : 'http://localhost:4318/v1/metrics';
+  const metricsOff = f.metrics === false || env.OTEL_METRICS_EXPORTER?.trim() === 'none';
+  const metrics: Options['metrics'] =
+    kind === 'otlp' && !metricsOff
+      ? {
+          protocol,
+          url: metricsUrl,
+          headers,
+          intervalMs: envInt(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000),
+        }
+      : undefined;
   const exporter: Options['exporter'] =
     kind === 'otlp'
       ? {
@@ -339,6 +366,7 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
     },
     usdt: { ringBytes: f.ringSize * 1024 * 1024, pollMs: f.pollMs, objectPath: f.bpfObject },
     exporter,
+    metrics,
     serviceName: f.serviceName,
     sampler: { name: env.OTEL_TRACES_SAMPLER, arg: env.OTEL_TRACES_SAMPLER_ARG },
     headers: {

@@ -1,5 +1,8 @@
-/** The OTLP trace exporters (gRPC, HTTP/protobuf) from explicit options resolved by the CLI. */
+/** The OTLP trace and metric exporters (gRPC, HTTP/protobuf) from explicit options resolved by the CLI. */
 import { Metadata } from '@grpc/grpc-js';
+import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -15,25 +18,27 @@ export interface OtlpOptions {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-export function createOtlpExporter(o: OtlpOptions): SpanExporter {
-  if (o.protocol === 'grpc') {
-    const metadata = new Metadata();
-    for (const [k, v] of Object.entries(o.headers)) metadata.set(k, v);
-    return new GrpcTraceExporter({
-      url: o.url,
-      metadata,
-    });
-  }
-  return new ProtoTraceExporter({
-    url: o.url,
-    headers: { ...o.headers },
-  });
+function metadataOf(headers: Readonly<Record<string, string>>): Metadata {
+  const metadata = new Metadata();
+  for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+  return metadata;
 }
 
-/** Base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT) → the traces URL for a protocol. */
-export function tracesUrl(base: string, protocol: OtlpProtocol): string {
+export function createOtlpExporter(o: OtlpOptions): SpanExporter {
+  if (o.protocol === 'grpc') return new GrpcTraceExporter({ url: o.url, metadata: metadataOf(o.headers) });
+  return new ProtoTraceExporter({ url: o.url, headers: { ...o.headers } });
+}
+
+/** Same options, `url` being the metrics endpoint (HTTP: ends with /v1/metrics). */
+export function createOtlpMetricExporter(o: OtlpOptions): PushMetricExporter {
+  if (o.protocol === 'grpc') return new GrpcMetricExporter({ url: o.url, metadata: metadataOf(o.headers) });
+  return new ProtoMetricExporter({ url: o.url, headers: { ...o.headers } });
+}
+
+/** Base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT) → the URL of one signal for a protocol. */
+export function signalUrl(base: string, protocol: OtlpProtocol, signal: 'traces' | 'metrics' = 'traces'): string {
   if (protocol === 'grpc') return base;
-  return base.replace(/\/+$/, '') + '/v1/traces';
+  return base.replace(/\/+$/, '') + `/v1/${signal}`;
 }
 
 /** `k1=v1,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS; values URL-encoded) → a record. */

@@ -1,0 +1,104 @@
+/**
+ * h2o-otel's own counters as OTLP metrics, so losses show up where users already watch (a dashboard, an alert)
+ * and not only on stderr: events in and out, spans dropped or failed, and for the USDT source every record the
+ * ring buffer lost and every failed read of H2O's memory. All are cumulative monotonic sums read at export time.
+ */
+import type { ObservableCounter } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import type { OtlpOptions } from './otlp.js';
+import { createOtlpMetricExporter } from './otlp.js';
+
+/** Counter readings, whatever produced them (the CLI passes closures over the stages' stats). */
+export type CounterReadings = () => Readonly<Record<string, number>>;
+
+interface CounterSpec {
+  readonly name: string;
+  readonly unit: string;
+  readonly description: string;
+}
+
+/** Keys of the readings → metric names and meanings. */
+export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
+  events: { name: 'h2o_otel.events', unit: '{event}', description: 'H2O trace events decoded' },
+  badInput: {
+    name: 'h2o_otel.input.dropped',
+    unit: '{line}',
+    description: 'input lines dropped: malformed, too long, or not an event',
+  },
+  spans: { name: 'h2o_otel.spans', unit: '{span}', description: 'spans produced (requests, connections, tunnels)' },
+  exported: { name: 'h2o_otel.spans.exported', unit: '{span}', description: 'spans the collector accepted' },
+  dropped: {
+    name: 'h2o_otel.spans.dropped',
+    unit: '{span}',
+    description: 'spans dropped because the export queue was full',
+  },
+  failed: { name: 'h2o_otel.spans.failed', unit: '{span}', description: 'spans whose export failed after retries' },
+  probeHits: { name: 'h2o_otel.usdt.probe_hits', unit: '{hit}', description: 'USDT probe hits seen by BPF' },
+  ringRecords: {
+    name: 'h2o_otel.usdt.records',
+    unit: '{record}',
+    description: 'records BPF wrote to the ring buffer',
+  },
+  ringLost: {
+    name: 'h2o_otel.usdt.lost',
+    unit: '{record}',
+    description: 'records lost because the BPF ring buffer was full',
+  },
+  readFailures: {
+    name: 'h2o_otel.usdt.read_failures',
+    unit: '{read}',
+    description: "strings BPF could not read from H2O's memory",
+  },
+  truncated: { name: 'h2o_otel.usdt.truncated', unit: '{string}', description: 'strings cut at their copy cap' },
+  sampledOut: {
+    name: 'h2o_otel.usdt.sampled_out',
+    unit: '{hit}',
+    description: 'probe hits of connections left out by --sample-ratio',
+  },
+};
+
+export interface SelfMetricsOptions extends OtlpOptions {
+  readonly intervalMs: number;
+  readonly resource: Resource;
+}
+
+export class SelfMetrics {
+  private readonly _provider: MeterProvider;
+
+  constructor(o: SelfMetricsOptions, read: CounterReadings) {
+    this._provider = new MeterProvider({
+      resource: o.resource,
+      readers: [
+        new PeriodicExportingMetricReader({
+          exporter: createOtlpMetricExporter(o),
+          exportIntervalMillis: o.intervalMs,
+          exportTimeoutMillis: Math.min(o.intervalMs, 30_000),
+        }),
+      ],
+    });
+    const meter = this._provider.getMeter('h2o-otel', '0.1.0');
+    const counters = new Map<string, ObservableCounter>();
+    for (const [key, spec] of Object.entries(SELF_COUNTERS)) {
+      counters.set(key, meter.createObservableCounter(spec.name, { unit: spec.unit, description: spec.description }));
+    }
+    meter.addBatchObservableCallback(
+      (result) => {
+        const values = read();
+        for (const [key, counter] of counters) {
+          const v = values[key];
+          if (v !== undefined) result.observe(counter, v);
+        }
+      },
+      [...counters.values()],
+    );
+  }
+
+  /** Export the final values, then stop; never longer than `timeoutMs`. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    await Promise.race([
+      this._provider.shutdown().catch(() => undefined),
+      new Promise((r) => setTimeout(r, timeoutMs).unref()),
+    ]);
+  }
+}
