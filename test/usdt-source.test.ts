@@ -2,6 +2,7 @@
 // probes (test/fixtures/usdt), its real HTTP/1.1 traffic and synthetic HTTP/2, HTTP/3 and CONNECT sequences →
 // the real CLI → OTLP → a receiver that decodes the wire bytes.
 import assert from 'node:assert/strict';
+import { copyFileSync, renameSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -323,7 +324,18 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
     const receiver = await startOtlpReceiver();
     const cli = await attach(['--binary', bin], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl });
     try {
-      for (let round = 0; round < 2; round++) {
+      for (let round = 0; round < 3; round++) {
+        if (round === 2) {
+          // An upgrade replaces the file (new inode): new processes run the new file and must be traced too.
+          copyFileSync(bin, `${bin}.new`);
+          renameSync(`${bin}.new`, bin);
+          await waitFor(
+            () => /was replaced/.test(cli.stderrSoFar()),
+            'the replacement',
+            5000,
+            () => cli.stderrSoFar(),
+          );
+        }
         const fx = await startUsdtFixture(bin);
         await get(fx.port, `/round/${round}`);
         await waitFor(
@@ -344,7 +356,7 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
     }
     const res = await cli.result;
     assert.equal(res.code, 0, res.stderr);
-    for (const round of [0, 1]) {
+    for (const round of [0, 1, 2]) {
       const s = request(receiver.spans, `/round/${round}`);
       // conn ids restart with each process: both first connections are conn 1, in separate sessions.
       assert.equal(s.attributes['h2o.conn_id'], 1);

@@ -103,6 +103,8 @@ export class UsdtSource {
   private _done = false;
   private _lastSession: Session | undefined;
   private _binaryId: string | undefined;
+  private _selected: readonly Selected[] = [];
+  private _lastBinaryCheck = 0;
   private readonly _clock;
 
   constructor(
@@ -125,6 +127,7 @@ export class UsdtSource {
     const binary = this._binaryPath();
     const selected = this._select(binary);
     this._load(selected.map((s) => s.probe));
+    this._selected = selected;
     this._attachAll(selected, binary);
     if (this._attached === 0) {
       this._cleanup();
@@ -411,8 +414,33 @@ export class UsdtSource {
     this._pollTimer = setTimeout(this._poll, delay);
   };
 
+  /**
+   * `--binary`: an upgrade that replaces the file (new inode) would leave new processes untraced, since uprobes
+   * belong to the inode. Attach to the new file too; the old links keep serving processes still running the old one.
+   */
+  private _checkBinaryReplaced(): void {
+    const t = this._opts.target;
+    if (t.kind !== 'binary' || Date.now() - this._lastBinaryCheck < 2000) return;
+    this._lastBinaryCheck = Date.now();
+    let id: string;
+    try {
+      const st = statSync(t.path);
+      id = `${st.dev}:${st.ino}`;
+    } catch {
+      return; // mid-replacement; look again later
+    }
+    if (id === this._binaryId) return;
+    this._binaryId = id;
+    const before = this._attached;
+    this._attachAll(this._selected, t.path);
+    this._listener.warn(
+      `${t.path} was replaced (an upgrade?): attached ${this._attached - before} probes to the new file too`,
+    );
+  }
+
   private readonly _checkProcesses = (): void => {
     if (this._done) return;
+    this._checkBinaryReplaced();
     for (const s of [...this._sessions.values()]) {
       const now = processStartTime(s.pid);
       if (now !== undefined && now === s.startTime) continue;
