@@ -269,24 +269,35 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
 });
 
 describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
-  test('a full ring buffer: every lost record is counted and reported (hits = delivered + lost)', async () => {
+  test('a full ring buffer: every lost record is counted, reported and exported as a metric', async () => {
     const fx = await startUsdtFixture(await buildUsdtFixture());
+    const receiver = await startOtlpReceiver();
     try {
-      const cli = await attach(
-        ['--pid', String(fx.pid), '--exporter', 'none', '--ring-size', '1', '--poll-ms', '2000'],
-        {},
-      );
+      const cli = await attach(['--pid', String(fx.pid), '--ring-size', '1', '--poll-ms', '2000'], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+        OTEL_METRIC_EXPORT_INTERVAL: '60000',
+      });
       const fired = (await get(fx.port, '/fire/burst/100000')).body;
       assert.equal(fired, 'fired=100000\n');
       cli.child.kill('SIGTERM');
       const res = await cli.result;
       assert.equal(res.code, 0, res.stderr);
       const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
-      assert.ok(count('ring lost') > 50_000, res.stderr);
-      assert.equal(count('probe hits'), count('ring records') + count('ring lost') + count('sampled out'));
+      const lost = count('ring lost');
+      assert.ok(lost > 50_000, res.stderr);
+      // Every hit is accounted for: written to the ring, refused by it, or sampled out.
+      assert.equal(count('probe hits'), count('ring records') + lost + count('sampled out'));
       assert.ok(count('probe hits') >= 100_000);
       assert.match(res.stderr, /ring buffer was full: \d+ events lost/);
+      // The final metric export at exit carries the same count.
+      const metric = await receiver.waitForMetric('h2o_otel.usdt.lost', (p) => p.value === lost);
+      assert.equal(metric.kind, 'sum');
+      assert.equal(metric.monotonic, true);
+      assert.equal(metric.resource['service.name'], 'h2o');
+      const records = await receiver.waitForMetric('h2o_otel.usdt.records');
+      assert.equal(records.value, count('ring records'));
     } finally {
+      await receiver.close();
       await fx.stop();
     }
   });

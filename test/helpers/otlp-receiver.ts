@@ -1,5 +1,5 @@
-// A real OTLP/gRPC + OTLP/HTTP (protobuf) trace receiver for tests. It decodes the bytes the
-// OpenTelemetry exporters put on the wire using the official .proto files in
+// A real OTLP/gRPC + OTLP/HTTP (protobuf) trace and metrics receiver for tests. It decodes the bytes
+// the OpenTelemetry exporters put on the wire using the official .proto files in
 // test/fixtures/otlp-proto, so tests exercise the actual serialization instead of a mock.
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -43,11 +43,37 @@ export interface ReceivedSpan {
   scope: { name: string; version: string };
 }
 
+export interface ReceivedMetricPoint {
+  name: string;
+  description: string;
+  unit: string;
+  kind: 'sum' | 'gauge' | 'histogram';
+  /** Sums only. */
+  monotonic: boolean | undefined;
+  /**
+   * Sum/gauge value (asInt as number when safe, else bigint; asDouble as number; NaN when the point
+   * carries no value at all); histogram: the count.
+   */
+  value: number | bigint;
+  /** Histograms only. */
+  histogram:
+    { count: number; sum: number | undefined; bucketCounts: number[]; explicitBounds: number[] } | undefined;
+  attributes: OtlpAttributes;
+  timeUnixNano: bigint;
+  resource: OtlpAttributes;
+  scope: { name: string; version: string };
+}
+
 export interface ReceivedRequest {
+  /** Which OTLP service was called. */
+  kind: 'traces' | 'metrics';
   transport: 'grpc' | 'http';
   /** Lower-case header / metadata names. */
   headers: Record<string, string>;
+  /** 0 for metric exports. */
   spanCount: number;
+  /** Metric data points in the request (decodable kinds only); 0 for trace exports. */
+  pointCount: number;
   /** false when the request was refused because of setFailure('unavailable'). */
   accepted: boolean;
 }
@@ -55,19 +81,43 @@ export interface ReceivedRequest {
 export interface OtlpReceiver {
   /** e.g. http://127.0.0.1:PORT — pass as the gRPC exporter's `url`. */
   readonly grpcUrl: string;
-  /** Base URL without path, e.g. http://127.0.0.1:PORT; the HTTP exporter needs `${httpUrl}/v1/traces`. */
+  /**
+   * Base URL without path, e.g. http://127.0.0.1:PORT; HTTP exporters need `${httpUrl}/v1/traces`
+   * or `${httpUrl}/v1/metrics`.
+   */
   readonly httpUrl: string;
   /** Spans from accepted requests, in arrival order (both transports). */
   readonly spans: ReceivedSpan[];
+  /** Metric data points from accepted metric exports, in arrival order (both transports). */
+  readonly metrics: ReceivedMetricPoint[];
+  /** Every export call of either signal, accepted or not. */
   readonly requests: ReceivedRequest[];
   /** Resolves with all spans once at least n arrived; rejects after timeoutMs (default 10 s). */
   waitForSpans(n: number, timeoutMs?: number): Promise<ReceivedSpan[]>;
+  /**
+   * Resolves once a point named `name` satisfying `pred` arrived; rejects after timeoutMs (default 10 s)
+   * listing the metric names seen. A throwing `pred` rejects the wait with that error.
+   */
+  waitForMetric(
+    name: string,
+    pred?: (p: ReceivedMetricPoint) => boolean,
+    timeoutMs?: number,
+  ): Promise<ReceivedMetricPoint>;
   /** 'unavailable' refuses every export (gRPC UNAVAILABLE / HTTP 503) until reset to 'none'. */
   setFailure(mode: 'none' | 'unavailable'): void;
   close(): Promise<void>;
 }
 
-const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+type Signal = ReceivedRequest['kind'];
+
+// Both transports route by signal: the gRPC method path and the OTLP/HTTP default path.
+const ROUTES: Record<Signal, { grpcPath: string; httpPath: string }> = {
+  traces: { grpcPath: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', httpPath: '/v1/traces' },
+  metrics: {
+    grpcPath: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+    httpPath: '/v1/metrics',
+  },
+};
 
 // Shapes produced by Type.toObject with the options below (defaults, arrays, oneofs, BigInt longs).
 interface RawAnyValue {
@@ -103,10 +153,41 @@ interface RawSpan {
   droppedLinksCount: number;
   status: { code: number; message: string } | null;
 }
-interface RawExportRequest {
+interface RawExportTraceRequest {
   resourceSpans: {
     resource: { attributes: RawKeyValue[] } | null;
     scopeSpans: { scope: { name: string; version: string } | null; spans: RawSpan[] }[];
+  }[];
+}
+interface RawNumberDataPoint {
+  attributes: RawKeyValue[];
+  timeUnixNano: bigint;
+  value?: 'asDouble' | 'asInt';
+  asDouble?: number;
+  asInt?: bigint;
+}
+interface RawHistogramDataPoint {
+  attributes: RawKeyValue[];
+  timeUnixNano: bigint;
+  count: bigint;
+  /** proto3 `optional`: absent (not 0) when the exporter did not set it. */
+  sum?: number;
+  bucketCounts: bigint[];
+  explicitBounds: number[];
+}
+interface RawMetric {
+  name: string;
+  description: string;
+  unit: string;
+  data?: 'gauge' | 'sum' | 'histogram' | 'exponentialHistogram' | 'summary';
+  gauge?: { dataPoints: RawNumberDataPoint[] };
+  sum?: { dataPoints: RawNumberDataPoint[]; isMonotonic: boolean };
+  histogram?: { dataPoints: RawHistogramDataPoint[] };
+}
+interface RawExportMetricsRequest {
+  resourceMetrics: {
+    resource: { attributes: RawKeyValue[] } | null;
+    scopeMetrics: { scope: { name: string; version: string } | null; metrics: RawMetric[] }[];
   }[];
 }
 
@@ -131,8 +212,9 @@ function findProtoRoot(): string {
 }
 
 interface Codec {
-  decodeRequest: (bytes: Uint8Array) => RawExportRequest;
-  emptyResponse: Buffer;
+  decodeTraces: (bytes: Uint8Array) => RawExportTraceRequest;
+  decodeMetrics: (bytes: Uint8Array) => RawExportMetricsRequest;
+  emptyResponses: Record<Signal, Buffer>;
 }
 
 let codec: Codec | undefined;
@@ -142,18 +224,36 @@ function getCodec(): Codec {
   const root = new protobuf.Root();
   // The .proto imports are relative to the include root ("opentelemetry/proto/..."), like protoc -I.
   root.resolvePath = (_origin, target) => join(protoRoot, target);
-  root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto', { keepCase: false });
-  const requestType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
-  const responseType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse');
+  root.loadSync(
+    [
+      'opentelemetry/proto/collector/trace/v1/trace_service.proto',
+      'opentelemetry/proto/collector/metrics/v1/metrics_service.proto',
+    ],
+    { keepCase: false },
+  );
+  const type = (name: string) => root.lookupType(`opentelemetry.proto.collector.${name}`);
+  const decoder =
+    <T>(requestType: protobuf.Type) =>
+    (bytes: Uint8Array) =>
+      requestType.toObject(requestType.decode(bytes), CONVERSION) as unknown as T;
+  const empty = (responseType: protobuf.Type) =>
+    Buffer.from(responseType.encode(responseType.create({})).finish());
   codec = {
-    decodeRequest: (bytes) =>
-      requestType.toObject(requestType.decode(bytes), CONVERSION) as unknown as RawExportRequest,
-    emptyResponse: Buffer.from(responseType.encode(responseType.create({})).finish()),
+    decodeTraces: decoder<RawExportTraceRequest>(type('trace.v1.ExportTraceServiceRequest')),
+    decodeMetrics: decoder<RawExportMetricsRequest>(type('metrics.v1.ExportMetricsServiceRequest')),
+    emptyResponses: {
+      traces: empty(type('trace.v1.ExportTraceServiceResponse')),
+      metrics: empty(type('metrics.v1.ExportMetricsServiceResponse')),
+    },
   };
   return codec;
 }
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+
+/** Numbers are friendlier in assertions; only fall back to bigint when precision would be lost. */
+const safeInt = (n: bigint): number | bigint =>
+  n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
 
 function toValue(v: RawAnyValue | null): OtlpValue {
   switch (v?.value) {
@@ -161,11 +261,8 @@ function toValue(v: RawAnyValue | null): OtlpValue {
       return v.stringValue ?? '';
     case 'boolValue':
       return v.boolValue ?? false;
-    case 'intValue': {
-      const n = v.intValue ?? 0n;
-      // Numbers are friendlier in assertions; only fall back to bigint when precision would be lost.
-      return n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
-    }
+    case 'intValue':
+      return safeInt(v.intValue ?? 0n);
     case 'doubleValue':
       return v.doubleValue ?? 0;
     case 'arrayValue':
@@ -186,7 +283,7 @@ function toAttributes(kvs: RawKeyValue[]): OtlpAttributes {
   return out;
 }
 
-function toSpans(req: RawExportRequest): ReceivedSpan[] {
+function toSpans(req: RawExportTraceRequest): ReceivedSpan[] {
   const out: ReceivedSpan[] = [];
   for (const rs of req.resourceSpans) {
     const resource = toAttributes(rs.resource?.attributes ?? []);
@@ -228,62 +325,174 @@ function toSpans(req: RawExportRequest): ReceivedSpan[] {
   return out;
 }
 
+function numberValue(p: RawNumberDataPoint): number | bigint {
+  if (p.value === 'asInt') return safeInt(p.asInt ?? 0n);
+  if (p.value === 'asDouble') return p.asDouble ?? 0;
+  // Neither oneof member set (e.g. a NO_RECORDED_VALUE point): NaN never passes for a real 0 in assertions.
+  return NaN;
+}
+
+/**
+ * Flattens a metrics export to one entry per data point. Exponential histograms and summaries have no
+ * ReceivedMetricPoint shape (no exporter used by these tests emits them): they are reported through
+ * `skipped` so a waitForMetric timeout names them instead of silently missing.
+ */
+function toMetricPoints(req: RawExportMetricsRequest, skipped: string[]): ReceivedMetricPoint[] {
+  const out: ReceivedMetricPoint[] = [];
+  for (const rm of req.resourceMetrics) {
+    const resource = toAttributes(rm.resource?.attributes ?? []);
+    for (const sm of rm.scopeMetrics) {
+      const scope = { name: sm.scope?.name ?? '', version: sm.scope?.version ?? '' };
+      for (const m of sm.metrics) {
+        const common = { name: m.name, description: m.description, unit: m.unit, resource, scope };
+        if (m.data === 'sum' || m.data === 'gauge') {
+          const monotonic = m.data === 'sum' ? (m.sum?.isMonotonic ?? false) : undefined;
+          for (const p of m[m.data]?.dataPoints ?? []) {
+            out.push({
+              ...common,
+              kind: m.data,
+              monotonic,
+              value: numberValue(p),
+              histogram: undefined,
+              attributes: toAttributes(p.attributes),
+              timeUnixNano: p.timeUnixNano,
+            });
+          }
+        } else if (m.data === 'histogram') {
+          for (const p of m.histogram?.dataPoints ?? []) {
+            // fixed64 counts: a test will not get anywhere near 2^53 observations.
+            const count = Number(p.count);
+            out.push({
+              ...common,
+              kind: 'histogram',
+              monotonic: undefined,
+              value: count,
+              histogram: {
+                count,
+                sum: p.sum,
+                bucketCounts: p.bucketCounts.map(Number),
+                explicitBounds: p.explicitBounds,
+              },
+              attributes: toAttributes(p.attributes),
+              timeUnixNano: p.timeUnixNano,
+            });
+          }
+        } else {
+          skipped.push(`${m.name} (${m.data ?? 'no data'})`);
+        }
+      }
+    }
+  }
+  return out;
+}
+
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
-  const { decodeRequest, emptyResponse } = getCodec();
+  const { decodeTraces, decodeMetrics, emptyResponses } = getCodec();
   const spans: ReceivedSpan[] = [];
+  const metrics: ReceivedMetricPoint[] = [];
   const requests: ReceivedRequest[] = [];
-  // Decode failures would otherwise only surface as a waitForSpans timeout; keep them for its message.
+  // Decode failures would otherwise only surface as a wait timeout; keep them for its message.
   const errors: string[] = [];
+  // Metric kinds this receiver cannot represent, likewise reported by waitForMetric on timeout.
+  const skipped: string[] = [];
   const waiters = new Set<() => void>();
   let failure: 'none' | 'unavailable' = 'none';
 
-  /** Shared by both transports; returns whether the export was accepted. */
+  /** Shared by both transports and signals; returns whether the export was accepted. */
   const ingest = (
+    kind: Signal,
     transport: ReceivedRequest['transport'],
     headers: Record<string, string>,
     body: Uint8Array,
   ) => {
-    const received = toSpans(decodeRequest(body));
+    // Decode before looking at the failure mode so malformed bodies are rejected as such either way.
+    const received =
+      kind === 'traces'
+        ? { spans: toSpans(decodeTraces(body)), points: [] }
+        : { spans: [], points: toMetricPoints(decodeMetrics(body), skipped) };
     const accepted = failure === 'none';
-    requests.push({ transport, headers, spanCount: received.length, accepted });
+    requests.push({
+      kind,
+      transport,
+      headers,
+      spanCount: received.spans.length,
+      pointCount: received.points.length,
+      accepted,
+    });
     if (!accepted) return false;
-    spans.push(...received);
+    spans.push(...received.spans);
+    metrics.push(...received.points);
     for (const wake of [...waiters]) wake();
     return true;
   };
 
+  /** Settles with check()'s first non-undefined result, re-checked after every accepted export. */
+  const waitUntil = <T>(check: () => T | undefined, timeoutMs: number, describe: () => string) =>
+    new Promise<T>((resolve, reject) => {
+      const wake = () => {
+        let result: T | undefined;
+        try {
+          result = check();
+        } catch (err) {
+          // A throwing predicate must fail the wait, not the export request that woke it.
+          cleanup();
+          reject(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+        if (result === undefined) return;
+        cleanup();
+        resolve(result);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        const errs = errors.length ? `; receiver errors: ${errors.join(' | ')}` : '';
+        reject(new Error(`otlp-receiver: ${describe()}${errs}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+      };
+      waiters.add(wake);
+      wake();
+    });
+
+  const requestCount = (kind: Signal) => requests.filter((r) => r.kind === kind).length;
+
   // --- gRPC ---
   const grpcServer = new grpc.Server();
   const identity = (b: Buffer): Buffer => b;
-  const service: grpc.ServiceDefinition = {
-    Export: {
-      path: EXPORT_PATH,
-      requestStream: false,
-      responseStream: false,
-      // Keep raw bytes here so decode errors become INVALID_ARGUMENT in the handler rather than INTERNAL.
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-      originalName: 'export',
-    },
-  };
-  const exportHandler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
-    const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(call.metadata.getMap())) {
-      headers[key] = typeof value === 'string' ? value : value.toString('base64');
-    }
-    try {
-      if (ingest('grpc', headers, call.request)) callback(null, emptyResponse);
-      else callback({ code: grpc.status.UNAVAILABLE, details: 'otlp-receiver: failure mode "unavailable"' });
-    } catch (err) {
-      errors.push(`grpc: ${errorMessage(err)}`);
-      callback({ code: grpc.status.INVALID_ARGUMENT, details: errorMessage(err) });
-    }
-  };
-  grpcServer.addService(service, { Export: exportHandler });
+  for (const kind of ['traces', 'metrics'] as const) {
+    const service: grpc.ServiceDefinition = {
+      Export: {
+        path: ROUTES[kind].grpcPath,
+        requestStream: false,
+        responseStream: false,
+        // Keep raw bytes here so decode errors become INVALID_ARGUMENT in the handler rather than INTERNAL.
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+        originalName: 'export',
+      },
+    };
+    const exportHandler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
+      const headers: Record<string, string> = {};
+      for (const [key, value] of Object.entries(call.metadata.getMap())) {
+        headers[key] = typeof value === 'string' ? value : value.toString('base64');
+      }
+      try {
+        if (ingest(kind, 'grpc', headers, call.request)) callback(null, emptyResponses[kind]);
+        else
+          callback({ code: grpc.status.UNAVAILABLE, details: 'otlp-receiver: failure mode "unavailable"' });
+      } catch (err) {
+        errors.push(`grpc ${kind}: ${errorMessage(err)}`);
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: errorMessage(err) });
+      }
+    };
+    grpcServer.addService(service, { Export: exportHandler });
+  }
   const grpcPort = await new Promise<number>((resolve, reject) => {
     grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
       err ? reject(err) : resolve(port),
@@ -297,7 +506,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       res.writeHead(code, { 'content-type': contentType }).end(body);
     };
     const path = (req.url ?? '').split('?')[0];
-    if (path !== '/v1/traces') return reply(404, `otlp-receiver: no route for ${path}`);
+    const kind = (['traces', 'metrics'] as const).find((k) => ROUTES[k].httpPath === path);
+    if (!kind) return reply(404, `otlp-receiver: no route for ${path}`);
     if (req.method !== 'POST') return reply(405, 'otlp-receiver: POST only');
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim();
     if (contentType !== 'application/x-protobuf') {
@@ -316,10 +526,10 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
     try {
-      if (ingest('http', headers, body)) reply(200, emptyResponse, 'application/x-protobuf');
+      if (ingest(kind, 'http', headers, body)) reply(200, emptyResponses[kind], 'application/x-protobuf');
       else reply(503, 'otlp-receiver: failure mode "unavailable"');
     } catch (err) {
-      errors.push(`http: ${errorMessage(err)}`);
+      errors.push(`http ${kind}: ${errorMessage(err)}`);
       reply(400, `otlp-receiver: ${errorMessage(err)}`);
     }
   };
@@ -343,32 +553,31 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     grpcUrl: `http://127.0.0.1:${grpcPort}`,
     httpUrl: `http://127.0.0.1:${httpPort}`,
     spans,
+    metrics,
     requests,
     waitForSpans(n, timeoutMs = 10_000) {
-      if (spans.length >= n) return Promise.resolve(spans);
-      return new Promise((resolve, reject) => {
-        const wake = () => {
-          if (spans.length < n) return;
-          cleanup();
-          resolve(spans);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          const names = spans.map((s) => s.name).join(', ');
-          const errs = errors.length ? `; receiver errors: ${errors.join(' | ')}` : '';
-          reject(
-            new Error(
-              `otlp-receiver: expected ${n} span(s) within ${timeoutMs} ms, got ${spans.length}` +
-                ` [${names}] from ${requests.length} request(s)${errs}`,
-            ),
+      return waitUntil(
+        () => (spans.length >= n ? spans : undefined),
+        timeoutMs,
+        () =>
+          `expected ${n} span(s) within ${timeoutMs} ms, got ${spans.length}` +
+          ` [${spans.map((s) => s.name).join(', ')}] from ${requestCount('traces')} trace request(s)`,
+      );
+    },
+    waitForMetric(name, pred = () => true, timeoutMs = 10_000) {
+      return waitUntil(
+        () => metrics.find((p) => p.name === name && pred(p)),
+        timeoutMs,
+        () => {
+          const seen = [...new Set(metrics.map((p) => p.name))].join(', ');
+          const notDecoded = skipped.length ? `; not decoded: ${[...new Set(skipped)].join(', ')}` : '';
+          return (
+            `no point of metric "${name}" matching the predicate within ${timeoutMs} ms;` +
+            ` metrics seen [${seen}] (${metrics.length} point(s)) from ${requestCount('metrics')}` +
+            ` metric request(s)${notDecoded}`
           );
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(wake);
-        };
-        waiters.add(wake);
-      });
+        },
+      );
     },
     setFailure(mode) {
       failure = mode;
