@@ -40,8 +40,7 @@ export interface Options {
     | { kind: 'otlp'; protocol: OtlpProtocol; url: string; headers: Record<string, string> };
   /** h2o-otel's own counters over OTLP (only with the OTLP exporter). */
   readonly metrics:
-    | { protocol: OtlpProtocol; url: string; headers: Record<string, string>; intervalMs: number }
-    | undefined;
+    { protocol: OtlpProtocol; url: string; headers: Record<string, string>; intervalMs: number } | undefined;
   readonly serviceName: string | undefined;
   readonly sampler: { name: string | undefined; arg: string | undefined };
   readonly headers: { request: string[]; response: string[]; sanitize: string[]; maxValueLength: number };
@@ -182,7 +181,10 @@ export function buildCommand(): Command {
     .addOption(new Option('--protocol <protocol>', 'OTLP protocol').choices(['grpc', 'http/protobuf']))
     .option('--otlp-header <key=value>', 'header sent with every export (repeatable)', collect, [])
     .option('--service-name <name>', 'service.name of the spans (default "h2o")')
-    .option('--no-metrics', "with OTLP export: do not export h2o-otel's own counters (events, drops, lost records)")
+    .option(
+      '--no-metrics',
+      "with OTLP export: do not export h2o-otel's own counters (events, drops, lost records)",
+    )
     .option(
       '--capture-request-headers <names>',
       'request headers to export as attributes, comma-separated, or *',

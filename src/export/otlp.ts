@@ -36,7 +36,11 @@ export function createOtlpMetricExporter(o: OtlpOptions): PushMetricExporter {
 }
 
 /** Base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT) → the URL of one signal for a protocol. */
-export function signalUrl(base: string, protocol: OtlpProtocol, signal: 'traces' | 'metrics' = 'traces'): string {
+export function signalUrl(
+  base: string,
+  protocol: OtlpProtocol,
+  signal: 'traces' | 'metrics' = 'traces',
+): string {
   if (protocol === 'grpc') return base;
   return base.replace(/\/+$/, '') + `/v1/${signal}`;
 }

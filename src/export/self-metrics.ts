@@ -26,14 +26,22 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
     unit: '{line}',
     description: 'input lines dropped: malformed, too long, or not an event',
   },
-  spans: { name: 'h2o_otel.spans', unit: '{span}', description: 'spans produced (requests, connections, tunnels)' },
+  spans: {
+    name: 'h2o_otel.spans',
+    unit: '{span}',
+    description: 'spans produced (requests, connections, tunnels)',
+  },
   exported: { name: 'h2o_otel.spans.exported', unit: '{span}', description: 'spans the collector accepted' },
   dropped: {
     name: 'h2o_otel.spans.dropped',
     unit: '{span}',
     description: 'spans dropped because the export queue was full',
   },
-  failed: { name: 'h2o_otel.spans.failed', unit: '{span}', description: 'spans whose export failed after retries' },
+  failed: {
+    name: 'h2o_otel.spans.failed',
+    unit: '{span}',
+    description: 'spans whose export failed after retries',
+  },
   probeHits: { name: 'h2o_otel.usdt.probe_hits', unit: '{hit}', description: 'USDT probe hits seen by BPF' },
   ringRecords: {
     name: 'h2o_otel.usdt.records',
@@ -50,7 +58,11 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
     unit: '{read}',
     description: "strings BPF could not read from H2O's memory",
   },
-  truncated: { name: 'h2o_otel.usdt.truncated', unit: '{string}', description: 'strings cut at their copy cap' },
+  truncated: {
+    name: 'h2o_otel.usdt.truncated',
+    unit: '{string}',
+    description: 'strings cut at their copy cap',
+  },
   sampledOut: {
     name: 'h2o_otel.usdt.sampled_out',
     unit: '{hit}',
@@ -80,7 +92,10 @@ export class SelfMetrics {
     const meter = this._provider.getMeter('h2o-otel', '0.1.0');
     const counters = new Map<string, ObservableCounter>();
     for (const [key, spec] of Object.entries(SELF_COUNTERS)) {
-      counters.set(key, meter.createObservableCounter(spec.name, { unit: spec.unit, description: spec.description }));
+      counters.set(
+        key,
+        meter.createObservableCounter(spec.name, { unit: spec.unit, description: spec.description }),
+      );
     }
     meter.addBatchObservableCallback(
       (result) => {
