@@ -3,7 +3,6 @@
 // the sums, gauges and histograms we recorded.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Metadata } from '@grpc/grpc-js';
 import { ValueType } from '@opentelemetry/api';
@@ -17,7 +16,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedMetricPoint } from './helpers/otlp-receiver.js';
+import { withReceiver, type OtlpReceiver, type ReceivedMetricPoint } from './helpers/otlp-receiver.js';
+import { waitFor } from './helpers/wait.js';
 
 type ProtoExporterConfig = NonNullable<ConstructorParameters<typeof ProtoMetricExporter>[0]>;
 
@@ -148,24 +148,6 @@ async function assertSample(receiver: OtlpReceiver, startedNanos: bigint): Promi
     assert.equal(req.kind, 'metrics');
     assert.equal(req.accepted, true);
     assert.equal(req.spanCount, 0);
-  }
-}
-
-/** Runs `body` with a fresh receiver and always tears everything down so the process can exit. */
-async function withReceiver(body: (receiver: OtlpReceiver) => Promise<void>): Promise<void> {
-  const receiver = await startOtlpReceiver();
-  try {
-    await body(receiver);
-  } finally {
-    await receiver.close();
-  }
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
   }
 }
 

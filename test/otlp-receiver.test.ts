@@ -2,7 +2,6 @@
 // (gRPC or HTTP/protobuf, optionally gzip) must decode back to the spans we created.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Metadata } from '@grpc/grpc-js';
 import { context, SpanKind, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
@@ -12,7 +11,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';
+import { withReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';
+import { waitFor } from './helpers/wait.js';
 
 type ProtoExporterConfig = NonNullable<ConstructorParameters<typeof ProtoTraceExporter>[0]>;
 
@@ -99,24 +99,6 @@ function assertSample(spans: ReceivedSpan[]): void {
   for (const span of spans) {
     assert.equal(span.resource[ATTR_SERVICE_NAME], 'otlp-receiver-test');
     assert.deepEqual(span.scope, { name: 'otlp-receiver-test-scope', version: '1.2.3' });
-  }
-}
-
-/** Runs `body` with a fresh receiver and always tears everything down so the process can exit. */
-async function withReceiver(body: (receiver: OtlpReceiver) => Promise<void>): Promise<void> {
-  const receiver = await startOtlpReceiver();
-  try {
-    await body(receiver);
-  } finally {
-    await receiver.close();
-  }
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
   }
 }
 

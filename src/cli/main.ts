@@ -195,22 +195,19 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       : setInterval(() => status.notices(), 1000).unref();
 
   let exitCode = 0;
+  // Live sources: advance the correlators' clocks while H2O is quiet, so deadlines still fire.
+  const ticker =
+    input === undefined ? setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref() : undefined;
   try {
     if (input !== undefined) {
       await replay(input, pipeline.newSession(), abort.signal);
     } else if (usdtSource !== undefined) {
-      const ticker = setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref();
-      try {
-        await usdtSource.run();
-      } catch (err) {
+      await usdtSource.run().catch((err: unknown) => {
         if (!(err instanceof UsdtError)) throw err;
         process.stderr.write(`h2o-otel: ${err.message}\n`);
         exitCode = 1;
-      } finally {
-        clearInterval(ticker);
-      }
+      });
     } else if (o.source.kind === 'socket') {
-      const ticker = setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref();
       socketSource = new H2ologSocketSource(
         {
           path: o.source.path,
@@ -225,16 +222,13 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
         },
         { session: () => pipeline.newSession(), info: say, warn: say },
       );
-      try {
-        await socketSource.run();
-      } catch (err) {
+      await socketSource.run().catch((err: unknown) => {
         process.stderr.write(`h2o-otel: ${(err as Error).message}\n`);
         exitCode = 1;
-      } finally {
-        clearInterval(ticker);
-      }
+      });
     }
   } finally {
+    clearInterval(ticker);
     clearInterval(statusTimer);
     pipeline.end();
     await Promise.all([processor.shutdown(SHUTDOWN_BUDGET_MS), metrics?.shutdown(SHUTDOWN_BUDGET_MS)]);

@@ -592,3 +592,13 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     },
   };
 }
+
+/** Runs `body` with a fresh receiver and always tears everything down so the process can exit. */
+export async function withReceiver(body: (receiver: OtlpReceiver) => Promise<void>): Promise<void> {
+  const receiver = await startOtlpReceiver();
+  try {
+    await body(receiver);
+  } finally {
+    await receiver.close();
+  }
+}
