@@ -129,9 +129,8 @@ USDT needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE for another containe
 export function buildCommand(): Command {
   return new Command('h2o-otel')
     .description(
-      'Turn H2O trace events (the h2olog socket, USDT probes, or a recorded capture) into OpenTelemetry spans: one\n' +
-        'SERVER span' +
-        'per HTTP/1, HTTP/2 and HTTP/3 request, linked to a span per connection, exported over OTLP.',
+      'Turn H2O trace events (the h2olog socket, USDT probes, or a recorded capture) into OpenTelemetry spans:\n' +
+        'one SERVER span per HTTP/1, HTTP/2 and HTTP/3 request, linked to a span per connection, exported over OTLP.',
     )
     .addOption(
       new Option('--socket <path>', "H2O's h2olog unix socket (a host with `h2olog: appdata`)").conflicts(
@@ -167,7 +166,12 @@ export function buildCommand(): Command {
     .option('--no-reconnect', 'socket: exit when the stream ends or cannot be opened, instead of retrying')
     .option('--ring-size <MiB>', 'USDT: BPF ring buffer size, a power of two', ringSizeArg, 16)
     .option('--poll-ms <ms>', 'USDT: how often the ring buffer is drained', intArg('--poll-ms', 1), 10)
-    .option('--bpf-object <path>', 'USDT: the compiled BPF program to load', DEFAULT_BPF_OBJECT)
+    .addOption(
+      new Option('--bpf-object <path>', 'USDT: the compiled BPF program to load').default(
+        DEFAULT_BPF_OBJECT,
+        "h2o-otel's native/h2o_usdt.bpf.o",
+      ),
+    )
     .addOption(
       new Option(
         '--exporter <kind>',
