@@ -70,7 +70,18 @@ test('subscribes to exactly the needed points, survives an H2O restart, and exit
   const receiver = await startOtlpReceiver();
   try {
     const cli = startCli(
-      ['--socket', h2o.path, '--status-interval', '1', '--sample-ratio', '0.5', '--sni', 'a.example'],
+      [
+        '--socket',
+        h2o.path,
+        '--status-interval',
+        '1',
+        '--sample-ratio',
+        '0.5',
+        '--sni',
+        'a.example',
+        '--quic-events',
+        'none',
+      ],
       {
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.grpcUrl,
         OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',

@@ -186,6 +186,45 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
     assert.ok(conn.endTimeUnixNano >= h3.endTimeUnixNano);
   });
 
+  test('HTTP/3: the QUIC connection span shows the loss, PTO and congestion; the request those in its flight', () => {
+    const conn = connection(spans, ids.h3!);
+    const events = conn.events.map((e) => e.name);
+    assert.deepEqual(
+      events.filter((n) => n !== 'quic.ecn_validation'),
+      [
+        'quic.handshake_complete',
+        'quic.handshake_confirmed',
+        'quic.packet_lost',
+        'quic.congestion',
+        'quic.pto',
+        'quic.close_received',
+      ],
+    );
+    const lost = conn.events.find((e) => e.name === 'quic.packet_lost')!;
+    assert.deepEqual(lost.attributes, { 'quic.packet.number': 2, 'quic.packet.type': '1rtt' });
+    const pto = conn.events.find((e) => e.name === 'quic.pto')!;
+    assert.deepEqual(pto.attributes, {
+      'quic.bytes_in_flight': 1200,
+      'quic.cwnd': 12000,
+      'quic.pto_count': 1,
+    });
+    assert.equal(conn.attributes['h2o.quic.packets_lost'], 1);
+    assert.equal(conn.attributes['h2o.quic.ptos'], 1);
+    assert.equal(conn.attributes['h2o.quic.congestion_events'], 1);
+    assert.equal(conn.attributes['h2o.quic.close.side'], 'received');
+    assert.equal(conn.attributes['h2o.quic.close.error'], 'NO_ERROR');
+    assert.match(conn.attributes['h2o.quic.original_dcid'] as string, /^[0-9a-f]{16}$/);
+    assert.notEqual(conn.status.code, STATUS_ERROR);
+
+    const h3 = request(spans, '/h3');
+    assert.deepEqual(
+      h3.events.map((e) => e.name),
+      ['response_start', 'quic.stream_open', 'quic.packet_lost', 'quic.pto', 'quic.stream_destroy'],
+    );
+    assert.equal(h3.attributes['h2o.quic.packets_lost'], 1);
+    assert.equal(h3.attributes['h2o.quic.ptos'], 1);
+  });
+
   test('CONNECT: each upstream attempt is a CLIENT child span; the connected one carries the bytes', () => {
     const tunnel = find(
       spans,

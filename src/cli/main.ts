@@ -104,9 +104,15 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     resource,
     sampler,
     spanProcessors: [processor],
-    spanLimits: { attributeCountLimit: 256, eventCountLimit: 256, linkCountLimit: 16 },
+    // Room for the capped QUIC events plus a request's own few (response_start).
+    spanLimits: {
+      attributeCountLimit: 256,
+      eventCountLimit: o.correlator.maxSpanEvents + 16,
+      linkCountLimit: 16,
+    },
   });
   const policy = headerPolicy(o.headers);
+  const needs = { responseHeaders: policy.anyResponse, quicEvents: o.quicEvents };
   const mapper = new SpanMapper(provider.getTracer('h2o-otel', '0.1.0'), {
     headers: policy,
     sensitiveQueryParams: new Set(o.sensitiveQueryParams),
@@ -163,7 +169,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       usdtSource = new UsdtSource(
         {
           target: o.source.target,
-          points: usdtPointsFor({ responseHeaders: policy.anyResponse }),
+          points: usdtPointsFor(needs),
           ringBytes: o.usdt.ringBytes,
           pollMs: o.usdt.pollMs,
           sampleRatio: o.socket.sampleRatio,
@@ -211,7 +217,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       socketSource = new H2ologSocketSource(
         {
           path: o.source.path,
-          trace: subscriptionFor({ responseHeaders: policy.anyResponse }),
+          trace: subscriptionFor(needs),
           sampleRatio: o.socket.sampleRatio,
           sni: o.socket.sni,
           addresses: o.socket.addresses,

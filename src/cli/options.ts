@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CORRELATOR_OPTIONS } from '../correlate/correlator.js';
+import type { QuicEventLevel } from '../events/catalogue.js';
 import type { CorrelatorOptions } from '../correlate/correlator.js';
 import { DEFAULT_BATCH_OPTIONS } from '../export/batch-processor.js';
 import type { BatchOptions } from '../export/batch-processor.js';
@@ -48,6 +49,7 @@ export interface Options {
   readonly batch: BatchOptions;
   readonly correlator: CorrelatorOptions;
   readonly maxLineBytes: number;
+  readonly quicEvents: QuicEventLevel;
   readonly statusIntervalSec: number;
   readonly quiet: boolean;
 }
@@ -164,6 +166,21 @@ export function buildCommand(): Command {
     .option('--address <ip>', 'socket: only connections from this client IP (repeatable)', collect, [])
     .option('--no-application-data', 'socket: do not ask H2O for header names and values')
     .option('--no-reconnect', 'socket: exit when the stream ends or cannot be opened, instead of retrying')
+    .addOption(
+      new Option(
+        '--quic-events <level>',
+        'QUIC and TLS detail on HTTP/3 spans: none, basic (handshake, losses, PTOs, congestion, close, streams), ' +
+          'or detailed (also every packet)',
+      )
+        .choices(['none', 'basic', 'detailed'])
+        .default('basic'),
+    )
+    .option(
+      '--max-span-events <n>',
+      'QUIC/TLS events kept per span; more are counted as dropped (totals stay exact)',
+      intArg('--max-span-events', 1),
+      DEFAULT_CORRELATOR_OPTIONS.maxSpanEvents,
+    )
     .option('--ring-size <MiB>', 'USDT: BPF ring buffer size, a power of two', ringSizeArg, 16)
     .option('--poll-ms <ms>', 'USDT: how often the ring buffer is drained', intArg('--poll-ms', 1), 10)
     .addOption(
@@ -256,6 +273,8 @@ interface Flags {
   pid?: number;
   binary?: string;
   ringSize: number;
+  quicEvents: QuicEventLevel;
+  maxSpanEvents: number;
   pollMs: number;
   bpfObject: string;
   metrics: boolean;
@@ -408,8 +427,10 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       http1QuietMs: f.http1QuietMs ?? DEFAULT_CORRELATOR_OPTIONS.http1QuietMs,
       http2IdleMs: f.http2IdleMs ?? DEFAULT_CORRELATOR_OPTIONS.http2IdleMs,
       maxConnections: f.maxConnections ?? DEFAULT_CORRELATOR_OPTIONS.maxConnections,
+      maxSpanEvents: f.maxSpanEvents,
     },
     maxLineBytes: f.maxLineBytes,
+    quicEvents: f.quicEvents,
     statusIntervalSec: f.statusInterval,
     quiet: f.quiet === true,
   };

@@ -15,6 +15,8 @@ import type {
   RequestRecord,
   Stamp,
 } from './records.js';
+import { applyQuicEvent, newQuicRecord, streamEvent } from './quic.js';
+import type { TransportEvent } from './quic.js';
 import { applyConnectEvent, closeAttempts, tunnelOpen } from './tunnel.js';
 
 export interface CorrelatorOptions {
@@ -34,6 +36,8 @@ export interface CorrelatorOptions {
   readonly maxRequestsPerConnection: number;
   /** Headers kept per request and direction; the rest are counted. */
   readonly maxHeaders: number;
+  /** QUIC/TLS sub-events kept per span; the rest are counted (and still in the totals). */
+  readonly maxSpanEvents: number;
 }
 
 export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
@@ -45,6 +49,7 @@ export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
   maxConnections: 100_000,
   maxRequestsPerConnection: 1_000,
   maxHeaders: 128,
+  maxSpanEvents: 128,
 };
 
 export interface CorrelatorStats {
@@ -68,6 +73,11 @@ const UPGRADE_WINDOW_MS = 1000;
 const PRIOR_KNOWLEDGE_WINDOW_MS = 1000;
 /** Deadlines are checked when the clock has moved this far, not on every event. */
 const SWEEP_INTERVAL_MS = 100;
+/** After `h3s_destroy` (or `h3s_stream_stats`), quicly's last events of the connection (stream) follow at once. */
+const QUIC_TAIL_MS = 200;
+/** Stream events held for a request that has not started yet (`stream_on_open` precedes `receive_request`). */
+const MAX_PENDING_STREAM_EVENTS = 8;
+const MAX_PENDING_STREAMS = 64;
 
 interface ConnState {
   readonly record: ConnectionRecord;
@@ -78,6 +88,10 @@ interface ConnState {
   lastWrite: Stamp | undefined;
   /** H2O closed the connection while a CONNECT tunnel on it was still up: close it when the tunnel ends. */
   closedAt: Stamp | undefined;
+  /** HTTP/3 after `h3s_destroy`: wait until this event time (ms) for quicly's final events. */
+  closeAfter: number | undefined;
+  /** HTTP/3: stream events of requests not started yet, by stream id. */
+  pendingStream: Map<number, TransportEvent[]> | undefined;
 }
 
 interface PendingUpgrade {
@@ -155,8 +169,10 @@ export class Correlator {
     this._upgradesByTid.clear();
     for (const conn of [...this._conns.values()]) {
       const protocol = conn.record.protocol;
-      // HTTP/2 connections have no close event: their end is normal, not a loss.
-      this._closeConnection(conn, conn.record.last, protocol === 'http/2' ? undefined : reason, reason);
+      // HTTP/2 connections have no close event, and closed ones only waited for their last events: both ended
+      // normally, not with a loss.
+      const normal = protocol === 'http/2' || conn.closedAt !== undefined;
+      this._closeConnection(conn, conn.closedAt ?? conn.record.last, normal ? undefined : reason, reason);
     }
   }
 
@@ -164,7 +180,7 @@ export class Correlator {
     if (ev.timeMs > this._now) this._now = ev.timeMs;
     if (ev.module === 'h2o') this._h2oEvent(ev);
     else if (ev.module === 'quicly') this._quiclyEvent(ev);
-    else if (ev.module === 'picotls' && ev.type === 'new') this._quicStart(ev);
+    else if (ev.module === 'picotls') this._picotlsEvent(ev);
     else this._touch(ev);
     if (this._now - this._lastSweep >= SWEEP_INTERVAL_MS) this._sweep();
   }
@@ -200,15 +216,60 @@ export class Correlator {
   }
 
   private _quiclyEvent(ev: ProbeEvent): void {
-    if (ev.type === 'accept') return this._quicStart(ev);
-    if (ev.type !== 'new_path') return this._touch(ev);
     const connId = num(ev.fields.conn_id);
-    const remote = ev.fields.remote;
     if (connId === undefined) return void this.stats.ignoredEvents++;
-    const conn = this._conn(connId, ev, 'http/3', false);
-    if (typeof remote === 'string' && (conn.record.remote === undefined || ev.fields.path_index === 0)) {
-      conn.record.remote = remote;
+    if (ev.type === 'accept' || ev.type === 'new_path') {
+      const started = this._conn(connId, ev, 'http/3', false);
+      const remote = ev.fields.remote;
+      if (typeof remote === 'string' && (started.record.remote === undefined || ev.fields.path_index === 0)) {
+        started.record.remote = remote;
+      }
     }
+    const conn = this._conns.get(connId);
+    if (conn === undefined) return void this.stats.ignoredEvents++;
+    conn.record.last = ev;
+    const stream = streamEvent(ev);
+    if (stream !== undefined) return this._streamEvent(conn, num(ev.fields.stream_id), stream);
+    const quic = (conn.record.quic ??= newQuicRecord());
+    const e = applyQuicEvent(quic, ev, this._opts.maxSpanEvents);
+    if (e !== undefined && (ev.type === 'packet_lost' || ev.type === 'pto')) {
+      // Losses and PTOs slow every request in flight on the connection.
+      for (const req of conn.requests.values()) {
+        if (req.streamDone !== undefined) continue;
+        if (ev.type === 'packet_lost') req.packetsLost++;
+        else req.ptos++;
+        this._addRequestEvent(req, e);
+      }
+    }
+    if (ev.type === 'conn_stats' && conn.closedAt !== undefined && conn.requests.size === 0) {
+      this._closeConnection(conn, conn.closedAt, undefined, 'connection_closed');
+    }
+  }
+
+  /** `stream_on_open` comes before `receive_request`: hold stream events until their request starts. */
+  private _streamEvent(conn: ConnState, streamId: number | undefined, e: TransportEvent): void {
+    if (streamId === undefined || streamId < 0) return;
+    const req = conn.requests.get(streamId);
+    if (req !== undefined) {
+      this._addRequestEvent(req, e);
+      if (e.name === 'quic.stream_destroy' && req.streamDone !== undefined) {
+        this._completeRequest(conn, req, later(req.streamDone, e.at), undefined);
+      }
+      return;
+    }
+    const pending = (conn.pendingStream ??= new Map<number, TransportEvent[]>());
+    let list = pending.get(streamId);
+    if (list === undefined) {
+      if (pending.size >= MAX_PENDING_STREAMS) return;
+      list = [];
+      pending.set(streamId, list);
+    }
+    if (list.length < MAX_PENDING_STREAM_EVENTS) list.push(e);
+  }
+
+  private _addRequestEvent(req: RequestRecord, e: TransportEvent): void {
+    if (req.transportEvents.length < this._opts.maxSpanEvents) req.transportEvents.push(e);
+    else req.droppedTransportEvents++;
   }
 
   /**
@@ -219,7 +280,21 @@ export class Correlator {
   private _quicStart(ev: ProbeEvent): void {
     const connId = num(ev.fields.conn_id);
     if (connId === undefined) return void this.stats.ignoredEvents++;
-    this._conn(connId, ev, 'http/3', false);
+    this._tlsEvent(this._conn(connId, ev, 'http/3', false), ev);
+  }
+
+  /** picotls events of QUIC connections carry the conn id (TCP ones do not). */
+  private _tlsEvent(conn: ConnState, ev: ProbeEvent): void {
+    conn.record.last = ev;
+    applyQuicEvent((conn.record.quic ??= newQuicRecord()), ev, this._opts.maxSpanEvents);
+  }
+
+  private _picotlsEvent(ev: ProbeEvent): void {
+    if (ev.type === 'new') return this._quicStart(ev);
+    const connId = num(ev.fields.conn_id);
+    const conn = connId === undefined ? undefined : this._conns.get(connId);
+    if (conn === undefined) return void this.stats.ignoredEvents++;
+    this._tlsEvent(conn, ev);
   }
 
   /** Any other event of a known connection keeps it alive. */
@@ -294,7 +369,11 @@ export class Correlator {
     if (conn === undefined || req === undefined) return void this.stats.orphanEvents++;
     conn.record.last = ev;
     req.streamStats = ev.fields;
-    this._completeRequest(conn, req, ev, undefined);
+    const destroyed = req.transportEvents.some((e) => e.name === 'quic.stream_destroy');
+    const streamEventsSeen = req.transportEvents.some((e) => e.name === 'quic.stream_open');
+    if (!streamEventsSeen || destroyed) return this._completeRequest(conn, req, ev, undefined);
+    // Subscribed to stream events: `stream_on_destroy` follows at once; the sweep ends it if not.
+    req.streamDone = ev;
   }
 
   private _h3Destroy(ev: ProbeEvent): void {
@@ -302,6 +381,15 @@ export class Correlator {
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     if (conn === undefined) return void this.stats.orphanEvents++;
     conn.record.closeStats = ev.fields;
+    if (conn.record.quic !== undefined && conn.record.quic.stats === undefined) {
+      // quicly's `free` and `conn_stats` (the connection's statistics) follow `h3s_destroy`.
+      conn.closedAt = ev;
+      conn.closeAfter = ev.timeMs + QUIC_TAIL_MS;
+      for (const req of [...conn.requests.values()]) {
+        if (req.streamDone !== undefined) this._completeRequest(conn, req, req.streamDone, undefined);
+      }
+      return;
+    }
     this._closeConnection(conn, ev, undefined, 'connection_closed');
   }
 
@@ -431,10 +519,16 @@ export class Correlator {
       lastWrite: undefined,
       end: undefined,
       streamStats: undefined,
+      transportEvents: conn.pendingStream?.get(reqId) ?? [],
+      droppedTransportEvents: 0,
+      packetsLost: 0,
+      ptos: 0,
+      streamDone: undefined,
       tunnel: undefined,
       upgradedToHttp2: false,
       incomplete,
     };
+    conn.pendingStream?.delete(reqId);
     conn.requests.set(reqId, req);
     conn.record.requestCount++;
     conn.record.last = start;
@@ -473,6 +567,7 @@ export class Correlator {
       http1ConnId: undefined,
       requestCount: 0,
       closeStats: undefined,
+      quic: undefined,
       incomplete: midFlight ? 'attached_mid_flight' : undefined,
     };
     const conn: ConnState = {
@@ -481,6 +576,8 @@ export class Correlator {
       current: undefined,
       lastWrite: undefined,
       closedAt: undefined,
+      closeAfter: undefined,
+      pendingStream: undefined,
     };
     this._conns.set(connId, conn);
     this.stats.connections++;
@@ -572,7 +669,9 @@ export class Correlator {
       }
       if (req.tunnel !== undefined && req.tunnel.disposed === undefined)
         closeAttempts(req.tunnel, end, req.status);
-      if (conn.record.protocol === 'http/1' && req.responseStart !== undefined) {
+      if (req.streamDone !== undefined) {
+        this._completeRequest(conn, req, req.streamDone, undefined);
+      } else if (conn.record.protocol === 'http/1' && req.responseStart !== undefined) {
         this._completeRequest(conn, req, endOfHttp1(req, end), undefined);
       } else if (conn.record.protocol === 'http/2' && req.responseStart !== undefined) {
         this._completeRequest(conn, req, req.responseStart, undefined);
@@ -620,6 +719,11 @@ export class Correlator {
           }
           continue;
         }
+        if (req.streamDone !== undefined) {
+          if (now - req.streamDone.timeMs >= QUIC_TAIL_MS)
+            this._completeRequest(conn, req, req.streamDone, undefined);
+          continue;
+        }
         if (protocol === 'http/2' && resp !== undefined) {
           if (now - resp.timeMs >= o.http2GraceMs) this._completeRequest(conn, req, resp, undefined);
         } else if (protocol === 'http/1' && resp !== undefined) {
@@ -629,7 +733,11 @@ export class Correlator {
           this._completeRequest(conn, req, resp ?? req.start, 'timeout');
         }
       }
-      if (conn.closedAt !== undefined && conn.requests.size === 0) {
+      if (
+        conn.closedAt !== undefined &&
+        conn.requests.size === 0 &&
+        (conn.closeAfter === undefined || now >= conn.closeAfter)
+      ) {
         this._closeConnection(conn, conn.closedAt, undefined, 'connection_closed');
         continue;
       }
@@ -654,4 +762,8 @@ function isH2cUpgrade(req: RequestRecord): boolean {
     if (h.name === 'http2-settings' || (h.name === 'upgrade' && /\bh2c\b/i.test(h.value))) return true;
   }
   return false;
+}
+
+function later(a: Stamp, b: Stamp): Stamp {
+  return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs >= b.timeSubNs) ? a : b;
 }

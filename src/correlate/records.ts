@@ -3,6 +3,7 @@
  * Times are the ProbeEvents that marked them (ms + sub-ms ns), so no time object is allocated per event.
  */
 import type { FieldValue, ProbeEvent } from '../events/types.js';
+import type { QuicRecord, TransportEvent } from './quic.js';
 
 export type Stamp = Pick<ProbeEvent, 'timeMs' | 'timeSubNs'>;
 
@@ -77,6 +78,8 @@ export interface ConnectionRecord {
   requestCount: number;
   /** `h3s_destroy` counters. */
   closeStats: Readonly<Record<string, FieldValue>> | undefined;
+  /** HTTP/3: the QUIC connection's transport events, totals, close reason and TLS facts (quicly/picotls events). */
+  quic: QuicRecord | undefined;
   incomplete: IncompleteReason | undefined;
 }
 
@@ -99,6 +102,13 @@ export interface RequestRecord {
   end: Stamp | undefined;
   /** `h3s_stream_stats` counters. */
   streamStats: Readonly<Record<string, FieldValue>> | undefined;
+  /** HTTP/3: events of its QUIC stream, and losses and PTOs of the connection while it was in flight. */
+  readonly transportEvents: TransportEvent[];
+  droppedTransportEvents: number;
+  packetsLost: number;
+  ptos: number;
+  /** HTTP/3: `h3s_stream_stats` came; the request ends when its stream is destroyed (or shortly after). */
+  streamDone: Stamp | undefined;
   /** CONNECT: the upstream side of the tunnel (USDT `connect_*` probes). */
   tunnel: TunnelRecord | undefined;
   /** Set when the request arrived over HTTP/1.1 with `Upgrade: h2c` and was answered over HTTP/2. */

@@ -71,11 +71,61 @@ export const LEGACY_FIELD_RENAMES: Readonly<Record<string, Readonly<Record<strin
   h3s_accept: { quic_master_id: 'quic' },
 };
 
+/** How much of QUIC the spans show (`--quic-events`). */
+export type QuicEventLevel = 'none' | 'basic' | 'detailed';
+
 /** What the configured output needs from H2O; decides the socket subscription and the probes attached. */
 export interface OutputNeeds {
   /** Response headers are captured (or their sizes wanted): subscribe to `send_response_header`. */
   readonly responseHeaders: boolean;
+  readonly quicEvents: QuicEventLevel;
 }
+
+/**
+ * `basic`: what a slow HTTP/3 request needs explained — handshake, key updates, paths, losses, PTOs, congestion,
+ * ECN, close, stream lifecycle, quicly's final statistics and TLS facts. A few events per connection, more only
+ * when something goes wrong.
+ */
+const QUIC_BASIC = [
+  'quicly:accept',
+  'quicly:free',
+  'quicly:conn_stats',
+  'quicly:crypto_handshake',
+  'quicly:handshake_done_send',
+  'quicly:crypto_send_key_update',
+  'quicly:crypto_receive_key_update',
+  'quicly:promote_path',
+  'quicly:delete_path',
+  'quicly:packet_lost',
+  'quicly:pto',
+  'quicly:cc_congestion',
+  'quicly:ecn_validation',
+  'quicly:ecn_congestion',
+  'quicly:transport_close_send',
+  'quicly:transport_close_receive',
+  'quicly:application_close_send',
+  'quicly:application_close_receive',
+  'quicly:idle_timeout',
+  'quicly:handshake_timeout',
+  'quicly:stateless_reset_receive',
+  'quicly:stream_on_open',
+  'quicly:stream_on_destroy',
+  'quicly:stream_on_send_stop',
+  'quicly:stream_on_receive_reset',
+  'picotls:new',
+  'picotls:receive_message',
+  'picotls:new_secret',
+  'picotls:ech_selection',
+];
+
+/** `detailed`: every packet sent, received and acknowledged, and stream data (for first/last byte and qlog). */
+const QUIC_DETAILED = [
+  'quicly:packet_sent',
+  'quicly:packet_received',
+  'quicly:packet_acked',
+  'quicly:cc_ack_received',
+  'quicly:stream_send',
+];
 
 /**
  * The socket points one request span and its connection span need. Never "everything": without `trace=` H2O
@@ -99,6 +149,8 @@ export function subscriptionFor(needs: OutputNeeds): string[] {
     'quicly:new_path',
   ];
   if (needs.responseHeaders) points.push('h2o:send_response_header');
+  if (needs.quicEvents !== 'none') points.push(...QUIC_BASIC);
+  if (needs.quicEvents === 'detailed') points.push(...QUIC_DETAILED);
   return points;
 }
 

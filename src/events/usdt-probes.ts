@@ -122,6 +122,16 @@ const TABLE: readonly (readonly [UsdtProbe['provider'], string, string, IdKind?,
   ['quicly', 'stream_on_destroy', `${QUIC} stream_id:stream err:i64`, 'quic'],
   ['quicly', 'stream_on_send_stop', `${QUIC} stream_id:stream err:i64`, 'quic'],
   ['quicly', 'stream_on_receive_reset', `${QUIC} stream_id:stream err:i64`, 'quic'],
+  ['quicly', 'idle_timeout', QUIC, 'quic'],
+  ['quicly', 'handshake_timeout', `${QUIC} elapsed:i64 rtt_smoothed:u32`, 'quic'],
+  ['quicly', 'stateless_reset_receive', QUIC, 'quic'],
+  ['quicly', 'packet_acked', `${QUIC} pn:u64 is_late_ack:bool`, 'quic'],
+  [
+    'quicly',
+    'stream_send',
+    `${QUIC} stream_id:stream off:u64 -:ptr data_len:u64 is_fin:bool wrote_all:bool`,
+    'quic',
+  ],
 ];
 
 export const USDT_PROBES: readonly UsdtProbe[] = TABLE.map(([provider, name, args, idKind, role], id) => ({

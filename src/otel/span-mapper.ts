@@ -15,6 +15,8 @@ import type {
   TunnelRecord,
 } from '../correlate/records.js';
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
+import type { QuicRecord, TransportEvent } from '../correlate/quic.js';
+import { isErrorClose, transportErrorName } from '../correlate/quic.js';
 import type { HeaderPolicy } from './header-policy.js';
 import { REDACTED } from './header-policy.js';
 import { defaultPort, parseAuthority, parseSocketAddress, redactQuery, splitTarget } from './url.js';
@@ -38,14 +40,24 @@ const CONNECTION_SPAN_NAMES = {
   'http/3': 'QUIC connection',
 } as const;
 
-/** `h3s_stream_stats` / `h3s_destroy` counters worth a connection attribute. */
-const H3_CONNECTION_COUNTERS = [
-  'num_requests',
-  'request_stream_bytes',
-  'request_body_bytes',
-  'response_stream_bytes',
-  'response_body_bytes',
-] as const;
+/** quicly's `conn_stats` keys worth a QUIC connection attribute (`h2o.quic.<name>`). */
+const QUIC_STATS: readonly (readonly [string, string])[] = [
+  ['num-packets.sent', 'packets_sent'],
+  ['num-packets.received', 'packets_received'],
+  ['num-packets.lost', 'packets_lost'],
+  ['num-bytes.sent', 'bytes_sent'],
+  ['num-bytes.received', 'bytes_received'],
+  ['num-bytes.lost', 'bytes_lost'],
+  ['num-ptos', 'ptos'],
+  ['rtt.smoothed', 'rtt_smoothed_ms'],
+  ['rtt.minimum', 'rtt_min_ms'],
+  ['rtt.latest', 'rtt_latest_ms'],
+  ['cc.cwnd', 'cwnd'],
+  ['cc.num-loss-episodes', 'loss_episodes'],
+  ['handshake-confirmed-msec', 'handshake_confirmed_ms'],
+  ['num-paths.created', 'paths_created'],
+  ['num-paths.promoted', 'paths_promoted'],
+];
 
 export interface SpanMapperOptions {
   readonly headers: HeaderPolicy;
@@ -109,6 +121,10 @@ export class SpanMapper implements RecordSink {
       this._parentContext(req),
     );
     if (req.responseStart !== undefined) span.addEvent('response_start', toHrTime(req.responseStart));
+    if (req.transportEvents.length > 0) {
+      addTransportEvents(span, req.transportEvents, req.droppedTransportEvents);
+      span.setAttributes({ 'h2o.quic.packets_lost': req.packetsLost, 'h2o.quic.ptos': req.ptos });
+    }
     const status = req.status;
     if (status !== undefined && status >= 500) {
       span.setAttribute('error.type', String(status));
@@ -166,14 +182,59 @@ export class SpanMapper implements RecordSink {
     this._connSpans.delete(conn);
     const a: Attributes = { 'h2o.request_count': conn.requestCount };
     if (conn.closeStats !== undefined) {
-      for (const key of H3_CONNECTION_COUNTERS) {
-        const v = conn.closeStats[key];
-        if (typeof v === 'number') a[`h2o.h3.${key}`] = v;
+      // h3s_destroy: requests, stream, header and body bytes each way, control and QPACK stream bytes.
+      for (const [key, v] of Object.entries(conn.closeStats)) {
+        if (key !== 'conn_id' && typeof v === 'number') a[`h2o.h3.${key}`] = v;
       }
     }
+    if (conn.quic !== undefined) this._quicConnection(span, a, conn.quic);
     if (conn.incomplete !== undefined) a['h2o.incomplete'] = conn.incomplete;
     span.setAttributes(a);
     span.end(toHrTime(later(conn.end ?? conn.last, conn.start)));
+  }
+
+  /** Sub-events, totals (exact even when events were capped), quicly's statistics, the close reason, TLS facts. */
+  private _quicConnection(span: Span, a: Attributes, q: QuicRecord): void {
+    addTransportEvents(span, q.events, q.droppedEvents);
+    if (q.originalDcid !== undefined) a['h2o.quic.original_dcid'] = q.originalDcid;
+    a['h2o.quic.packets_lost'] = q.packetsLost;
+    a['h2o.quic.ptos'] = q.ptos;
+    a['h2o.quic.congestion_events'] = q.congestionEvents;
+    if (q.keyUpdates > 0) a['h2o.quic.key_updates'] = q.keyUpdates;
+    if (q.ecnCe > 0) a['h2o.quic.ecn_ce'] = q.ecnCe;
+    if (q.droppedEvents > 0) a['h2o.quic.events_dropped'] = q.droppedEvents;
+    if (q.stats !== undefined) {
+      for (const [key, name] of QUIC_STATS) {
+        const v = q.stats[key];
+        if (typeof v === 'number') a[`h2o.quic.${name}`] = v;
+      }
+    }
+    const c = q.close;
+    if (c !== undefined) {
+      a['h2o.quic.close.side'] = c.side;
+      a['h2o.quic.close.kind'] = c.kind;
+      a['h2o.quic.close.error_code'] = Number(c.errorCode);
+      if (c.kind === 'transport') {
+        a['h2o.quic.close.error'] = transportErrorName(c.errorCode);
+        a['h2o.quic.close.frame_type'] = Number(c.frameType ?? 0);
+      }
+      if (c.reason !== '') a['h2o.quic.close.reason'] = c.reason;
+    } else if (q.idleTimeout) {
+      a['h2o.quic.close.kind'] = 'idle_timeout';
+    }
+    if (isErrorClose(c)) {
+      a['error.type'] = transportErrorName(c!.errorCode);
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: `QUIC connection closed with ${String(a['error.type'])}`,
+      });
+    }
+    const t = q.tls;
+    if (t.start !== undefined && t.done !== undefined)
+      a['h2o.tls.handshake_ms'] = durationMs(t.start, t.done);
+    if (t.lastResult !== undefined) a['h2o.tls.handshake_result'] = t.lastResult;
+    if (t.ech !== undefined) a['h2o.tls.ech'] = t.ech;
+    if (t.earlyData) a['h2o.tls.early_data'] = true;
   }
 
   private _connectionSpan(conn: ConnectionRecord): Span {
@@ -330,6 +391,22 @@ export class SpanMapper implements RecordSink {
     if (req.conn.protocol === 'http/2') return '2';
     if (req.conn.protocol === 'http/3') return '3';
     return undefined;
+  }
+}
+
+function durationMs(from: Stamp, to: Stamp): number {
+  return Math.round(((to.timeMs - from.timeMs) * 1e6 + (to.timeSubNs - from.timeSubNs)) / 1e3) / 1e3;
+}
+
+/**
+ * Events kept by the correlator, in order. Those it had to leave out (the per-span cap) are added to the span's
+ * dropped-events count, which OTLP carries and trace viewers show; the totals stay in the attributes.
+ */
+function addTransportEvents(span: Span, events: readonly TransportEvent[], dropped: number): void {
+  for (const e of events) span.addEvent(e.name, e.attributes, toHrTime(e.at));
+  if (dropped > 0 && '_droppedEventsCount' in span) {
+    // The SDK has no API to report events dropped before they reached it; this is its own counter.
+    (span as unknown as { _droppedEventsCount: number })._droppedEventsCount += dropped;
   }
 }
 

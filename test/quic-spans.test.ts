@@ -1,0 +1,134 @@
+// QUIC and TLS depth from the real HTTP/3 capture of an H2O master build (socket format): the QUIC connection
+// span's sub-events, quicly's statistics, the close reason, TLS facts, the request's stream events, and the cap.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { subscriptionFor } from '../src/events/catalogue.js';
+import { fixture, runCli } from './helpers/cli.js';
+import { startOtlpReceiver } from './helpers/otlp-receiver.js';
+import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
+
+const SERVER = 2;
+const INTERNAL = 1;
+
+async function replayHttp3(receiver: OtlpReceiver, extra: string[]): Promise<ReceivedSpan[]> {
+  const res = await runCli(['--replay', fixture('http3.jsonl'), '--status-interval', '0', ...extra], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+  });
+  assert.equal(res.code, 0, res.stderr);
+  return receiver.spans;
+}
+
+describe('the real HTTP/3 capture', () => {
+  let receiver: OtlpReceiver;
+  let conn: ReceivedSpan;
+  let req: ReceivedSpan;
+
+  before(async () => {
+    receiver = await startOtlpReceiver();
+    const spans = await replayHttp3(receiver, []);
+    conn = spans.find((s) => s.kind === INTERNAL)!;
+    req = spans.find((s) => s.kind === SERVER)!;
+  });
+  after(() => receiver.close());
+
+  test('the QUIC connection span has the handshake, its confirmation and the close as events', () => {
+    assert.equal(conn.name, 'QUIC connection');
+    assert.deepEqual(
+      conn.events.map((e) => e.name),
+      [
+        'quic.ecn_validation',
+        'quic.handshake_complete',
+        'tls.handshake_complete',
+        'quic.handshake_confirmed',
+        'quic.close_received',
+      ],
+    );
+    const close = conn.events.at(-1)!;
+    assert.deepEqual(close.attributes, {
+      'quic.close.kind': 'transport',
+      'quic.close.error_code': 0,
+      'quic.close.error': 'NO_ERROR',
+      'quic.close.frame_type': 0,
+    });
+    // Events sit inside the connection's time range.
+    for (const e of conn.events) {
+      assert.ok(e.timeUnixNano >= conn.startTimeUnixNano && e.timeUnixNano <= conn.endTimeUnixNano, e.name);
+    }
+  });
+
+  test("quicly's statistics, the close reason and TLS facts are attributes; a clean close is not an error", () => {
+    const a = conn.attributes;
+    assert.equal(a['h2o.quic.original_dcid'], '55237ed37b2e08d0');
+    assert.equal(a['h2o.quic.packets_sent'], 5);
+    assert.equal(a['h2o.quic.packets_received'], 5);
+    assert.equal(a['h2o.quic.packets_lost'], 0);
+    assert.equal(a['h2o.quic.bytes_sent'], 2236);
+    assert.equal(a['h2o.quic.bytes_received'], 1644);
+    assert.equal(a['h2o.quic.cwnd'], 14720);
+    assert.equal(a['h2o.quic.rtt_smoothed_ms'], 1);
+    assert.equal(a['h2o.quic.close.side'], 'received');
+    assert.equal(a['h2o.quic.close.error'], 'NO_ERROR');
+    assert.equal(a['h2o.tls.handshake_result'], 0);
+    assert.equal(typeof a['h2o.tls.handshake_ms'], 'number');
+    assert.equal(a['h2o.h3.num_requests'], 1);
+    assert.equal(a['h2o.h3.response_header_bytes'], 92);
+    assert.equal(a['h2o.h3.control_stream_bytes_sent'], 18);
+    assert.equal(conn.status.code, 0);
+    // The connection ends at h3s_destroy, not at the statistics that follow it.
+    assert.equal((conn.endTimeUnixNano - conn.startTimeUnixNano) / 1_000_000n, 113n);
+  });
+
+  test('the request carries the events of its own stream and links to the connection', () => {
+    assert.equal(req.links[0]!.spanId, conn.spanId);
+    const names = req.events.map((e) => e.name);
+    assert.ok(names.includes('quic.stream_open'));
+    assert.ok(names.includes('quic.stream_destroy'));
+    assert.equal(req.attributes['h2o.quic.packets_lost'], 0);
+    assert.equal(req.attributes['http.response.body.size'], 41);
+  });
+});
+
+test('a per-span cap keeps the first events, counts the rest as dropped, and keeps totals exact', async () => {
+  const receiver = await startOtlpReceiver();
+  try {
+    const spans = await replayHttp3(receiver, ['--max-span-events', '2']);
+    const conn = spans.find((s) => s.kind === INTERNAL)!;
+    assert.deepEqual(
+      conn.events.map((e) => e.name),
+      ['quic.ecn_validation', 'quic.handshake_complete'],
+    );
+    assert.equal(conn.droppedEventsCount, 3);
+    assert.equal(conn.attributes['h2o.quic.events_dropped'], 3);
+    assert.equal(
+      conn.attributes['h2o.quic.close.error'],
+      'NO_ERROR',
+      'the close is known even when its event was capped',
+    );
+  } finally {
+    await receiver.close();
+  }
+});
+
+test('--quic-events chooses the subscription: none, basic (default), detailed', () => {
+  const none = subscriptionFor({ responseHeaders: false, quicEvents: 'none' });
+  const basic = subscriptionFor({ responseHeaders: false, quicEvents: 'basic' });
+  const detailed = subscriptionFor({ responseHeaders: false, quicEvents: 'detailed' });
+  assert.ok(!none.some((p) => p.startsWith('picotls:')));
+  assert.deepEqual(
+    none.filter((p) => p.startsWith('quicly:')),
+    ['quicly:new_path'],
+  );
+  for (const p of [
+    'quicly:packet_lost',
+    'quicly:pto',
+    'quicly:cc_congestion',
+    'quicly:transport_close_send',
+    'quicly:stream_on_destroy',
+    'quicly:conn_stats',
+    'picotls:receive_message',
+  ])
+    assert.ok(basic.includes(p), p);
+  assert.ok(!basic.includes('quicly:packet_sent'), 'basic never subscribes to every packet');
+  assert.ok(detailed.includes('quicly:packet_sent') && detailed.includes('quicly:stream_send'));
+  assert.ok(new Set(basic).size === basic.length, 'no duplicates');
+});
