@@ -8,6 +8,7 @@ import { JsonLineDecoder } from './events/decode-json.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
 import type { DecodeStats, ProbeEvent } from './events/types.js';
+import type { QlogDirectory, QlogSession } from './export/qlog.js';
 import type { SpanMapper } from './otel/span-mapper.js';
 
 /** What a byte source feeds: raw bytes of one session, then its end. */
@@ -25,6 +26,8 @@ export interface EventSink {
 export interface PipelineOptions {
   readonly correlator: CorrelatorOptions;
   readonly maxLineBytes: number;
+  /** `--qlog-dir`: where QUIC connections are also written as qlog. */
+  readonly qlog: QlogDirectory | undefined;
 }
 
 export class Pipeline {
@@ -47,7 +50,14 @@ export class Pipeline {
     this.sessions++;
     const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
     const decoder = new JsonLineDecoder({ maxLineBytes: this._opts.maxLineBytes }, this.decodeStats);
-    this._current = new Session(decoder, correlator, this._recorder, this.decodeStats, undefined);
+    this._current = new Session(
+      decoder,
+      correlator,
+      this._recorder,
+      this._opts.qlog?.session(),
+      this.decodeStats,
+      undefined,
+    );
     return this._current;
   }
 
@@ -55,8 +65,13 @@ export class Pipeline {
   openEventSession(): EventSink {
     this.sessions++;
     const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
-    const session = new Session(undefined, correlator, this._recorder, this.decodeStats, () =>
-      this._concurrent.delete(session),
+    const session = new Session(
+      undefined,
+      correlator,
+      this._recorder,
+      this._opts.qlog?.session(),
+      this.decodeStats,
+      () => this._concurrent.delete(session),
     );
     this._concurrent.add(session);
     return session;
@@ -99,6 +114,7 @@ class Session implements ChunkSink, EventSink {
     private readonly _decoder: JsonLineDecoder | undefined,
     readonly correlator: Correlator,
     private readonly _recorder: EventRecorder | undefined,
+    private readonly _qlog: QlogSession | undefined,
     private readonly _stats: DecodeStats,
     private readonly _onEnd: (() => void) | undefined,
   ) {}
@@ -125,12 +141,14 @@ class Session implements ChunkSink, EventSink {
     }
     this._ended = true;
     this.correlator.flush('source_ended');
+    this._qlog?.end();
     this._onEnd?.();
   }
 
   private _deliver(events: readonly ProbeEvent[]): void {
     if (events.length === 0) return;
     this._recorder?.write(events);
+    this._qlog?.write(events);
     this.correlator.process(events);
   }
 }

@@ -1,8 +1,12 @@
 // QUIC and TLS depth from the real HTTP/3 capture of an H2O master build (socket format): the QUIC connection
 // span's sub-events, quicly's statistics, the close reason, TLS facts, the request's stream events, and the cap.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { subscriptionFor } from '../src/events/catalogue.js';
+import { QLOG_EVENT_NAMES } from '../src/export/qlog.js';
 import { fixture, runCli } from './helpers/cli.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
@@ -131,4 +135,108 @@ test('--quic-events chooses the subscription: none, basic (default), detailed', 
   assert.ok(!basic.includes('quicly:packet_sent'), 'basic never subscribes to every packet');
   assert.ok(detailed.includes('quicly:packet_sent') && detailed.includes('quicly:stream_send'));
   assert.ok(new Set(basic).size === basic.length, 'no duplicates');
+});
+
+/** The capture's connection, repeated with fresh conn ids and CIDs, so each copy is a connection of its own. */
+function manyConnections(capture: string, n: number): Buffer {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(
+      capture
+        .replace(/"conn_id":19\b/g, `"conn_id":${1000 + i}`)
+        .replace(/"dcid":"55237ed37b2e08d0"/g, `"dcid":"${(0x55237ed37b2e0000 + i).toString(16)}"`),
+    );
+  }
+  return Buffer.from(out.join(''));
+}
+
+function readQlog(path: string): { header: Record<string, unknown>; events: Record<string, unknown>[] } {
+  const text = readFileSync(path, 'utf8');
+  assert.ok(text.startsWith('\u001e'), 'JSON text sequence: every record starts with RS');
+  const records = text
+    .split('\u001e')
+    .slice(1)
+    .map((r) => {
+      assert.ok(r.endsWith('\n'));
+      return JSON.parse(r) as Record<string, unknown>;
+    });
+  return { header: records[0]!, events: records.slice(1) };
+}
+
+describe('--qlog-dir', () => {
+  test('one .sqlog per QUIC connection, in the qlog QUIC event schema, group_id = original DCID', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-qlog-'));
+    const res = await runCli([
+      '--replay',
+      fixture('http3.jsonl'),
+      '--exporter',
+      'none',
+      '--status-interval',
+      '0',
+      '--qlog-dir',
+      dir,
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    const files = readdirSync(dir);
+    assert.equal(files.length, 1);
+    assert.match(files[0]!, /-19-55237ed37b2e08d0\.sqlog$/);
+    const { header, events } = readQlog(join(dir, files[0]!));
+    assert.equal(header.file_schema, 'urn:ietf:params:qlog:file:sequential');
+    const trace = header.trace as {
+      common_fields: Record<string, unknown>;
+      vantage_point: Record<string, unknown>;
+    };
+    assert.equal(trace.common_fields.group_id, '55237ed37b2e08d0');
+    assert.equal(trace.vantage_point.type, 'server');
+    for (const e of events) {
+      assert.equal(typeof e.time, 'number');
+      assert.ok(QLOG_EVENT_NAMES.has(e.name as string), `draft event name: ${String(e.name)}`);
+      assert.equal(typeof e.data, 'object');
+    }
+    const sent = events.filter((e) => e.name === 'quic:packet_sent');
+    assert.equal(sent.length, 5, 'with --qlog-dir every packet is subscribed (detailed)');
+    assert.deepEqual((sent[0]!.data as { header: unknown }).header, {
+      packet_type: 'initial',
+      packet_number: 0,
+    });
+    const closed = events.find((e) => e.name === 'quic:connection_closed')!;
+    assert.deepEqual(closed.data, { owner: 'remote', connection_code: 0, reason: '' });
+    assert.equal(events[0]!.name, 'quic:path_assigned');
+    assert.equal(events[1]!.name, 'quic:connection_started');
+    assert.match(res.stderr, /qlog: 1 files/);
+  });
+
+  test('the directory stays under its size bound: the oldest files are rotated out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-qlog-'));
+    const input = manyConnections(readFileSync(fixture('http3.jsonl'), 'utf8'), 30);
+    const maxMb = 0.05;
+    const res = await runCli(
+      [
+        '--replay',
+        '-',
+        '--exporter',
+        'none',
+        '--status-interval',
+        '0',
+        '--qlog-dir',
+        dir,
+        '--qlog-max-mb',
+        String(maxMb),
+      ],
+      {},
+      input,
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const files = readdirSync(dir).sort();
+    let total = 0;
+    for (const f of files) total += statSync(join(dir, f)).size;
+    assert.ok(total <= maxMb * 1024 * 1024, `${total} bytes`);
+    assert.ok(files.length > 3 && files.length < 30, `${files.length} files kept`);
+    const rotated = Number(/(\d+) rotated out/.exec(res.stderr)![1]);
+    assert.equal(rotated + files.length, 30);
+    // The newest connections are the ones kept.
+    assert.ok(files.some((f) => f.includes('-1029-')));
+    assert.ok(!files.some((f) => f.includes('-1000-')));
+    for (const f of files) readQlog(join(dir, f)); // each kept file is complete and parses
+  });
 });

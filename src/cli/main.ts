@@ -21,6 +21,7 @@ import { CountingBatchProcessor } from '../export/batch-processor.js';
 import { ConsoleTreeExporter } from '../export/console-exporter.js';
 import { DiscardExporter } from '../export/discard-exporter.js';
 import { createOtlpExporter } from '../export/otlp.js';
+import { QlogDirectory } from '../export/qlog.js';
 import { SelfMetrics } from '../export/self-metrics.js';
 import { headerPolicy } from '../otel/header-policy.js';
 import { samplerFrom, SamplerConfigError } from '../otel/sampler.js';
@@ -118,7 +119,20 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     sensitiveQueryParams: new Set(o.sensitiveQueryParams),
   });
   const recorder = o.record === undefined ? undefined : new EventRecorder(o.record);
-  const pipeline = new Pipeline({ correlator: o.correlator, maxLineBytes: o.maxLineBytes }, mapper, recorder);
+  let qlog: QlogDirectory | undefined;
+  if (o.qlog !== undefined) {
+    try {
+      qlog = new QlogDirectory(o.qlog.dir, o.qlog.maxBytes);
+    } catch (err) {
+      process.stderr.write(`h2o-otel: --qlog-dir ${o.qlog.dir}: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+  const pipeline = new Pipeline(
+    { correlator: o.correlator, maxLineBytes: o.maxLineBytes, qlog },
+    mapper,
+    recorder,
+  );
   const status = new StatusReporter(
     {
       decode: pipeline.decodeStats,
@@ -240,6 +254,13 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     await Promise.all([processor.shutdown(SHUTDOWN_BUDGET_MS), metrics?.shutdown(SHUTDOWN_BUDGET_MS)]);
     await recorder?.close();
     status.notices();
+    if (qlog !== undefined) {
+      const q = qlog.stats;
+      say(
+        `h2o-otel: qlog: ${q.files} files, ${q.events} events, ${q.rotated} rotated out, ${q.writeErrors} write errors`,
+      );
+      if (qlog.lastError !== undefined) process.stderr.write(`h2o-otel: --qlog-dir: ${qlog.lastError}\n`);
+    }
     if (recorder?.error !== undefined) {
       process.stderr.write(`h2o-otel: --record ${o.record}: ${recorder.error.message}\n`);
       exitCode = 1;

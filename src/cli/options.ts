@@ -50,6 +50,7 @@ export interface Options {
   readonly correlator: CorrelatorOptions;
   readonly maxLineBytes: number;
   readonly quicEvents: QuicEventLevel;
+  readonly qlog: { readonly dir: string; readonly maxBytes: number } | undefined;
   readonly statusIntervalSec: number;
   readonly quiet: boolean;
 }
@@ -68,6 +69,13 @@ function ringSizeArg(v: string): number {
   if (!Number.isInteger(mib) || mib < 1 || mib > 1024 || (mib & (mib - 1)) !== 0)
     throw new InvalidArgumentError('must be a power of two between 1 and 1024 (MiB)');
   return mib;
+}
+
+function positiveNumberArg(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError('must be a positive number');
+  return n;
 }
 
 function ratioArg(v: string): number {
@@ -175,6 +183,13 @@ export function buildCommand(): Command {
         .choices(['none', 'basic', 'detailed'])
         .default('basic'),
     )
+    .option('--qlog-dir <dir>', 'also write each QUIC connection as a qlog file (.sqlog) in this directory')
+    .option(
+      '--qlog-max-mb <n>',
+      'keep the qlog directory under this size (MiB, fractions allowed); the oldest files are deleted first',
+      positiveNumberArg,
+      256,
+    )
     .option(
       '--max-span-events <n>',
       'QUIC/TLS events kept per span; more are counted as dropped (totals stay exact)',
@@ -275,6 +290,8 @@ interface Flags {
   ringSize: number;
   quicEvents: QuicEventLevel;
   maxSpanEvents: number;
+  qlogDir?: string;
+  qlogMaxMb: number;
   pollMs: number;
   bpfObject: string;
   metrics: boolean;
@@ -430,7 +447,15 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       maxSpanEvents: f.maxSpanEvents,
     },
     maxLineBytes: f.maxLineBytes,
-    quicEvents: f.quicEvents,
+    // qlog is for packet-level tools (qvis): unless a level was chosen, subscribe to every packet.
+    quicEvents:
+      f.qlogDir !== undefined && command.getOptionValueSource('quicEvents') === 'default'
+        ? 'detailed'
+        : f.quicEvents,
+    qlog:
+      f.qlogDir === undefined
+        ? undefined
+        : { dir: f.qlogDir, maxBytes: Math.round(f.qlogMaxMb * 1024 * 1024) },
     statusIntervalSec: f.statusInterval,
     quiet: f.quiet === true,
   };

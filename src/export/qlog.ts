@@ -1,0 +1,351 @@
+/**
+ * `--qlog-dir DIR`: one streaming qlog file per QUIC connection (`.sqlog`, JSON text sequences: each record is RS,
+ * JSON, LF), in the QUIC event schema of the current qlog drafts, for qvis and other qlog tools. The file's
+ * group_id is the connection's original destination CID. Files are appended as events arrive, finished when quicly
+ * frees the connection, and the directory is kept under a size bound by deleting the oldest finished files.
+ */
+import { appendFileSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FieldValue, ProbeEvent } from '../events/types.js';
+
+/** Event names h2o-otel writes, all from draft-ietf-quic-qlog-quic-events. */
+export const QLOG_EVENT_NAMES: ReadonlySet<string> = new Set([
+  'quic:connection_started',
+  'quic:connection_closed',
+  'quic:connection_state_updated',
+  'quic:path_assigned',
+  'quic:packet_sent',
+  'quic:packet_received',
+  'quic:packets_acked',
+  'quic:packet_lost',
+  'quic:stream_state_updated',
+  'quic:stream_data_moved',
+  'quic:key_updated',
+  'quic:recovery_metrics_updated',
+  'quic:congestion_state_updated',
+  'quic:timer_updated',
+  'quic:ecn_state_updated',
+]);
+
+const RS = '\u001e';
+const PACKET_TYPES = ['initial', '0RTT', 'handshake', '1RTT'] as const;
+/** quicly's ECN validation states (quicly.c): testing, then capable or failed. */
+const ECN_STATES = ['testing', 'unknown', 'failed', 'capable'] as const;
+/** Events held for a connection until `accept` gives its original DCID (quicly logs `new_path` first). */
+const MAX_EARLY_EVENTS = 16;
+
+export interface QlogStats {
+  files: number;
+  events: number;
+  /** Files deleted to keep the directory under its size bound. */
+  rotated: number;
+  writeErrors: number;
+}
+
+/** The directory and its size bound; shared by every session (each traced process or socket connection). */
+export class QlogDirectory {
+  readonly stats: QlogStats = { files: 0, events: 0, rotated: 0, writeErrors: 0 };
+  private readonly _finished: { path: string; bytes: number }[] = [];
+  private _bytes = 0;
+  private _sessions = 0;
+  private _lastError: string | undefined;
+
+  constructor(
+    readonly dir: string,
+    private readonly _maxBytes: number,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    // Files from earlier runs count against the bound too, oldest first.
+    const old = readdirSync(dir)
+      .filter((f) => f.endsWith('.sqlog'))
+      .map((f) => {
+        const st = statSync(join(dir, f));
+        return { path: join(dir, f), bytes: st.size, mtime: st.mtimeMs };
+      })
+      .sort((a, b) => a.mtime - b.mtime);
+    for (const f of old) {
+      this._finished.push({ path: f.path, bytes: f.bytes });
+      this._bytes += f.bytes;
+    }
+  }
+
+  get lastError(): string | undefined {
+    return this._lastError;
+  }
+
+  session(): QlogSession {
+    return new QlogSession(this, ++this._sessions);
+  }
+
+  /** Append `text` to `path`; false (and counted) when the disk refuses. */
+  append(path: string, text: string): boolean {
+    try {
+      appendFileSync(path, text);
+    } catch (err) {
+      this.stats.writeErrors++;
+      this._lastError = (err as Error).message;
+      return false;
+    }
+    this._bytes += Buffer.byteLength(text);
+    return true;
+  }
+
+  /** A connection's file is complete: it may be rotated out from now on. */
+  finished(path: string, bytes: number): void {
+    this._finished.push({ path, bytes });
+    while (this._bytes > this._maxBytes && this._finished.length > 0) {
+      const oldest = this._finished.shift()!;
+      try {
+        unlinkSync(oldest.path);
+      } catch {
+        // already gone
+      }
+      this._bytes -= oldest.bytes;
+      this.stats.rotated++;
+    }
+  }
+}
+
+interface Conn {
+  readonly path: string | undefined;
+  bytes: number;
+  /** Records waiting for `accept` (before the file exists). */
+  early: string[] | undefined;
+  pending: string;
+  freed: boolean;
+  remote: string | undefined;
+}
+
+/** One source session's QUIC connections (conn ids are unique within it). */
+export class QlogSession {
+  private readonly _conns = new Map<number, Conn>();
+  private readonly _touched = new Set<Conn>();
+
+  constructor(
+    private readonly _dir: QlogDirectory,
+    private readonly _session: number,
+  ) {}
+
+  write(events: readonly ProbeEvent[]): void {
+    for (const ev of events) {
+      if (ev.module !== 'quicly') continue;
+      const connId = ev.fields.conn_id;
+      if (typeof connId !== 'number') continue;
+      this._event(connId, ev);
+    }
+    for (const c of this._touched) this._flush(c);
+    this._touched.clear();
+    for (const [id, c] of this._conns) if (c.freed) this._finish(id, c);
+  }
+
+  /** The session ended: finish every file. */
+  end(): void {
+    for (const [id, c] of this._conns) {
+      this._flush(c);
+      this._finish(id, c);
+    }
+  }
+
+  private _event(connId: number, ev: ProbeEvent): void {
+    let c = this._conns.get(connId);
+    if (ev.type === 'accept') {
+      const early = c?.early ?? [];
+      c = this._open(connId, ev, c?.remote);
+      for (const r of early) c.pending += r;
+    }
+    if (c === undefined) {
+      // Only a connection's first events open it: the ones quicly logs after `free` must not.
+      if (ev.type !== 'new_path') return;
+      c = { path: undefined, bytes: 0, early: [], pending: '', freed: false, remote: undefined };
+      this._conns.set(connId, c);
+    }
+    if (ev.type === 'new_path' && ev.fields.path_index === 0 && typeof ev.fields.remote === 'string')
+      c.remote = ev.fields.remote;
+    if (ev.type === 'free') c.freed = true;
+    const record = qlogRecord(ev);
+    if (record === undefined) return;
+    this._dir.stats.events++;
+    const text = RS + JSON.stringify(record) + '\n';
+    if (c.path === undefined) {
+      if (c.early !== undefined && c.early.length < MAX_EARLY_EVENTS) c.early.push(text);
+      return;
+    }
+    c.pending += text;
+    this._touched.add(c);
+  }
+
+  private _open(connId: number, accept: ProbeEvent, remote: string | undefined): Conn {
+    const odcid = typeof accept.fields.dcid === 'string' ? accept.fields.dcid : `conn${connId}`;
+    const name = `${stampName(accept)}-${this._session}-${connId}-${odcid}.sqlog`;
+    const path = join(this._dir.dir, name);
+    const header = {
+      file_schema: 'urn:ietf:params:qlog:file:sequential',
+      serialization_format: 'application/qlog+json-seq',
+      // Older readers (qvis) look for these.
+      qlog_version: '0.4',
+      qlog_format: 'JSON-SEQ',
+      title: `h2o-otel: H2O QUIC connection ${connId}`,
+      trace: {
+        title: `conn_id ${connId}`,
+        vantage_point: { type: 'server', name: 'h2o' },
+        common_fields: {
+          group_id: odcid,
+          protocol_types: ['QUIC', 'HTTP3'],
+          time_format: 'relative_to_epoch',
+          reference_time: { clock_type: 'system', epoch: '1970-01-01T00:00:00.000Z' },
+        },
+        event_schemas: ['urn:ietf:params:qlog:events:quic'],
+      },
+    };
+    const c: Conn = {
+      path,
+      bytes: 0,
+      early: undefined,
+      pending: RS + JSON.stringify(header) + '\n',
+      freed: false,
+      remote,
+    };
+    this._conns.set(connId, c);
+    this._dir.stats.files++;
+    this._touched.add(c);
+    return c;
+  }
+
+  private _flush(c: Conn): void {
+    if (c.path === undefined || c.pending === '') return;
+    if (this._dir.append(c.path, c.pending)) c.bytes += Buffer.byteLength(c.pending);
+    c.pending = '';
+  }
+
+  private _finish(connId: number, c: Conn): void {
+    this._conns.delete(connId);
+    if (c.path !== undefined) this._dir.finished(c.path, c.bytes);
+  }
+}
+
+function stampName(ev: ProbeEvent): string {
+  return new Date(ev.timeMs)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+function num(v: FieldValue | undefined): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  return 0;
+}
+
+function packetHeader(f: Record<string, FieldValue>): { packet_type: string; packet_number: number } {
+  const t = num(f.packet_type);
+  return { packet_type: PACKET_TYPES[t] ?? 'unknown', packet_number: num(f.pn) };
+}
+
+/** `1.2.3.4:443` / `[::1]:443` → a qlog path endpoint. */
+function endpoint(text: unknown): Record<string, string | number> | undefined {
+  if (typeof text !== 'string') return undefined;
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
+  if (m === null) return undefined;
+  return m[1]!.includes(':')
+    ? { ip_v6: m[1]!, port_v6: Number(m[2]) }
+    : { ip_v4: m[1]!, port_v4: Number(m[2]) };
+}
+
+/** One quicly event → a qlog event record (time in ms since the epoch, with the source's sub-ms precision). */
+export function qlogRecord(ev: ProbeEvent): { time: number; name: string; data: object } | undefined {
+  const f = ev.fields;
+  const time = ev.timeMs + ev.timeSubNs / 1e6;
+  const r = (name: string, data: object): { time: number; name: string; data: object } => ({
+    time,
+    name,
+    data,
+  });
+  switch (ev.type) {
+    case 'accept':
+      return r('quic:connection_started', { dst_cid: f.dcid, protocol: 'QUIC' });
+    case 'new_path':
+      return r('quic:path_assigned', {
+        path_id: String(num(f.path_index)),
+        path_remote: endpoint(f.remote) ?? {},
+      });
+    case 'crypto_handshake':
+      return num(f.ret) === 0 ? r('quic:connection_state_updated', { new: 'handshake_complete' }) : undefined;
+    case 'handshake_done_send':
+      return r('quic:connection_state_updated', { new: 'handshake_confirmed' });
+    case 'packet_sent':
+      return r('quic:packet_sent', {
+        header: packetHeader(f),
+        raw: { length: num(f.len) },
+        is_ack_only: f.ack_only === true,
+      });
+    case 'packet_received':
+      return r('quic:packet_received', {
+        header: packetHeader(f),
+        raw: { payload_length: num(f.decrypted_len) },
+      });
+    case 'packet_acked':
+      return r('quic:packets_acked', { packet_numbers: [num(f.pn)] });
+    case 'packet_lost':
+      return r('quic:packet_lost', { header: packetHeader(f), trigger: 'reordering_threshold' });
+    case 'cc_ack_received':
+      return r('quic:recovery_metrics_updated', {
+        congestion_window: num(f.cwnd),
+        bytes_in_flight: num(f.inflight),
+      });
+    case 'cc_congestion':
+      return r('quic:congestion_state_updated', { new: 'recovery', trigger: 'loss' });
+    case 'pto':
+      return r('quic:timer_updated', {
+        timer_type: 'pto',
+        event_type: 'expired',
+        pto_count: num(f.pto_count),
+      });
+    case 'ecn_validation':
+      return r('quic:ecn_state_updated', { new: ECN_STATES[num(f.state)] ?? 'unknown' });
+    case 'crypto_send_key_update':
+    case 'crypto_receive_key_update':
+      return r('quic:key_updated', {
+        key_type: ev.type === 'crypto_send_key_update' ? 'server_1rtt_secret' : 'client_1rtt_secret',
+        key_phase: num(f.phase),
+        trigger: ev.type === 'crypto_send_key_update' ? 'local_update' : 'remote_update',
+      });
+    case 'stream_on_open':
+      return r('quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'open' });
+    case 'stream_on_destroy':
+      return r('quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'destroyed' });
+    case 'stream_send':
+      return r('quic:stream_data_moved', {
+        stream_id: num(f.stream_id),
+        offset: num(f.off),
+        length: num(f.data_len),
+        from: 'application',
+        to: 'transport',
+      });
+    case 'transport_close_send':
+    case 'transport_close_receive':
+      return r('quic:connection_closed', {
+        owner: ev.type.endsWith('_send') ? 'local' : 'remote',
+        connection_code: num(f.error_code),
+        reason: f.reason_phrase ?? '',
+      });
+    case 'application_close_send':
+    case 'application_close_receive':
+      return r('quic:connection_closed', {
+        owner: ev.type.endsWith('_send') ? 'local' : 'remote',
+        application_code: num(f.error_code),
+        reason: f.reason_phrase ?? '',
+      });
+    case 'idle_timeout':
+      return r('quic:connection_closed', { owner: 'local', trigger: 'idle_timeout' });
+    case 'conn_stats':
+      return r('quic:recovery_metrics_updated', {
+        min_rtt: num(f['rtt.minimum']),
+        smoothed_rtt: num(f['rtt.smoothed']),
+        latest_rtt: num(f['rtt.latest']),
+        rtt_variance: num(f['rtt.variance']),
+        congestion_window: num(f['cc.cwnd']),
+      });
+    default:
+      return undefined;
+  }
+}
