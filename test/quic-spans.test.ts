@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { subscriptionFor } from '../src/events/catalogue.js';
 import { QLOG_EVENT_NAMES } from '../src/export/qlog.js';
-import { fixture, runCli } from './helpers/cli.js';
+import { fixture, repoRoot, runCli } from './helpers/cli.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
 
+const labFixture = (name: string): string => join(repoRoot, 'test', 'fixtures', 'h2olog', 'lab', name);
 const SERVER = 2;
 const INTERNAL = 1;
 
@@ -238,5 +239,46 @@ describe('--qlog-dir', () => {
     assert.ok(files.some((f) => f.includes('-1029-')));
     assert.ok(!files.some((f) => f.includes('-1000-')));
     for (const f of files) readQlog(join(dir, f)); // each kept file is complete and parses
+  });
+});
+
+describe('TLS over TCP and socket writes (real captures)', () => {
+  test('an HTTP/1.1 TLS connection gets its handshake facts and the bytes written', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      const res = await runCli(['--replay', labFixture('http1-tls.jsonl'), '--status-interval', '0'], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+      });
+      assert.equal(res.code, 0, res.stderr);
+      const conn = receiver.spans.find((s) => s.kind === INTERNAL)!;
+      assert.equal(conn.attributes['h2o.tls.handshake_result'], 0);
+      assert.equal(conn.attributes['h2o.tls.handshake_ms'], 5);
+      assert.equal(conn.attributes['h2o.socket.bytes_written'], 331);
+      assert.deepEqual(
+        conn.events.map((e) => e.name),
+        ['tls.handshake_complete'],
+      );
+      // The connection span starts with the handshake (picotls:new), before h1_accept.
+      const req = receiver.spans.find((s) => s.kind === SERVER)!;
+      assert.ok(conn.startTimeUnixNano < req.startTimeUnixNano - 2_000_000n);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  test('an HTTP/2 TLS connection (no h1_accept) is tied to its handshake by worker thread', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      const res = await runCli(['--replay', labFixture('http2-tls.jsonl'), '--status-interval', '0'], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+      });
+      assert.equal(res.code, 0, res.stderr);
+      const conn = receiver.spans.find((s) => s.kind === INTERNAL)!;
+      assert.equal(conn.name, 'HTTP/2 connection');
+      assert.equal(conn.attributes['h2o.tls.handshake_result'], 0);
+      assert.equal(typeof conn.attributes['h2o.tls.handshake_ms'], 'number');
+    } finally {
+      await receiver.close();
+    }
   });
 });

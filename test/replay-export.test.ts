@@ -125,6 +125,8 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
         'h2o.conn_id': 15,
         'h2o.conn_uuid': '9b6fbd05-2efe-44bc-8c77-f7b76ad8874c',
         'h2o.request_count': 1,
+        'h2o.socket.bytes_written': 237,
+        'h2o.socket.writes': 1,
         'network.protocol.name': 'http',
         'network.transport': 'tcp',
       });

@@ -15,8 +15,8 @@ import type {
   RequestRecord,
   Stamp,
 } from './records.js';
-import { applyQuicEvent, newQuicRecord, streamEvent } from './quic.js';
-import type { TransportEvent } from './quic.js';
+import { applyQuicEvent, applyTlsEvent, newQuicRecord, newTlsFacts, streamEvent } from './quic.js';
+import type { TlsFacts, TransportEvent } from './quic.js';
 import { applyConnectEvent, closeAttempts, tunnelOpen } from './tunnel.js';
 
 export interface CorrelatorOptions {
@@ -94,6 +94,16 @@ interface ConnState {
   pendingStream: Map<number, TransportEvent[]> | undefined;
 }
 
+/** A server-side TLS handshake over TCP (picotls, no conn id), until it can be tied to its connection. */
+interface TcpTls {
+  readonly tid: number;
+  readonly facts: TlsFacts;
+  bound: boolean;
+}
+
+/** TCP TLS handshakes tracked at most (each lives from `picotls:new` to `free`). */
+const MAX_TCP_TLS = 4096;
+
 interface PendingUpgrade {
   readonly conn: ConnState;
   readonly req: RequestRecord;
@@ -131,6 +141,8 @@ export class Correlator {
   private readonly _bySock = new Map<FieldValue, ConnState>();
   /** Per worker thread, the newest HTTP/1 connection that has not sent a request yet (h2c prior knowledge). */
   private readonly _freshHttp1ByTid = new Map<number, ConnState>();
+  /** TCP TLS handshakes by `ptls_t` pointer. */
+  private readonly _tcpTls = new Map<FieldValue, TcpTls>();
   /** Per worker thread, the request whose `101 Switching Protocols` to h2c awaits its HTTP/2 response. */
   private readonly _upgradesByTid = new Map<number, PendingUpgrade>();
   private _now = 0;
@@ -290,11 +302,51 @@ export class Correlator {
   }
 
   private _picotlsEvent(ev: ProbeEvent): void {
+    if (ev.fields.conn_id === undefined) return this._tcpTlsEvent(ev);
     if (ev.type === 'new') return this._quicStart(ev);
     const connId = num(ev.fields.conn_id);
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     if (conn === undefined) return void this.stats.ignoredEvents++;
     this._tlsEvent(conn, ev);
+  }
+
+  /**
+   * TLS over TCP: picotls logs no conn id, only its `ptls_t` pointer. A handshake is tied to the connection that
+   * starts on the same worker thread next (`h1_accept`, or the first request of an HTTP/2 connection), and only when
+   * exactly one unclaimed handshake is waiting there: ambiguous ones are left out rather than guessed.
+   */
+  private _tcpTlsEvent(ev: ProbeEvent): void {
+    const ptr = ev.fields.tls;
+    if (ptr === undefined) return void this.stats.ignoredEvents++;
+    let t = this._tcpTls.get(ptr);
+    if (ev.type === 'new') {
+      if (ev.fields.is_server === false) return; // h2o's own outgoing TLS
+      if (this._tcpTls.size >= MAX_TCP_TLS) this._tcpTls.delete(this._tcpTls.keys().next().value!);
+      t = { tid: ev.tid, facts: newTlsFacts(), bound: false };
+      this._tcpTls.set(ptr, t);
+    }
+    if (t === undefined) return void this.stats.ignoredEvents++;
+    if (ev.type === 'free') {
+      this._tcpTls.delete(ptr);
+      return;
+    }
+    applyTlsEvent(t.facts, ev);
+  }
+
+  /** The single unclaimed TCP TLS handshake of this worker thread, claimed for `conn`. */
+  private _claimTls(conn: ConnState, tid: number, needDone: boolean): void {
+    let found: TcpTls | undefined;
+    for (const t of this._tcpTls.values()) {
+      if (t.bound || t.tid !== tid || (needDone && t.facts.done === undefined)) continue;
+      if (found !== undefined) return; // ambiguous
+      found = t;
+    }
+    if (found === undefined) return;
+    found.bound = true;
+    conn.record.tls = found.facts;
+    // The connection began with its TLS handshake, before H2O gave it an id.
+    const start = found.facts.start;
+    if (start !== undefined && start.timeMs <= conn.record.start.timeMs) conn.record.start = start;
   }
 
   /** Any other event of a known connection keeps it alive. */
@@ -320,6 +372,7 @@ export class Correlator {
       this._bySock.set(sock, conn);
     }
     this._freshHttp1ByTid.set(ev.tid, conn);
+    this._claimTls(conn, ev.tid, false);
   }
 
   private _h1Close(ev: ProbeEvent): void {
@@ -349,6 +402,14 @@ export class Correlator {
     if (conn === undefined) return void this.stats.ignoredEvents++;
     conn.lastWrite = ev;
     conn.record.last = ev;
+    if (ev.type === 'writev') {
+      const ret = num(ev.fields.ret);
+      conn.record.writes++;
+      if (ret !== undefined && ret > 0) conn.record.bytesWritten += ret;
+      else conn.record.writeFailures++;
+    } else if (ev.fields.success === false) {
+      conn.record.writeFailures++;
+    }
     const req = conn.current;
     if (req?.responseStart !== undefined) req.lastWrite = ev;
   }
@@ -418,7 +479,10 @@ export class Correlator {
     const protocol = httpVersion === undefined ? undefined : protocolOf(httpVersion);
     const known = this._conns.get(connId);
     const conn = known ?? this._conn(connId, ev, protocol, protocol !== 'http/2');
-    if (known === undefined && protocol === 'http/2') this._adoptPriorKnowledge(conn, ev);
+    if (known === undefined && protocol === 'http/2') {
+      this._adoptPriorKnowledge(conn, ev);
+      if (conn.record.http1ConnId === undefined) this._claimTls(conn, ev.tid, true);
+    }
     if (conn.record.protocol === undefined && protocol !== undefined) conn.record.protocol = protocol;
     if (conn.record.protocol === 'http/1') {
       this._freshHttp1ByTid.delete(conn.record.tid);
@@ -568,6 +632,10 @@ export class Correlator {
       requestCount: 0,
       closeStats: undefined,
       quic: undefined,
+      tls: undefined,
+      bytesWritten: 0,
+      writes: 0,
+      writeFailures: 0,
       incomplete: midFlight ? 'attached_mid_flight' : undefined,
     };
     const conn: ConnState = {
@@ -607,6 +675,11 @@ export class Correlator {
     conn.record.uuid = r.uuid;
     conn.record.http1ConnId = r.connId;
     conn.record.incomplete = undefined;
+    // The same TCP socket carries the HTTP/2 connection: its writes are this connection's now.
+    if (r.sock !== undefined) {
+      conn.record.sock = r.sock;
+      this._bySock.set(r.sock, conn);
+    }
   }
 
   /**

@@ -74,7 +74,7 @@ export function newQuicRecord(): QuicRecord {
     idleTimeout: false,
     stats: undefined,
     freed: false,
-    tls: { start: undefined, done: undefined, lastResult: undefined, ech: undefined, earlyData: false },
+    tls: newTlsFacts(),
   };
 }
 
@@ -252,14 +252,32 @@ function transportEvent(q: QuicRecord, ev: ProbeEvent): TransportEvent | undefin
   }
 }
 
-/** picotls events of a QUIC connection (they carry its conn id): handshake timing, result, ECH, early data. */
 function tlsEvent(
   q: QuicRecord,
   ev: ProbeEvent,
   make: (name: string, a?: EventAttributes) => TransportEvent,
 ): TransportEvent | undefined {
+  return applyTlsEvent(q.tls, ev, make);
+}
+
+export function newTlsFacts(): TlsFacts {
+  return { start: undefined, done: undefined, lastResult: undefined, ech: undefined, earlyData: false };
+}
+
+/**
+ * One picotls event → handshake timing, result, ECH, early data. QUIC connections' events carry the conn id; TCP
+ * ones only the `ptls_t` pointer, which the correlator ties to a connection where it can.
+ */
+export function applyTlsEvent(
+  t: TlsFacts,
+  ev: ProbeEvent,
+  make: (name: string, a?: EventAttributes) => TransportEvent = (name, attributes = {}) => ({
+    at: ev,
+    name,
+    attributes,
+  }),
+): TransportEvent | undefined {
   const f = ev.fields;
-  const t = q.tls;
   switch (ev.type) {
     case 'new':
       t.start ??= ev;

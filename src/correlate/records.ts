@@ -3,7 +3,7 @@
  * Times are the ProbeEvents that marked them (ms + sub-ms ns), so no time object is allocated per event.
  */
 import type { FieldValue, ProbeEvent } from '../events/types.js';
-import type { QuicRecord, TransportEvent } from './quic.js';
+import type { QuicRecord, TlsFacts, TransportEvent } from './quic.js';
 
 export type Stamp = Pick<ProbeEvent, 'timeMs' | 'timeSubNs'>;
 
@@ -80,6 +80,12 @@ export interface ConnectionRecord {
   closeStats: Readonly<Record<string, FieldValue>> | undefined;
   /** HTTP/3: the QUIC connection's transport events, totals, close reason and TLS facts (quicly/picotls events). */
   quic: QuicRecord | undefined;
+  /** TLS over TCP: picotls facts, when its events could be tied to this connection (see the correlator). */
+  tls: TlsFacts | undefined;
+  /** Socket writes (`writev`) on the connection's socket: bytes handed to the kernel, calls, failed writes. */
+  bytesWritten: number;
+  writes: number;
+  writeFailures: number;
   incomplete: IncompleteReason | undefined;
 }
 

@@ -15,7 +15,7 @@ import type {
   TunnelRecord,
 } from '../correlate/records.js';
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
-import type { QuicRecord, TransportEvent } from '../correlate/quic.js';
+import type { QuicRecord, TlsFacts, TransportEvent } from '../correlate/quic.js';
 import { isErrorClose, transportErrorName } from '../correlate/quic.js';
 import type { HeaderPolicy } from './header-policy.js';
 import { REDACTED } from './header-policy.js';
@@ -188,6 +188,15 @@ export class SpanMapper implements RecordSink {
       }
     }
     if (conn.quic !== undefined) this._quicConnection(span, a, conn.quic);
+    if (conn.tls !== undefined) {
+      tlsAttributes(a, conn.tls);
+      if (conn.tls.done !== undefined) span.addEvent('tls.handshake_complete', toHrTime(conn.tls.done));
+    }
+    if (conn.writes > 0) {
+      a['h2o.socket.bytes_written'] = conn.bytesWritten;
+      a['h2o.socket.writes'] = conn.writes;
+    }
+    if (conn.writeFailures > 0) a['h2o.socket.write_failures'] = conn.writeFailures;
     if (conn.incomplete !== undefined) a['h2o.incomplete'] = conn.incomplete;
     span.setAttributes(a);
     span.end(toHrTime(later(conn.end ?? conn.last, conn.start)));
@@ -229,12 +238,7 @@ export class SpanMapper implements RecordSink {
         message: `QUIC connection closed with ${String(a['error.type'])}`,
       });
     }
-    const t = q.tls;
-    if (t.start !== undefined && t.done !== undefined)
-      a['h2o.tls.handshake_ms'] = durationMs(t.start, t.done);
-    if (t.lastResult !== undefined) a['h2o.tls.handshake_result'] = t.lastResult;
-    if (t.ech !== undefined) a['h2o.tls.ech'] = t.ech;
-    if (t.earlyData) a['h2o.tls.early_data'] = true;
+    tlsAttributes(a, q.tls);
   }
 
   private _connectionSpan(conn: ConnectionRecord): Span {
@@ -392,6 +396,14 @@ export class SpanMapper implements RecordSink {
     if (req.conn.protocol === 'http/3') return '3';
     return undefined;
   }
+}
+
+/** TLS facts from picotls (QUIC connections, and TCP ones where the handshake could be tied to them). */
+function tlsAttributes(a: Attributes, t: TlsFacts): void {
+  if (t.start !== undefined && t.done !== undefined) a['h2o.tls.handshake_ms'] = durationMs(t.start, t.done);
+  if (t.lastResult !== undefined) a['h2o.tls.handshake_result'] = t.lastResult;
+  if (t.ech !== undefined) a['h2o.tls.ech'] = t.ech;
+  if (t.earlyData) a['h2o.tls.early_data'] = true;
 }
 
 function durationMs(from: Stamp, to: Stamp): number {
