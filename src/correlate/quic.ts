@@ -27,6 +27,8 @@ export interface QuicClose {
 export interface QuicRecord {
   /** The client's first destination CID (`quicly:accept.dcid`): qlog's group_id. */
   originalDcid: string | undefined;
+  /** Set by a version negotiation (`quicly:version_switch`); otherwise H2O does not log the version. */
+  version: number | undefined;
   /** Sub-events in order, at most `cap` kept (the rest counted in `droppedEvents`). */
   readonly events: TransportEvent[];
   droppedEvents: number;
@@ -60,6 +62,7 @@ export interface TlsFacts {
 export function newQuicRecord(): QuicRecord {
   return {
     originalDcid: undefined,
+    version: undefined,
     events: [],
     droppedEvents: 0,
     packetsLost: 0,
@@ -241,6 +244,10 @@ function transportEvent(q: QuicRecord, ev: ProbeEvent): TransportEvent | undefin
       return make('quic.handshake_timeout', { 'quic.elapsed_ms': n(f.elapsed) });
     case 'stateless_reset_receive':
       return make('quic.stateless_reset');
+    case 'version_switch':
+      // Server side, quicly names the version only when the client's was not supported (version negotiation).
+      q.version = n(f.new_version);
+      return make('quic.version_switch', { 'quic.version': `0x${q.version.toString(16)}` });
     case 'conn_stats':
       q.stats = f;
       return undefined;

@@ -90,6 +90,7 @@ const QUIC_BASIC = [
   'quicly:accept',
   'quicly:free',
   'quicly:conn_stats',
+  'quicly:version_switch',
   'quicly:crypto_handshake',
   'quicly:handshake_done_send',
   'quicly:crypto_send_key_update',

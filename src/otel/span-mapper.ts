@@ -206,6 +206,7 @@ export class SpanMapper implements RecordSink {
   private _quicConnection(span: Span, a: Attributes, q: QuicRecord): void {
     addTransportEvents(span, q.events, q.droppedEvents);
     if (q.originalDcid !== undefined) a['h2o.quic.original_dcid'] = q.originalDcid;
+    if (q.version !== undefined) a['h2o.quic.version'] = `0x${q.version.toString(16)}`;
     a['h2o.quic.packets_lost'] = q.packetsLost;
     a['h2o.quic.ptos'] = q.ptos;
     a['h2o.quic.congestion_events'] = q.congestionEvents;
