@@ -15,13 +15,16 @@ const labFixture = (name: string): string => join(repoRoot, 'test', 'fixtures', 
 const SERVER = 2;
 const INTERNAL = 1;
 
-async function replayHttp3(receiver: OtlpReceiver, extra: string[]): Promise<ReceivedSpan[]> {
-  const res = await runCli(['--replay', fixture('http3.jsonl'), '--status-interval', '0', ...extra], {
+async function replayTo(receiver: OtlpReceiver, file: string, extra: string[] = []): Promise<ReceivedSpan[]> {
+  const res = await runCli(['--replay', file, '--status-interval', '0', ...extra], {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
   });
   assert.equal(res.code, 0, res.stderr);
   return receiver.spans;
 }
+
+const replayHttp3 = (receiver: OtlpReceiver, extra: string[]): Promise<ReceivedSpan[]> =>
+  replayTo(receiver, fixture('http3.jsonl'), extra);
 
 describe('the real HTTP/3 capture', () => {
   let receiver: OtlpReceiver;
@@ -246,11 +249,8 @@ describe('TLS over TCP and socket writes (real captures)', () => {
   test('an HTTP/1.1 TLS connection gets its handshake facts and the bytes written', async () => {
     const receiver = await startOtlpReceiver();
     try {
-      const res = await runCli(['--replay', labFixture('http1-tls.jsonl'), '--status-interval', '0'], {
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
-      });
-      assert.equal(res.code, 0, res.stderr);
-      const conn = receiver.spans.find((s) => s.kind === INTERNAL)!;
+      const spans = await replayTo(receiver, labFixture('http1-tls.jsonl'));
+      const conn = spans.find((s) => s.kind === INTERNAL)!;
       assert.equal(conn.attributes['h2o.tls.handshake_result'], 0);
       assert.equal(conn.attributes['h2o.tls.handshake_ms'], 5);
       assert.equal(conn.attributes['h2o.socket.bytes_written'], 331);
@@ -259,7 +259,7 @@ describe('TLS over TCP and socket writes (real captures)', () => {
         ['tls.handshake_complete'],
       );
       // The connection span starts with the handshake (picotls:new), before h1_accept.
-      const req = receiver.spans.find((s) => s.kind === SERVER)!;
+      const req = spans.find((s) => s.kind === SERVER)!;
       assert.ok(conn.startTimeUnixNano < req.startTimeUnixNano - 2_000_000n);
     } finally {
       await receiver.close();
@@ -269,11 +269,8 @@ describe('TLS over TCP and socket writes (real captures)', () => {
   test('an HTTP/2 TLS connection (no h1_accept) is tied to its handshake by worker thread', async () => {
     const receiver = await startOtlpReceiver();
     try {
-      const res = await runCli(['--replay', labFixture('http2-tls.jsonl'), '--status-interval', '0'], {
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
-      });
-      assert.equal(res.code, 0, res.stderr);
-      const conn = receiver.spans.find((s) => s.kind === INTERNAL)!;
+      const spans = await replayTo(receiver, labFixture('http2-tls.jsonl'));
+      const conn = spans.find((s) => s.kind === INTERNAL)!;
       assert.equal(conn.name, 'HTTP/2 connection');
       assert.equal(conn.attributes['h2o.tls.handshake_result'], 0);
       assert.equal(typeof conn.attributes['h2o.tls.handshake_ms'], 'number');
