@@ -178,6 +178,8 @@ int h2o_probe(struct pt_regs *ctx)
     __u32 probe = (__u32)bpf_usdt_cookie(ctx) & (H2O_USDT_MAX_PROBES - 1);
     const volatile struct h2o_usdt_probe_desc *d = &config.probes[probe];
     __sync_fetch_and_add(&counters.hits[probe], 1);
+    if (config.count_only)
+        return 0;
 
     long a0 = 0;
     bpf_usdt_arg(ctx, 0, &a0);

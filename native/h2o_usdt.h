@@ -107,6 +107,8 @@ struct h2o_usdt_config {
     __u64 pidns_ino;
     /* bpf_ringbuf_output flags: BPF_RB_NO_WAKEUP, as the reader polls on a timer. */
     __u64 ringbuf_flags;
+    /* Non-zero: count the hit and return (`--usdt-count-only`, the benchmark's bare-uprobe baseline). */
+    __u64 count_only;
     struct h2o_usdt_probe_desc probes[H2O_USDT_MAX_PROBES];
 };
 

@@ -25,7 +25,8 @@ int main(void) {
   F(h2o_usdt_record, size); F(h2o_usdt_record, nargs); F(h2o_usdt_record, flags); F(h2o_usdt_record, str_len);
   F(h2o_usdt_record, args);
   F(h2o_usdt_config, sample_threshold); F(h2o_usdt_config, pidns_dev); F(h2o_usdt_config, pidns_ino);
-  F(h2o_usdt_config, ringbuf_flags); F(h2o_usdt_config, probes); S(h2o_usdt_config);
+  F(h2o_usdt_config, ringbuf_flags); F(h2o_usdt_config, count_only); F(h2o_usdt_config, probes);
+  S(h2o_usdt_config);
   F(h2o_usdt_probe_desc, nargs); F(h2o_usdt_probe_desc, id_kind); F(h2o_usdt_probe_desc, role);
   F(h2o_usdt_probe_desc, stream_arg); F(h2o_usdt_probe_desc, str); S(h2o_usdt_probe_desc);
   F(h2o_usdt_str_desc, kind); F(h2o_usdt_str_desc, ptr_arg); F(h2o_usdt_str_desc, len_arg); F(h2o_usdt_str_desc, cap);
@@ -61,6 +62,7 @@ test('TypeScript offsets match native/h2o_usdt.h as compiled by gcc', () => {
     'h2o_usdt_config.pidns_dev': CONFIG.pidnsDev,
     'h2o_usdt_config.pidns_ino': CONFIG.pidnsIno,
     'h2o_usdt_config.ringbuf_flags': CONFIG.ringbufFlags,
+    'h2o_usdt_config.count_only': CONFIG.countOnly,
     'h2o_usdt_config.probes': CONFIG.probes,
     h2o_usdt_config: CONFIG.size,
     'h2o_usdt_probe_desc.nargs': PROBE_DESC.nargs,

@@ -129,7 +129,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     }
   }
   const pipeline = new Pipeline(
-    { correlator: o.correlator, maxLineBytes: o.maxLineBytes, qlog },
+    {
+      correlator: o.correlator,
+      maxLineBytes: o.maxLineBytes,
+      qlog,
+    },
     mapper,
     recorder,
   );
@@ -189,6 +193,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
           sampleRatio: o.socket.sampleRatio,
           maxValueBytes: o.headers.maxValueLength,
           objectPath: o.usdt.objectPath,
+          countOnly: o.usdt.countOnly,
         },
         { session: () => pipeline.openEventSession(), info: say, warn: say },
       );

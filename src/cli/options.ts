@@ -31,6 +31,7 @@ export interface Options {
     readonly reconnect: boolean;
   };
   readonly usdt: {
+    readonly countOnly: boolean;
     readonly ringBytes: number;
     readonly pollMs: number;
     readonly objectPath: string;
@@ -197,6 +198,10 @@ export function buildCommand(): Command {
       DEFAULT_CORRELATOR_OPTIONS.maxSpanEvents,
     )
     .option('--ring-size <MiB>', 'USDT: BPF ring buffer size, a power of two', ringSizeArg, 16)
+    .option(
+      '--usdt-count-only',
+      'USDT: only count probe hits in BPF (what attaching costs H2O, for benchmarks); no spans',
+    )
     .option('--poll-ms <ms>', 'USDT: how often the ring buffer is drained', intArg('--poll-ms', 1), 10)
     .addOption(
       new Option('--bpf-object <path>', 'USDT: the compiled BPF program to load').default(
@@ -288,6 +293,7 @@ interface Flags {
   pid?: number;
   binary?: string;
   ringSize: number;
+  usdtCountOnly?: boolean;
   quicEvents: QuicEventLevel;
   maxSpanEvents: number;
   qlogDir?: string;
@@ -406,7 +412,12 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       applicationData: f.applicationData,
       reconnect: f.reconnect,
     },
-    usdt: { ringBytes: f.ringSize * 1024 * 1024, pollMs: f.pollMs, objectPath: f.bpfObject },
+    usdt: {
+      countOnly: f.usdtCountOnly === true,
+      ringBytes: f.ringSize * 1024 * 1024,
+      pollMs: f.pollMs,
+      objectPath: f.bpfObject,
+    },
     exporter,
     metrics,
     serviceName: f.serviceName,

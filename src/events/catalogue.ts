@@ -117,6 +117,7 @@ const QUIC_BASIC = [
   'picotls:receive_message',
   'picotls:new_secret',
   'picotls:ech_selection',
+  'picotls:free',
 ];
 
 /** `detailed`: every packet sent, received and acknowledged, and stream data (for first/last byte and qlog). */

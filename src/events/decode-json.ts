@@ -5,6 +5,7 @@
  * by a partial write. A bad line is counted and skipped; it never stops the stream.
  */
 import { H2O_POINTS, LEGACY_FIELD_RENAMES, PICOTLS_POINTS, USDT_TO_LOG_NAME } from './catalogue.js';
+import { COMMON_KEYS } from './types.js';
 import type { DecodeStats, FieldValue, ProbeEvent } from './types.js';
 import { decodeUtf8Escaping } from './utf8.js';
 
@@ -12,11 +13,8 @@ const NEWLINE = 0x0a;
 /** Marks an integer literal too large for a double, rewritten into a string before JSON.parse (as the JSON
  * escape, since a raw control character is not allowed in a JSON string). */
 const BIG_MARK_ESCAPE = '\\u0000';
-const LONG_INT = /\d{16}/;
 const LONG_INT_LITERAL = /([:[,]\s*)(-?\d{16,})(?=\s*[,}\]])/g;
 const DIGITS = /^-?\d+$/;
-/** `time_sub_ns` is ours: `--record` writes it for sources with a nanosecond clock. */
-const COMMON_KEYS = new Set(['module', 'type', 'tid', 'time', 'time_sub_ns', 'seq']);
 
 export interface JsonDecoderOptions {
   /** Lines longer than this are dropped and counted (`tooLong`). H2O lines reach ~100 KiB with big headers. */
@@ -124,16 +122,10 @@ export class JsonLineDecoder {
     }
     type = USDT_TO_LOG_NAME[type] ?? type;
     const module = legacy ? legacyModule(type) : (obj.module as string);
-    const renames = legacy ? LEGACY_FIELD_RENAMES[type] : undefined;
-    const fields: Record<string, FieldValue> = {};
-    for (const key in obj) {
-      if (COMMON_KEYS.has(key)) continue;
-      const value = obj[key];
-      if (!isFieldValue(value)) continue;
-      let name = legacy ? key.replaceAll('-', '_') : key;
-      if (renames !== undefined) name = renames[name] ?? name;
-      fields[name] = value;
-    }
+    // The current format's parsed line is used as the fields object as is (no copy per event), unless a value is
+    // not a field value (nested JSON: not H2O's) or the line is the old format, whose names need rewriting.
+    const fields =
+      !legacy && allFieldValues(obj) ? (obj as Record<string, FieldValue>) : copyFields(obj, type, legacy);
     const tid = typeof obj.tid === 'number' ? obj.tid : 0;
     const time = obj.time;
     const timeMs = typeof time === 'number' ? time : this._now();
@@ -148,15 +140,40 @@ function legacyModule(type: string): string {
   return PICOTLS_POINTS.has(type) ? 'picotls' : 'quicly';
 }
 
+function allFieldValues(obj: Record<string, unknown>): boolean {
+  for (const key in obj) if (!isFieldValue(obj[key])) return false;
+  return true;
+}
+
+function copyFields(obj: Record<string, unknown>, type: string, legacy: boolean): Record<string, FieldValue> {
+  const renames = legacy ? LEGACY_FIELD_RENAMES[type] : undefined;
+  const fields: Record<string, FieldValue> = {};
+  for (const key in obj) {
+    if (COMMON_KEYS.has(key)) continue;
+    const value = obj[key];
+    if (!isFieldValue(value)) continue;
+    let name = legacy ? key.replaceAll('-', '_') : key;
+    if (renames !== undefined) name = renames[name] ?? name;
+    fields[name] = value;
+  }
+  return fields;
+}
+
 function isFieldValue(v: unknown): v is FieldValue {
   const t = typeof v;
   return t === 'string' || t === 'number' || t === 'boolean' || t === 'bigint';
 }
 
-/** JSON.parse that keeps integers above 2^53 exact (as bigint) and never throws. */
+/**
+ * JSON.parse that keeps integers above 2^53 exact (as bigint) and never throws. Such integers are rare (quicly
+ * error codes, SIZE_MAX content lengths, some stats), so the line is parsed plainly first and only re-parsed
+ * when a number came out beyond the exact range.
+ */
 function parseObject(text: string): Record<string, unknown> | undefined {
   if (text.charCodeAt(0) !== 0x7b /* { */) return undefined;
-  if (LONG_INT.test(text)) {
+  const plain = tryParse(text);
+  if (plain === undefined || !hasInexactInteger(plain)) return plain;
+  {
     const marked = text.replace(LONG_INT_LITERAL, `$1"${BIG_MARK_ESCAPE}$2"`);
     const obj = tryParse(marked);
     if (obj !== undefined) {
@@ -170,7 +187,15 @@ function parseObject(text: string): Record<string, unknown> | undefined {
     }
     // The pattern also matched inside a string value; a plain parse is still right for everything else.
   }
-  return tryParse(text);
+  return plain;
+}
+
+function hasInexactInteger(obj: Record<string, unknown>): boolean {
+  for (const key in obj) {
+    const v = obj[key];
+    if (typeof v === 'number' && (v > Number.MAX_SAFE_INTEGER || v < -Number.MAX_SAFE_INTEGER)) return true;
+  }
+  return false;
 }
 
 function toInteger(digits: string): number | bigint {

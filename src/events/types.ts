@@ -17,9 +17,22 @@ export interface ProbeEvent {
   readonly timeMs: number;
   /** Sub-millisecond part in ns (0..999999), for sources with nanosecond clocks. */
   readonly timeSubNs: number;
-  /** The point's fields after the common prefix, in source order (includes `conn_id` when present). */
+  /**
+   * The point's fields in source order (includes `conn_id` when present). The JSON decoder hands over the parsed
+   * line itself, so the common keys (COMMON_KEYS) may be present too: code that iterates fields skips them.
+   */
   readonly fields: Record<string, FieldValue>;
 }
+
+/** Keys of the line format that are not point fields. `time_sub_ns` is ours (`--record` with a ns clock). */
+export const COMMON_KEYS: ReadonlySet<string> = new Set([
+  'module',
+  'type',
+  'tid',
+  'time',
+  'time_sub_ns',
+  'seq',
+]);
 
 /** Why a line or record could not be turned into an event. Counted per reason, never fatal. */
 export type DecodeError = 'malformed-json' | 'not-an-event' | 'too-long' | 'lost-marker';
@@ -37,5 +50,13 @@ export interface DecodeStats {
 }
 
 export function newDecodeStats(): DecodeStats {
-  return { lines: 0, events: 0, malformed: 0, notEvents: 0, tooLong: 0, nonUtf8Lines: 0, reportedLost: 0 };
+  return {
+    lines: 0,
+    events: 0,
+    malformed: 0,
+    notEvents: 0,
+    tooLong: 0,
+    nonUtf8Lines: 0,
+    reportedLost: 0,
+  };
 }

@@ -15,6 +15,7 @@ import type {
   TunnelRecord,
 } from '../correlate/records.js';
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
+import { COMMON_KEYS } from '../events/types.js';
 import type { QuicRecord, TlsFacts, TransportEvent } from '../correlate/quic.js';
 import { isErrorClose, transportErrorName } from '../correlate/quic.js';
 import type { HeaderPolicy } from './header-policy.js';
@@ -184,7 +185,7 @@ export class SpanMapper implements RecordSink {
     if (conn.closeStats !== undefined) {
       // h3s_destroy: requests, stream, header and body bytes each way, control and QPACK stream bytes.
       for (const [key, v] of Object.entries(conn.closeStats)) {
-        if (key !== 'conn_id' && typeof v === 'number') a[`h2o.h3.${key}`] = v;
+        if (key !== 'conn_id' && !COMMON_KEYS.has(key) && typeof v === 'number') a[`h2o.h3.${key}`] = v;
       }
     }
     if (conn.quic !== undefined) this._quicConnection(span, a, conn.quic);

@@ -11,8 +11,9 @@ export const CONFIG = {
   pidnsDev: 8,
   pidnsIno: 16,
   ringbufFlags: 24,
-  probes: 32,
-  size: 32 + 32 * MAX_PROBES,
+  countOnly: 32,
+  probes: 40,
+  size: 40 + 32 * MAX_PROBES,
 } as const;
 
 export const PROBE_DESC = {
@@ -57,6 +58,8 @@ export interface ConfigValues {
   /** Bytes of a header value copied at most. */
   readonly valueCap: number;
   readonly probes: readonly UsdtProbe[];
+  /** Count probe hits and send nothing (the benchmark's bare-uprobe baseline). */
+  readonly countOnly: boolean;
 }
 
 /** Fill `mem` (the .rodata initial value, CONFIG.size bytes) with the configuration. */
@@ -68,6 +71,7 @@ export function writeConfig(mem: Buffer, v: ConfigValues): void {
   mem.writeBigUInt64LE(v.pidns?.dev ?? 0n, CONFIG.pidnsDev);
   mem.writeBigUInt64LE(v.pidns?.ino ?? 0n, CONFIG.pidnsIno);
   mem.writeBigUInt64LE(BPF_RB_NO_WAKEUP, CONFIG.ringbufFlags);
+  mem.writeBigUInt64LE(v.countOnly ? 1n : 0n, CONFIG.countOnly);
   const valueCap = Math.max(1, Math.min(v.valueCap, MAX_STRING));
   for (const p of v.probes) {
     const d = CONFIG.probes + p.id * PROBE_DESC.size;

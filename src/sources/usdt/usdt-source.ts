@@ -41,6 +41,8 @@ export interface UsdtSourceOptions {
   /** Bytes of a header value copied at most (up to 4096); longer ones are cut and flagged. */
   readonly maxValueBytes: number;
   readonly objectPath: string;
+  /** Count probe hits in BPF and send nothing (benchmark baseline). */
+  readonly countOnly?: boolean;
 }
 
 export interface UsdtSourceListener {
@@ -295,6 +297,7 @@ export class UsdtSource {
       pidns: pidNamespace(),
       valueCap: this._opts.maxValueBytes,
       probes,
+      countOnly: this._opts.countOnly === true,
     });
     const rc = bpf.objectLoad(obj);
     if (rc < 0) {

@@ -1,0 +1,93 @@
+/**
+ * pipeline: bytes → decode → correlate → map → OTLP protobuf (the real serializer; the network replaced by a byte
+ * counter), against a floor that only splits the same bytes into lines and JSON.parses them, in the same process.
+ */
+import { ExportResultCode } from '@opentelemetry/core';
+import type { ExportResult } from '@opentelemetry/core';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
+import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
+import { headerPolicy } from '../src/otel/header-policy.js';
+import { SpanMapper } from '../src/otel/span-mapper.js';
+import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../src/otel/url.js';
+import { Pipeline } from '../src/pipeline.js';
+
+const CHUNK = 64 * 1024;
+
+/** Serializes every batch exactly as the OTLP/HTTP exporter would, and counts the bytes. */
+export class SerializingExporter implements SpanExporter {
+  bytes = 0;
+  spans = 0;
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const body = ProtobufTraceSerializer.serializeRequest(spans);
+    this.bytes += body?.length ?? 0;
+    this.spans += spans.length;
+    done({ code: ExportResultCode.SUCCESS });
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+export function floorEventsPerSecond(bytes: Buffer): { events: number; seconds: number } {
+  const t0 = process.hrtime.bigint();
+  let events = 0;
+  let start = 0;
+  for (;;) {
+    const nl = bytes.indexOf(0x0a, start);
+    if (nl < 0) break;
+    const obj: unknown = JSON.parse(bytes.toString('utf8', start, nl));
+    if (obj !== null) events++;
+    start = nl + 1;
+  }
+  return { events, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+}
+
+export interface PipelineRun {
+  events: number;
+  spans: number;
+  seconds: number;
+  otlpBytes: number;
+  dropped: number;
+}
+
+/** Run the whole pipeline over `bytes`, with `exporter` (default: serialize and count) behind the real processor. */
+export async function runPipeline(
+  bytes: Buffer,
+  exporter: SpanExporter = new SerializingExporter(),
+): Promise<PipelineRun> {
+  const processor = new CountingBatchProcessor(exporter, { ...DEFAULT_BATCH_OPTIONS, maxQueueSize: 1 << 20 });
+  const provider = new BasicTracerProvider({
+    spanProcessors: [processor],
+    spanLimits: { attributeCountLimit: 256, eventCountLimit: 144, linkCountLimit: 16 },
+  });
+  const mapper = new SpanMapper(provider.getTracer('h2o-otel-bench'), {
+    headers: headerPolicy({ request: ['user-agent'], response: [], sanitize: [], maxValueLength: 4096 }),
+    sensitiveQueryParams: new Set(DEFAULT_SENSITIVE_QUERY_PARAMS),
+  });
+  const pipeline = new Pipeline(
+    { correlator: DEFAULT_CORRELATOR_OPTIONS, maxLineBytes: 16 << 20, qlog: undefined },
+    mapper,
+    undefined,
+  );
+  const t0 = process.hrtime.bigint();
+  const session = pipeline.newSession();
+  for (let off = 0; off < bytes.length; off += CHUNK) {
+    session.push(bytes.subarray(off, Math.min(off + CHUNK, bytes.length)));
+    // Let the batch processor's exports run between chunks, as they do between socket reads.
+    if ((off / CHUNK) % 16 === 15) await new Promise((r) => setImmediate(r));
+  }
+  session.end();
+  await processor.forceFlush();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  await processor.shutdown(5000);
+  return {
+    events: pipeline.decodeStats.events,
+    spans: mapper.stats.requestSpans + mapper.stats.connectionSpans + mapper.stats.tunnelSpans,
+    seconds,
+    otlpBytes: exporter instanceof SerializingExporter ? exporter.bytes : 0,
+    dropped: processor.stats.dropped + processor.stats.failed,
+  };
+}
