@@ -70,6 +70,13 @@ const MAX_RECORDS_PER_DRAIN = 262_144;
 const LIVENESS_MS = 250;
 const EPERM = 1;
 const EACCES = 13;
+const EAGAIN = 11;
+
+class InterruptedLoad extends Error {
+  constructor(override readonly cause: UsdtError) {
+    super(cause.message);
+  }
+}
 
 const CAPABILITY_HELP =
   'run it as root, or grant the capabilities CAP_BPF and CAP_PERFMON (and CAP_SYS_PTRACE to trace a process of ' +
@@ -263,7 +270,22 @@ export class UsdtSource {
     }
   }
 
+  /**
+   * The verifier gives up with EAGAIN when a signal arrives while it works (a profiler's SIGPROF, a SIGCHLD): an
+   * object cannot be loaded twice, so open it again and retry.
+   */
   private _load(probes: readonly UsdtProbe[]): void {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this._loadOnce(probes);
+      } catch (err) {
+        if (!(err instanceof InterruptedLoad) || attempt >= 5)
+          throw err instanceof InterruptedLoad ? err.cause : err;
+      }
+    }
+  }
+
+  private _loadOnce(probes: readonly UsdtProbe[]): void {
     const bpf = this._native.bpf;
     const obj = bpf.objectOpenFile(this._opts.objectPath);
     if (obj === null) {
@@ -309,7 +331,9 @@ export class UsdtSource {
           `the kernel refused to load the BPF program (permission denied): ${CAPABILITY_HELP}. Kernel lockdown ` +
             'or a seccomp profile that blocks bpf() also cause this.',
         );
-      throw new UsdtError(`loading the BPF program failed (errno ${errno}): ${said}`);
+      const error = new UsdtError(`loading the BPF program failed (errno ${errno}): ${said}`);
+      if (errno === EAGAIN) throw new InterruptedLoad(error);
+      throw error;
     }
     // libbpf 1.1 remaps global data to the kernel's map only for skeletons: map the live .bss ourselves.
     const bss = bpf.findMap(obj, '.bss');

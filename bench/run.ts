@@ -1,0 +1,182 @@
+/**
+ * `npm run bench [-- --quick] [-- --soak]`: every figure measured in one run on this machine and reported next to
+ * its floor or baseline; a table on stdout and bench/results/latest.json.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCli } from '../test/helpers/cli.js';
+import { buildUsdtFixture, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
+import { otlpGrpcBench } from './otlp.js';
+import { serverBench } from './server.js';
+import { benchStream, repoRoot } from './stream.js';
+import { usdtBench } from './usdt.js';
+
+const quick = process.argv.includes('--quick');
+const soak = process.argv.includes('--soak');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const run = (section: string): boolean => only === undefined || only.split(',').includes(section);
+
+interface Row {
+  section: string;
+  figure: string;
+  value: string;
+  against: string;
+}
+const rows: Row[] = [];
+const row = (section: string, figure: string, value: unknown, against = ''): void =>
+  void rows.push({ section, figure, value: String(value), against });
+
+function pipelineSection(): Record<string, number> {
+  const stream = benchStream(quick ? 300_000 : 2_000_000);
+  const file = join(mkdtempSync(join(tmpdir(), 'h2o-otel-bench-')), 'stream.jsonl');
+  writeFileSync(file, stream.bytes);
+  const out = execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL('./pipeline-child.js', import.meta.url)), file],
+    {
+      maxBuffer: 1 << 20,
+    },
+  );
+  const r = JSON.parse(out.toString()) as Record<string, number>;
+  const eventsPerS = r.events! / r.pipelineSeconds!;
+  const floorPerS = r.events! / r.floorSeconds!;
+  const result = {
+    events: r.events!,
+    events_per_s: Math.round(eventsPerS),
+    json_parse_floor_events_per_s: Math.round(floorPerS),
+    ratio_to_floor: round(eventsPerS / floorPerS),
+    spans_per_s: Math.round(r.spans! / r.pipelineSeconds!),
+    rss_mb: Math.round(r.maxRssMb!),
+    spans: r.spans!,
+    otlp_bytes: r.otlpBytes!,
+    input_mb: round(r.inputMb!),
+  };
+  row(
+    'pipeline',
+    'events/s',
+    result.events_per_s,
+    `floor ${result.json_parse_floor_events_per_s} (ratio ${result.ratio_to_floor}, target ≥ 0.7, ≥ 1M)`,
+  );
+  row('pipeline', 'spans/s', result.spans_per_s, `${result.spans} spans, ${result.otlp_bytes} OTLP bytes`);
+  row('pipeline', 'peak RSS MB', result.rss_mb, `input ${result.input_mb} MB in memory`);
+  return result;
+}
+
+async function soakSection(): Promise<Record<string, unknown>> {
+  const minutes = 10;
+  const rate = 500;
+  const fx = await startUsdtFixture(await buildUsdtFixture());
+  const cli = startCli(['--pid', String(fx.pid), '--status-interval', '0', '--exporter', 'none']);
+  const samples: { s: number; rss_mb: number }[] = [];
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    const bin = join(repoRoot, 'node_modules', 'autocannon', 'autocannon.js');
+    const load = spawn(
+      process.execPath,
+      [bin, '-c', '4', '-R', String(rate), '-d', String(minutes * 60), `http://127.0.0.1:${fx.port}/`],
+      { stdio: 'ignore' },
+    );
+    const t0 = Date.now();
+    while (load.exitCode === null) {
+      const status = readFileSync(`/proc/${cli.child.pid!}/status`, 'utf8');
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+      samples.push({ s: Math.round((Date.now() - t0) / 1000), rss_mb: round(rss) });
+      await new Promise((r) => setTimeout(r, 10_000));
+    }
+  } finally {
+    cli.child.kill('SIGTERM');
+    await cli.result;
+    await fx.stop();
+  }
+  const half = samples.slice(Math.floor(samples.length / 2));
+  const slope =
+    half.length > 1 ? (half.at(-1)!.rss_mb - half[0]!.rss_mb) / ((half.at(-1)!.s - half[0]!.s) / 60) : 0;
+  const max = Math.max(...samples.map((x) => x.rss_mb));
+  row(
+    'soak',
+    'max RSS MB',
+    round(max),
+    `target ≤ 150; second-half trend ${round(slope)} MB/min at ${rate} req/s`,
+  );
+  return { minutes, req_per_s: rate, samples, max_rss_mb: round(max), second_half_mb_per_min: round(slope) };
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+const results: Record<string, unknown> = {
+  machine: {
+    node: process.version,
+    cpu: cpus()[0]?.model,
+    cpus: cpus().length,
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+  },
+};
+if (run('pipeline')) results.pipeline = pipelineSection();
+if (run('otlp')) {
+  const o = await otlpGrpcBench(benchStream(50_000).bytes, quick ? 100_000 : 500_000);
+  results.otlp_grpc = o;
+  row(
+    'otlp_grpc',
+    'spans/s',
+    o.spans_per_s,
+    `target ≥ 100000; ${o.spans} sent, ${o.received} received, ${o.dropped} dropped`,
+  );
+}
+if (run('usdt')) {
+  const u = await usdtBench(quick ? 50_000 : 200_000);
+  results.usdt = u;
+  row('usdt', 'delivered / fired', `${u.delivered} / ${u.hits}`, `lost ${u.lost} (target 0)`);
+  row('usdt', 'events/s fired', u.events_per_s, 'the fixture at full speed');
+  row(
+    'usdt',
+    'ns per hit',
+    u.ns_per_hit_attached,
+    `bare uprobe ${u.ns_per_hit_bare_uprobe} (×${u.ratio_to_bare}, target ≤ 2), detached ${u.ns_per_hit_detached}`,
+  );
+  row(
+    'usdt',
+    'tracer CPU',
+    u.tracer_cpu,
+    `of a core at the fixture's rate (target ≤ 0.2); ${u.tracer_us_per_event} µs/event`,
+  );
+}
+if (run('server')) {
+  const servers = await serverBench(quick ? 3 : 10);
+  results.server = servers[0];
+  if (servers.length > 1) results.server_h2o = servers[1];
+  for (const s of servers) {
+    row(
+      `server (${s.target})`,
+      'req/s traced',
+      s.req_per_s_traced,
+      `plain ${s.req_per_s_plain} (ratio ${s.ratio})`,
+    );
+    row(
+      `server (${s.target})`,
+      'spans / requests',
+      `${s.spans_exported} / ${s.requests_served}`,
+      'target equal',
+    );
+  }
+}
+if (soak) results.soak = await soakSection();
+
+const width = (k: keyof Row): number => Math.max(...rows.map((r) => r[k].length), k.length);
+const line = (r: Row): string =>
+  `${r.section.padEnd(width('section'))}  ${r.figure.padEnd(width('figure'))}  ${r.value.padStart(width('value'))}  ${r.against}`;
+process.stdout.write(
+  line({ section: 'section', figure: 'figure', value: 'value', against: 'against' }) + '\n',
+);
+for (const r of rows) process.stdout.write(line(r) + '\n');
+const dir = join(repoRoot, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+process.stdout.write(`\nwritten to bench/results/latest.json\n`);

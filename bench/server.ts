@@ -1,0 +1,126 @@
+/**
+ * server: an HTTP/1.1 server under a bounded load from autocannon (another process, loopback): requests/s with no
+ * tracer and with h2o-otel attached over USDT, and spans exported (at a receiver in a third process) vs requests
+ * served. The fixture's server always; a real H2O too when H2O_BIN points at one built with DTrace.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCli } from '../test/helpers/cli.js';
+import { buildUsdtFixture, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
+import { startCountReceiver } from './otlp.js';
+import { repoRoot } from './stream.js';
+
+export interface ServerResult {
+  target: string;
+  requests_served: number;
+  spans_exported: number;
+  req_per_s_plain: number;
+  req_per_s_traced: number;
+  ratio: number;
+}
+
+interface Load {
+  requests: number;
+  ok: number;
+  perSecond: number;
+}
+
+function autocannon(url: string, seconds: number, connections: number): Promise<Load> {
+  const bin = join(repoRoot, 'node_modules', 'autocannon', 'autocannon.js');
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [bin, '-j', '-c', String(connections), '-d', String(seconds), url],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', (code) => {
+      try {
+        const r = JSON.parse(out) as { requests: { total: number; average: number }; '2xx': number };
+        resolve({ requests: r.requests.total, ok: r['2xx'], perSecond: r.requests.average });
+      } catch {
+        reject(new Error(`autocannon exited ${code}: ${out.slice(0, 300)}`));
+      }
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Measure one server (its pid and URL): plain, then traced with spans counted at the receiver. */
+async function measure(target: string, pid: number, url: string, seconds: number): Promise<ServerResult> {
+  await autocannon(url, 1, 4); // warm-up
+  const plain = await autocannon(url, seconds, 8);
+  const rx = await startCountReceiver();
+  try {
+    const cli = startCli(['--pid', String(pid), '--status-interval', '0'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_METRICS_EXPORTER: 'none',
+    });
+    const deadline = Date.now() + 20_000;
+    while (!/attached \d+ probes/.test(cli.stderrSoFar())) {
+      if (Date.now() > deadline || cli.child.exitCode !== null) throw new Error(cli.stderrSoFar());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const traced = await autocannon(url, seconds, 8);
+    await new Promise((r) => setTimeout(r, 2500)); // HTTP/1 requests end after their last write; let them
+    cli.child.kill('SIGTERM');
+    await cli.result;
+    const counts = await rx.counts();
+    return {
+      target,
+      requests_served: traced.requests,
+      spans_exported: counts.serverSpans,
+      req_per_s_plain: Math.round(plain.perSecond),
+      req_per_s_traced: Math.round(traced.perSecond),
+      ratio: Math.round((traced.perSecond / plain.perSecond) * 100) / 100,
+    };
+  } finally {
+    rx.close();
+  }
+}
+
+export async function serverBench(seconds: number): Promise<ServerResult[]> {
+  const results: ServerResult[] = [];
+  const fx = await startUsdtFixture(await buildUsdtFixture());
+  try {
+    results.push(await measure('fixture', fx.pid, `http://127.0.0.1:${fx.port}/`, seconds));
+  } finally {
+    await fx.stop();
+  }
+  const h2oBin = process.env.H2O_BIN;
+  if (h2oBin !== undefined && h2oBin !== '') results.push(await measureH2o(h2oBin, seconds));
+  return results;
+}
+
+/** A real H2O (H2O_BIN, built with DTrace) serving a small file on loopback. */
+async function measureH2o(bin: string, seconds: number): Promise<ServerResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-bench-'));
+  const port = await freePort();
+  writeFileSync(join(dir, 'index.html'), 'hello\n');
+  writeFileSync(
+    join(dir, 'h2o.conf'),
+    `listen:\n  host: 127.0.0.1\n  port: ${port}\nnum-threads: 1\nhosts:\n  default:\n    paths:\n      /:\n        file.dir: ${dir}\n`,
+  );
+  const h2o = spawn(bin, ['-c', join(dir, 'h2o.conf')], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    if (h2o.exitCode !== null) throw new Error(`H2O_BIN ${bin} exited with ${h2o.exitCode}`);
+    return await measure('h2o', h2o.pid!, `http://127.0.0.1:${port}/index.html`, seconds);
+  } finally {
+    h2o.kill('SIGTERM');
+  }
+}
