@@ -30,7 +30,7 @@ const row = (section: string, figure: string, value: unknown, against = ''): voi
   void rows.push({ section, figure, value: String(value), against });
 
 function pipelineSection(): Record<string, number> {
-  const stream = benchStream(quick ? 300_000 : 2_000_000);
+  const stream = benchStream(quick ? 200_000 : 2_000_000);
   const file = join(mkdtempSync(join(tmpdir(), 'h2o-otel-bench-')), 'stream.jsonl');
   writeFileSync(file, stream.bytes);
   const out = execFileSync(
@@ -121,7 +121,7 @@ const results: Record<string, unknown> = {
 };
 if (run('pipeline')) results.pipeline = pipelineSection();
 if (run('otlp')) {
-  const o = await otlpGrpcBench(benchStream(50_000).bytes, quick ? 100_000 : 500_000);
+  const o = await otlpGrpcBench(benchStream(50_000).bytes, quick ? 60_000 : 500_000);
   results.otlp_grpc = o;
   row(
     'otlp_grpc',
@@ -131,7 +131,7 @@ if (run('otlp')) {
   );
 }
 if (run('usdt')) {
-  const u = await usdtBench(quick ? 50_000 : 200_000);
+  const u = await usdtBench(quick ? 30_000 : 200_000);
   results.usdt = u;
   row('usdt', 'delivered / fired', `${u.delivered} / ${u.hits}`, `lost ${u.lost} (target 0)`);
   row('usdt', 'events/s fired', u.events_per_s, 'the fixture at full speed');

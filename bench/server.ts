@@ -76,7 +76,8 @@ async function measure(target: string, pid: number, url: string, seconds: number
       await new Promise((r) => setTimeout(r, 20));
     }
     const traced = await autocannon(url, seconds, 8);
-    await new Promise((r) => setTimeout(r, 2500)); // HTTP/1 requests end after their last write; let them
+    // autocannon closed its connections: every request has ended (h1_close); give the tracer a moment to drain.
+    await new Promise((r) => setTimeout(r, 1200));
     cli.child.kill('SIGTERM');
     await cli.result;
     const counts = await rx.counts();

@@ -66,7 +66,7 @@ export async function usdtBench(requests: number): Promise<UsdtResult> {
     const cli = await attached(['--pid', String(fx.pid)]);
     const cpu0 = cpuSeconds(cli.child.pid!);
     const run = await fire(fx, requests);
-    await new Promise((r) => setTimeout(r, 1500)); // let it drain
+    await new Promise((r) => setTimeout(r, 1000)); // let it drain
     const cpu = cpuSeconds(cli.child.pid!) - cpu0;
     cli.child.kill('SIGTERM');
     const res = await cli.result;
