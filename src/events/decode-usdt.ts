@@ -107,9 +107,10 @@ export class UsdtRecordDecoder {
         const n = buf.readUInt16LE(off + RECORD.strLen + 2 * str);
         if (strOff + n > end) return undefined;
         if (arg.field !== undefined && (flags & FLAG_READ_FAILED(str)) === 0) {
-          const bytes = buf.subarray(strOff, strOff + n);
           fields[arg.field] =
-            arg.kind === 'sockaddr' ? formatSockaddr(bytes) : decodeUtf8Escaping(bytes, false).text;
+            arg.kind === 'sockaddr'
+              ? formatSockaddr(buf.subarray(strOff, strOff + n))
+              : decodeString(buf, strOff, strOff + n);
           if ((flags & FLAG_TRUNCATED(str)) !== 0) fields[`${arg.field}_truncated`] = true;
         }
         strOff += n;
@@ -216,6 +217,14 @@ export class UsdtRecordDecoder {
     this.stats.unmappedQuicEvents += held.length;
     for (const e of held) out.push(e);
   }
+}
+
+/** Header names and values are nearly always ASCII: read those without an intermediate Buffer. */
+function decodeString(buf: Buffer, from: number, to: number): string {
+  for (let i = from; i < to; i++) {
+    if (buf[i]! >= 0x80) return decodeUtf8Escaping(buf.subarray(from, to), false).text;
+  }
+  return buf.toString('latin1', from, to);
 }
 
 function argValue(buf: Buffer, at: number, kind: string): FieldValue {
