@@ -10,11 +10,7 @@ import type { DecodeStats, FieldValue, ProbeEvent } from './types.js';
 import { decodeUtf8Escaping } from './utf8.js';
 
 const NEWLINE = 0x0a;
-/** Marks an integer literal too large for a double, rewritten into a string before JSON.parse (as the JSON
- * escape, since a raw control character is not allowed in a JSON string). */
-const BIG_MARK_ESCAPE = '\\u0000';
-const LONG_INT_LITERAL = /([:[,]\s*)(-?\d{16,})(?=\s*[,}\]])/g;
-const DIGITS = /^-?\d+$/;
+const INTEGER_AT = /^\s*(-?\d+)\s*(?:[,}]|$)/;
 
 export interface JsonDecoderOptions {
   /** Lines longer than this are dropped and counted (`tooLong`). H2O lines reach ~100 KiB with big headers. */
@@ -171,36 +167,27 @@ function isFieldValue(v: unknown): v is FieldValue {
  */
 function parseObject(text: string): Record<string, unknown> | undefined {
   if (text.charCodeAt(0) !== 0x7b /* { */) return undefined;
-  const plain = tryParse(text);
-  if (plain === undefined || !hasInexactInteger(plain)) return plain;
-  {
-    const marked = text.replace(LONG_INT_LITERAL, `$1"${BIG_MARK_ESCAPE}$2"`);
-    const obj = tryParse(marked);
-    if (obj !== undefined) {
-      for (const key in obj) {
-        const v = obj[key];
-        if (typeof v !== 'string' || v.charCodeAt(0) !== 0) continue;
-        const digits = v.slice(1);
-        if (DIGITS.test(digits)) obj[key] = toInteger(digits);
-      }
-      return obj;
-    }
-    // The pattern also matched inside a string value; a plain parse is still right for everything else.
-  }
-  return plain;
-}
-
-function hasInexactInteger(obj: Record<string, unknown>): boolean {
+  const obj = tryParse(text);
+  if (obj === undefined) return undefined;
   for (const key in obj) {
     const v = obj[key];
-    if (typeof v === 'number' && (v > Number.MAX_SAFE_INTEGER || v < -Number.MAX_SAFE_INTEGER)) return true;
+    if (typeof v === 'number' && (v > Number.MAX_SAFE_INTEGER || v < -Number.MAX_SAFE_INTEGER)) {
+      obj[key] = exactInteger(text, key) ?? v;
+    }
   }
-  return false;
+  return obj;
 }
 
-function toInteger(digits: string): number | bigint {
-  const n = Number(digits);
-  return Number.isSafeInteger(n) ? n : BigInt(digits);
+/**
+ * The literal of top-level `key` read again from the line, as a bigint. Inside a JSON string every quote is
+ * escaped, so `"key":` can only match the key itself.
+ */
+function exactInteger(text: string, key: string): bigint | undefined {
+  const needle = JSON.stringify(key) + ':';
+  const at = text.indexOf(needle);
+  if (at < 0) return undefined;
+  const m = INTEGER_AT.exec(text.slice(at + needle.length, at + needle.length + 24));
+  return m === null ? undefined : BigInt(m[1]!);
 }
 
 function tryParse(text: string): Record<string, unknown> | undefined {
