@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCli } from '../test/helpers/cli.js';
+import { startAttachedCli } from '../test/helpers/cli.js';
 import { buildUsdtFixture, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
 import { startCountReceiver } from './otlp.js';
 import { repoRoot } from './stream.js';
@@ -65,16 +65,11 @@ async function measure(target: string, pid: number, url: string, seconds: number
   const plain = await autocannon(url, seconds, 8);
   const rx = await startCountReceiver();
   try {
-    const cli = startCli(['--pid', String(pid), '--status-interval', '0'], {
+    const cli = await startAttachedCli(['--pid', String(pid)], {
       OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
       OTEL_METRICS_EXPORTER: 'none',
     });
-    const deadline = Date.now() + 20_000;
-    while (!/attached \d+ probes/.test(cli.stderrSoFar())) {
-      if (Date.now() > deadline || cli.child.exitCode !== null) throw new Error(cli.stderrSoFar());
-      await new Promise((r) => setTimeout(r, 20));
-    }
     const traced = await autocannon(url, seconds, 8);
     // autocannon closed its connections: every request has ended (h1_close); give the tracer a moment to drain.
     await new Promise((r) => setTimeout(r, 1200));

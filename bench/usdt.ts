@@ -4,7 +4,7 @@
  * in the fixture, and the tracer's CPU relative to the time the fixture took to produce the events.
  */
 import { readFileSync } from 'node:fs';
-import { startCli } from '../test/helpers/cli.js';
+import { startAttachedCli } from '../test/helpers/cli.js';
 import type { RunningCli } from '../test/helpers/cli.js';
 import { buildUsdtFixture, get, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
 import type { UsdtFixture } from '../test/helpers/usdt-fixture.js';
@@ -29,16 +29,7 @@ async function fire(fx: UsdtFixture, requests: number): Promise<{ hits: number; 
   return { hits: Number(m[1]), ns: Number(m[2]) };
 }
 
-async function attached(args: string[]): Promise<RunningCli> {
-  const cli = startCli(['--status-interval', '0', '--exporter', 'none', ...args]);
-  const deadline = Date.now() + 20_000;
-  while (!/attached \d+ probes/.test(cli.stderrSoFar())) {
-    if (Date.now() > deadline || cli.child.exitCode !== null)
-      throw new Error(`h2o-otel did not attach:\n${cli.stderrSoFar()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cli;
-}
+const attached = (args: string[]): Promise<RunningCli> => startAttachedCli(['--exporter', 'none', ...args]);
 
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { repoRoot, runCli, startCli } from './helpers/cli.js';
-import type { CliResult, RunningCli } from './helpers/cli.js';
+import { repoRoot, runCli, startAttachedCli } from './helpers/cli.js';
+import type { CliResult } from './helpers/cli.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
 import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
 import { buildUsdtFixture, get, startUsdtFixture } from './helpers/usdt-fixture.js';
@@ -39,19 +39,6 @@ const connection = (spans: ReceivedSpan[], connId: number): ReceivedSpan =>
 
 const connIdOf = (body: string): number => Number(/C=(\d+)/.exec(body)![1]);
 
-/** Start the CLI on the fixture and wait until its probes are attached. */
-async function attach(args: string[], env: Record<string, string>): Promise<RunningCli> {
-  const cli = startCli(['--status-interval', '0', ...args], env);
-  await waitFor(
-    () => /attached \d+ probes/.test(cli.stderrSoFar()) || cli.child.exitCode !== null,
-    'h2o-otel to attach',
-    20_000,
-    () => cli.stderrSoFar(),
-  );
-  assert.match(cli.stderrSoFar(), /attached \d+ probes/, cli.stderrSoFar());
-  return cli;
-}
-
 describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, () => {
   let receiver: OtlpReceiver;
   let fx: UsdtFixture;
@@ -65,7 +52,7 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
     fx = await startUsdtFixture(bin);
     receiver = await startOtlpReceiver();
     recordPath = join(await mkdtemp(join(tmpdir(), 'h2o-otel-usdt-')), 'record.jsonl');
-    const cli = await attach(
+    const cli = await startAttachedCli(
       [
         '--pid',
         String(fx.pid),
@@ -312,7 +299,7 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
     const fx = await startUsdtFixture(await buildUsdtFixture());
     const receiver = await startOtlpReceiver();
     try {
-      const cli = await attach(['--pid', String(fx.pid), '--ring-size', '1', '--poll-ms', '2000'], {
+      const cli = await startAttachedCli(['--pid', String(fx.pid), '--ring-size', '1', '--poll-ms', '2000'], {
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
         OTEL_METRIC_EXPORT_INTERVAL: '60000',
       });
@@ -345,7 +332,7 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
     const fx = await startUsdtFixture(await buildUsdtFixture());
     const receiver = await startOtlpReceiver();
     try {
-      const cli = await attach(['--pid', String(fx.pid), '--sample-ratio', '0.5'], {
+      const cli = await startAttachedCli(['--pid', String(fx.pid), '--sample-ratio', '0.5'], {
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
       });
       for (let i = 0; i < 40; i++) await get(fx.port, `/n/${i}`);
@@ -372,7 +359,7 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
   test('--binary follows every process of the executable, including ones started later', async () => {
     const bin = await buildUsdtFixture();
     const receiver = await startOtlpReceiver();
-    const cli = await attach(['--binary', bin], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl });
+    const cli = await startAttachedCli(['--binary', bin], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl });
     try {
       for (let round = 0; round < 3; round++) {
         if (round === 2) {
@@ -422,7 +409,10 @@ describe('the BPF program builds from source', { skip: skipBpf }, () => {
     assert.match(build, /wrote .*rebuilt\.bpf\.o/);
     const fx = await startUsdtFixture(await buildUsdtFixture());
     try {
-      const cli = await attach(['--pid', String(fx.pid), '--bpf-object', out, '--exporter', 'console'], {});
+      const cli = await startAttachedCli(
+        ['--pid', String(fx.pid), '--bpf-object', out, '--exporter', 'console'],
+        {},
+      );
       await get(fx.port, '/rebuilt');
       await new Promise((r) => setTimeout(r, 200));
       cli.child.kill('SIGTERM');

@@ -5,6 +5,7 @@
  * Time is the events' own clock (the newest event time seen), advanced by `tick()` while the source is idle, so
  * a replay gives the same records as the live stream it was recorded from.
  */
+import { numberOf } from '../events/types.js';
 import type { FieldValue, ProbeEvent } from '../events/types.js';
 import type {
   ConnectionRecord,
@@ -15,6 +16,7 @@ import type {
   RequestRecord,
   Stamp,
 } from './records.js';
+import { later } from './records.js';
 import { applyQuicEvent, applyTlsEvent, newQuicRecord, newTlsFacts, streamEvent } from './quic.js';
 import type { TlsFacts, TransportEvent } from './quic.js';
 import { applyConnectEvent, closeAttempts, tunnelOpen } from './tunnel.js';
@@ -110,12 +112,6 @@ interface PendingUpgrade {
   readonly closedAt: number;
 }
 
-function num(v: FieldValue | undefined): number | undefined {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return Number(v);
-  return undefined;
-}
-
 function protocolOf(httpVersion: number): Protocol {
   if (httpVersion >= 768) return 'http/3';
   return httpVersion >= 512 ? 'http/2' : 'http/1';
@@ -201,7 +197,7 @@ export class Correlator {
     const f = ev.fields;
     switch (ev.type) {
       case 'receive_request':
-        return this._receiveRequest(ev, num(f.conn_id), num(f.req_id), num(f.http_version));
+        return this._receiveRequest(ev, numberOf(f.conn_id), numberOf(f.req_id), numberOf(f.http_version));
       case 'receive_request_header':
         return this._header(ev, true);
       case 'send_response':
@@ -228,7 +224,7 @@ export class Correlator {
   }
 
   private _quiclyEvent(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     if (connId === undefined) return void this.stats.ignoredEvents++;
     if (ev.type === 'accept' || ev.type === 'new_path') {
       const started = this._conn(connId, ev, 'http/3', false);
@@ -241,7 +237,7 @@ export class Correlator {
     if (conn === undefined) return void this.stats.ignoredEvents++;
     conn.record.last = ev;
     const stream = streamEvent(ev);
-    if (stream !== undefined) return this._streamEvent(conn, num(ev.fields.stream_id), stream);
+    if (stream !== undefined) return this._streamEvent(conn, numberOf(ev.fields.stream_id), stream);
     const quic = (conn.record.quic ??= newQuicRecord());
     const e = applyQuicEvent(quic, ev, this._opts.maxSpanEvents);
     if (e !== undefined && (ev.type === 'packet_lost' || ev.type === 'pto')) {
@@ -290,7 +286,7 @@ export class Correlator {
    * follow `h3s_destroy` must not revive it.
    */
   private _quicStart(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     if (connId === undefined) return void this.stats.ignoredEvents++;
     this._tlsEvent(this._conn(connId, ev, 'http/3', false), ev);
   }
@@ -304,7 +300,7 @@ export class Correlator {
   private _picotlsEvent(ev: ProbeEvent): void {
     if (ev.fields.conn_id === undefined) return this._tcpTlsEvent(ev);
     if (ev.type === 'new') return this._quicStart(ev);
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     if (conn === undefined) return void this.stats.ignoredEvents++;
     this._tlsEvent(conn, ev);
@@ -351,7 +347,7 @@ export class Correlator {
 
   /** Any other event of a known connection keeps it alive. */
   private _touch(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     if (conn === undefined) {
       this.stats.ignoredEvents++;
@@ -361,7 +357,7 @@ export class Correlator {
   }
 
   private _h1Accept(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     if (connId === undefined) return void this.stats.orphanEvents++;
     const conn = this._conn(connId, ev, 'http/1', false);
     const uuid = ev.fields.uuid ?? ev.fields.conn_uuid;
@@ -376,7 +372,7 @@ export class Correlator {
   }
 
   private _h1Close(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     if (conn === undefined) return void this.stats.orphanEvents++;
     const req = conn.current;
@@ -403,7 +399,7 @@ export class Correlator {
     conn.lastWrite = ev;
     conn.record.last = ev;
     if (ev.type === 'writev') {
-      const ret = num(ev.fields.ret);
+      const ret = numberOf(ev.fields.ret);
       conn.record.writes++;
       if (ret !== undefined && ret > 0) conn.record.bytesWritten += ret;
       else conn.record.writeFailures++;
@@ -415,7 +411,7 @@ export class Correlator {
   }
 
   private _h3Accept(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     if (connId === undefined) return void this.stats.orphanEvents++;
     const conn = this._conn(connId, ev, 'http/3', false);
     const uuid = ev.fields.conn_uuid;
@@ -423,8 +419,8 @@ export class Correlator {
   }
 
   private _h3StreamStats(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
-    const streamId = num(ev.fields.stream_id);
+    const connId = numberOf(ev.fields.conn_id);
+    const streamId = numberOf(ev.fields.stream_id);
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     const req = streamId === undefined ? undefined : conn?.requests.get(streamId);
     if (conn === undefined || req === undefined) return void this.stats.orphanEvents++;
@@ -438,7 +434,7 @@ export class Correlator {
   }
 
   private _h3Destroy(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
+    const connId = numberOf(ev.fields.conn_id);
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     if (conn === undefined) return void this.stats.orphanEvents++;
     conn.record.closeStats = ev.fields;
@@ -456,8 +452,8 @@ export class Correlator {
 
   /** CONNECT tunnel events (USDT): kept on the request, which stays open until `connect_dispose`. */
   private _connect(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
-    const reqId = num(ev.fields.req_id);
+    const connId = numberOf(ev.fields.conn_id);
+    const reqId = numberOf(ev.fields.req_id);
     const conn = connId === undefined ? undefined : this._conns.get(connId);
     const req = reqId === undefined ? undefined : conn?.requests.get(reqId);
     if (conn === undefined || req === undefined) return void this.stats.orphanEvents++;
@@ -522,21 +518,21 @@ export class Correlator {
   }
 
   private _sendResponse(ev: ProbeEvent): void {
-    const connId = num(ev.fields.conn_id);
-    const reqId = num(ev.fields.req_id);
+    const connId = numberOf(ev.fields.conn_id);
+    const reqId = numberOf(ev.fields.req_id);
     if (connId === undefined || reqId === undefined) return void this.stats.orphanEvents++;
     let req = this._conns.get(connId)?.requests.get(reqId);
     if (req === undefined) req = this._adoptUpgrade(ev, connId, reqId);
     req ??= this._requestFor(ev, false);
     if (req === undefined) return;
-    req.status = num(ev.fields.status);
+    req.status = numberOf(ev.fields.status);
     req.responseStart = ev;
   }
 
   /** The request a header or response event belongs to, created (and flagged) when its start was not seen. */
   private _requestFor(ev: ProbeEvent, request: boolean): RequestRecord | undefined {
-    const connId = num(ev.fields.conn_id);
-    const reqId = num(ev.fields.req_id);
+    const connId = numberOf(ev.fields.conn_id);
+    const reqId = numberOf(ev.fields.req_id);
     if (connId === undefined || reqId === undefined) {
       this.stats.orphanEvents++;
       return undefined;
@@ -835,8 +831,4 @@ function isH2cUpgrade(req: RequestRecord): boolean {
     if (h.name === 'http2-settings' || (h.name === 'upgrade' && /\bh2c\b/i.test(h.value))) return true;
   }
   return false;
-}
-
-function later(a: Stamp, b: Stamp): Stamp {
-  return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs >= b.timeSubNs) ? a : b;
 }

@@ -3,6 +3,7 @@
  * updates, paths, losses, PTOs, congestion, ECN, close), running totals that stay exact when events are capped, the
  * close reason, quicly's final statistics and TLS facts. Pure: the correlator owns the records and their lifetimes.
  */
+import { numberOf } from '../events/types.js';
 import type { FieldValue, ProbeEvent } from '../events/types.js';
 import type { Stamp } from './records.js';
 
@@ -88,9 +89,7 @@ export function packetTypeName(v: FieldValue | undefined): string {
 }
 
 function n(v: FieldValue | undefined): number {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return Number(v);
-  return 0;
+  return numberOf(v) ?? 0;
 }
 
 /** A u64 as an attribute value: a number when exact, else its decimal text. */

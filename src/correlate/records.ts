@@ -7,6 +7,11 @@ import type { QuicRecord, TlsFacts, TransportEvent } from './quic.js';
 
 export type Stamp = Pick<ProbeEvent, 'timeMs' | 'timeSubNs'>;
 
+/** The later of two stamps (the first when equal). */
+export function later(a: Stamp, b: Stamp): Stamp {
+  return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs >= b.timeSubNs) ? a : b;
+}
+
 export type Protocol = 'http/1' | 'http/2' | 'http/3';
 
 /** Why a record was exported without its normal start or end. */

@@ -3,6 +3,7 @@
  * `connect_*_start`, bytes each way, errors. Real H2O builds may lack `connect_success` (libbpf 1.1 cannot attach
  * it), so an attempt also counts as connected once data moves through it or the response is a 2xx.
  */
+import { numberOf } from '../events/types.js';
 import type { ProbeEvent } from '../events/types.js';
 import type { RequestRecord, Stamp, TunnelRecord, UpstreamAttempt } from './records.js';
 
@@ -24,8 +25,7 @@ function current(t: TunnelRecord): UpstreamAttempt | undefined {
 }
 
 function bytes(ev: ProbeEvent): number {
-  const n = ev.fields.num_bytes;
-  return typeof n === 'number' ? n : typeof n === 'bigint' ? Number(n) : 0;
+  return numberOf(ev.fields.num_bytes) ?? 0;
 }
 
 function text(v: unknown): string | undefined {

@@ -57,14 +57,6 @@ export const PICOTLS_POINTS: ReadonlySet<string> = new Set([
   'ech_selection',
 ]);
 
-/** USDT probe names that the socket logs under another name. */
-export const USDT_TO_LOG_NAME: Readonly<Record<string, string>> = {
-  socket_write: 'write',
-  socket_writev: 'writev',
-  socket_write_complete: 'write_complete',
-  socket_write_tls_record: 'write_tls_record',
-};
-
 /** Field renames from the old BPF h2olog (after `-` → `_`) to the socket format, per point. */
 export const LEGACY_FIELD_RENAMES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   h1_accept: { conn_uuid: 'uuid' },

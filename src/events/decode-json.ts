@@ -4,7 +4,8 @@
  * Robust to what real H2O writes: raw bytes >= 0x80, integers above 2^53, very long lines, and lines glued or cut
  * by a partial write. A bad line is counted and skipped; it never stops the stream.
  */
-import { H2O_POINTS, LEGACY_FIELD_RENAMES, PICOTLS_POINTS, USDT_TO_LOG_NAME } from './catalogue.js';
+import { H2O_POINTS, LEGACY_FIELD_RENAMES, PICOTLS_POINTS } from './catalogue.js';
+import { USDT_TO_LOG_NAME } from './usdt-probes.js';
 import { COMMON_KEYS } from './types.js';
 import type { DecodeStats, FieldValue, ProbeEvent } from './types.js';
 import { decodeUtf8Escaping } from './utf8.js';

@@ -118,8 +118,13 @@ export class UsdtRecordDecoder {
         continue;
       }
       if (arg.field === undefined) continue;
-      fields[arg.field] = argValue(buf, at, arg.kind);
-      if (probe.provider === 'quicly' && i === 0) fields.conn_id = 0; // placeholder keeps the socket's key order
+      const value = argValue(buf, at, arg.kind);
+      fields[arg.field] = value;
+      if (probe.provider === 'quicly' && i === 0) {
+        // Right after `conn`, as the socket writes it, when `h3s_accept` has told the pointer's conn id.
+        const connId = this._quicConn.get(value);
+        if (connId !== undefined) fields.conn_id = connId;
+      }
     }
     const { timeMs, timeSubNs } = this._time(buf, off);
     return {
@@ -159,14 +164,11 @@ export class UsdtRecordDecoder {
   /** quicly events carry only the connection pointer: add H2O's conn id, known from `h3s_accept`. */
   private _quicly(ev: ProbeEvent, out: ProbeEvent[]): void {
     const ptr = ev.fields.conn!;
-    const connId = this._quicConn.get(ptr);
-    if (connId !== undefined) {
-      ev.fields.conn_id = connId;
+    if (ev.fields.conn_id !== undefined) {
       out.push(ev);
       if (ev.type === 'free') this._quicConn.delete(ptr);
       return;
     }
-    delete ev.fields.conn_id;
     if (ev.type === 'free') {
       // Never accepted by H2O (a failed handshake, or h2o's own outgoing HTTP/3): release what was held.
       const held = this._pending.get(ptr);

@@ -24,6 +24,13 @@ export interface ProbeEvent {
   readonly fields: Record<string, FieldValue>;
 }
 
+/** A numeric field as a number (bigint ones rounded), or undefined when it is missing or not a number. */
+export function numberOf(v: FieldValue | undefined): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  return undefined;
+}
+
 /** Keys of the line format that are not point fields. `time_sub_ns` is ours (`--record` with a ns clock). */
 export const COMMON_KEYS: ReadonlySet<string> = new Set([
   'module',

@@ -38,7 +38,8 @@ export interface UsdtProbe {
   readonly role: ProbeRole;
 }
 
-const ALIASES: Readonly<Record<string, string>> = {
+/** USDT probe names that the socket logs under another name. */
+export const USDT_TO_LOG_NAME: Readonly<Record<string, string>> = {
   socket_write: 'write',
   socket_writev: 'writev',
   socket_write_complete: 'write_complete',
@@ -139,7 +140,7 @@ export const USDT_PROBES: readonly UsdtProbe[] = TABLE.map(([provider, name, arg
   id,
   provider,
   name,
-  logName: ALIASES[name] ?? name,
+  logName: USDT_TO_LOG_NAME[name] ?? name,
   args: parseArgs(args),
   idKind: idKind ?? 'conn',
   role: role ?? 'none',

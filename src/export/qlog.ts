@@ -6,6 +6,7 @@
  */
 import { appendFileSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { numberOf } from '../events/types.js';
 import type { FieldValue, ProbeEvent } from '../events/types.js';
 
 /** Event names h2o-otel writes, all from draft-ietf-quic-qlog-quic-events. */
@@ -231,9 +232,7 @@ function stampName(ev: ProbeEvent): string {
 }
 
 function num(v: FieldValue | undefined): number {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return Number(v);
-  return 0;
+  return numberOf(v) ?? 0;
 }
 
 function packetHeader(f: Record<string, FieldValue>): { packet_type: string; packet_number: number } {
@@ -323,16 +322,11 @@ export function qlogRecord(ev: ProbeEvent): { time: number; name: string; data: 
       });
     case 'transport_close_send':
     case 'transport_close_receive':
-      return r('quic:connection_closed', {
-        owner: ev.type.endsWith('_send') ? 'local' : 'remote',
-        connection_code: num(f.error_code),
-        reason: f.reason_phrase ?? '',
-      });
     case 'application_close_send':
     case 'application_close_receive':
       return r('quic:connection_closed', {
         owner: ev.type.endsWith('_send') ? 'local' : 'remote',
-        application_code: num(f.error_code),
+        [ev.type.startsWith('transport') ? 'connection_code' : 'application_code']: num(f.error_code),
         reason: f.reason_phrase ?? '',
       });
     case 'idle_timeout':

@@ -15,6 +15,7 @@ import type {
   TunnelRecord,
 } from '../correlate/records.js';
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
+import { later } from '../correlate/records.js';
 import { COMMON_KEYS } from '../events/types.js';
 import type { QuicRecord, TlsFacts, TransportEvent } from '../correlate/quic.js';
 import { isErrorClose, transportErrorName } from '../correlate/quic.js';
@@ -78,10 +79,6 @@ function toHrTime(s: Stamp): HrTime {
   const ms = Math.floor(s.timeMs);
   const sec = Math.floor(ms / 1000);
   return [sec, (ms - sec * 1000) * 1e6 + Math.round((s.timeMs - ms) * 1e6) + s.timeSubNs];
-}
-
-function later(a: Stamp, b: Stamp): Stamp {
-  return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs >= b.timeSubNs) ? a : b;
 }
 
 const headerGetter: TextMapGetter<readonly Header[]> = {

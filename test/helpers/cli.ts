@@ -58,3 +58,18 @@ export function runCli(
 ): Promise<CliResult> {
   return startCli(args, env, stdin, wrapper).result;
 }
+
+/** Start the CLI on a USDT target (`args` include `--pid` or `--binary`) and resolve once its probes are attached. */
+export async function startAttachedCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<RunningCli> {
+  const cli = startCli(['--status-interval', '0', ...args], env);
+  const deadline = Date.now() + 20_000;
+  while (!/attached \d+ probes/.test(cli.stderrSoFar())) {
+    if (Date.now() > deadline || cli.child.exitCode !== null)
+      throw new Error(`h2o-otel did not attach:\n${cli.stderrSoFar()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cli;
+}

@@ -124,8 +124,3 @@ export function readCounters(mem: Buffer): BpfCounters {
     hits,
   };
 }
-
-/** Hits of one probe id. */
-export function probeHits(mem: Buffer, id: number): number {
-  return Number(mem.readBigUInt64LE(COUNTERS.hits + 8 * id));
-}

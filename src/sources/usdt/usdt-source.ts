@@ -13,9 +13,9 @@ import { clockOffset, RECORD, UsdtRecordDecoder, newUsdtDecodeStats } from '../.
 import type { UsdtDecodeStats } from '../../events/decode-usdt.js';
 import type { ProbeEvent } from '../../events/types.js';
 import type { EventSink } from '../../pipeline.js';
-import { USDT_PROBES, usdtProbe } from '../../events/usdt-probes.js';
+import { usdtProbe } from '../../events/usdt-probes.js';
 import type { UsdtProbe } from '../../events/usdt-probes.js';
-import { COUNTERS, CONFIG, probeHits, readCounters, writeConfig } from './bpf-config.js';
+import { COUNTERS, CONFIG, readCounters, writeConfig } from './bpf-config.js';
 import type { BpfCounters } from './bpf-config.js';
 import { ElfError, hasIndexedArgument, readUsdtNotes } from './elf-notes.js';
 import type { UsdtNote } from './elf-notes.js';
@@ -171,17 +171,6 @@ export class UsdtSource {
       processes: this._sessions.size,
       decode: this._decodeStats,
     };
-  }
-
-  /** Hits per probe that fired (`provider:name` → count). */
-  probeHits(): Map<string, number> {
-    const m = new Map<string, number>();
-    if (this._counters === undefined) return m;
-    for (const p of USDT_PROBES) {
-      const n = probeHits(this._counters, p.id);
-      if (n > 0) m.set(`${p.provider}:${p.name}`, n);
-    }
-    return m;
   }
 
   private _targetName(): string {
@@ -383,14 +372,8 @@ export class UsdtSource {
 
   private _announceRunning(): void {
     const pids = processesOf(this._binaryId!);
-    if (pids.length === 0)
-      this._listener.info(`no process of ${this._displayTarget()} is running yet; waiting for one`);
-    else this._listener.info(`${this._displayTarget()} is running as pid ${pids.join(', ')}`);
-  }
-
-  private _displayTarget(): string {
-    const t = this._opts.target;
-    return t.kind === 'pid' ? `pid ${t.pid}` : t.path;
+    if (pids.length === 0) this._listener.info(`${this._targetName()}: none running yet; waiting for one`);
+    else this._listener.info(`${this._targetName()}: running as pid ${pids.join(', ')}`);
   }
 
   private _openSession(pid: number): Session {
@@ -480,7 +463,7 @@ export class UsdtSource {
         this._end('target-exited');
         return;
       }
-      this._listener.info(`H2O pid ${s.pid} exited; still waiting for processes of ${this._displayTarget()}`);
+      this._listener.info(`H2O pid ${s.pid} exited; still tracing ${this._targetName()}`);
     }
   };
 
