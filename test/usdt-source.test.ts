@@ -37,6 +37,16 @@ const connection = (spans: ReceivedSpan[], connId: number): ReceivedSpan =>
     `connection span ${connId}`,
   );
 
+/** The live run and the replay of its recording use the same output options, so their spans must be equal. */
+const OUTPUT_ARGS = [
+  '--capture-request-headers',
+  'user-agent,x-long,cookie',
+  '--capture-response-headers',
+  'content-type',
+  '--max-header-length',
+  '1000',
+];
+
 const connIdOf = (body: string): number => Number(/C=(\d+)/.exec(body)![1]);
 
 describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, () => {
@@ -52,21 +62,10 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
     fx = await startUsdtFixture(bin);
     receiver = await startOtlpReceiver();
     recordPath = join(await mkdtemp(join(tmpdir(), 'h2o-otel-usdt-')), 'record.jsonl');
-    const cli = await startAttachedCli(
-      [
-        '--pid',
-        String(fx.pid),
-        '--record',
-        recordPath,
-        '--capture-request-headers',
-        'user-agent,x-long,cookie',
-        '--capture-response-headers',
-        'content-type',
-        '--max-header-length',
-        '1000',
-      ],
-      { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' },
-    );
+    const cli = await startAttachedCli(['--pid', String(fx.pid), '--record', recordPath, ...OUTPUT_ARGS], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    });
     assert.equal((await get(fx.port, '/', { 'user-agent': 'h2o-otel-test/1' })).status, 200);
     assert.equal((await get(fx.port, '/status/404')).status, 404);
     assert.equal((await get(fx.port, '/sleep/30')).status, 200);
@@ -258,23 +257,9 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
     assert.match(text, /"time_sub_ns":\d+/);
     const replayReceiver = await startOtlpReceiver();
     try {
-      const res = await runCli(
-        [
-          '--replay',
-          recordPath,
-          '--status-interval',
-          '0',
-          '--capture-request-headers',
-          'user-agent,x-long,cookie',
-          '--capture-response-headers',
-          'content-type',
-          '--max-header-length',
-          '1000',
-        ],
-        {
-          OTEL_EXPORTER_OTLP_ENDPOINT: replayReceiver.httpUrl,
-        },
-      );
+      const res = await runCli(['--replay', recordPath, '--status-interval', '0', ...OUTPUT_ARGS], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: replayReceiver.httpUrl,
+      });
       assert.equal(res.code, 0, res.stderr);
       const key = (s: ReceivedSpan): string =>
         JSON.stringify([
