@@ -5,11 +5,13 @@
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { defaultResource } from '@opentelemetry/resources';
+import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
 import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
 import { headerPolicy } from '../src/otel/header-policy.js';
+import { SpanFactory } from '../src/otel/finished-span.js';
 import { SpanMapper } from '../src/otel/span-mapper.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../src/otel/url.js';
 import { Pipeline } from '../src/pipeline.js';
@@ -59,11 +61,12 @@ export async function runPipeline(
   exporter: SpanExporter = new SerializingExporter(),
 ): Promise<PipelineRun> {
   const processor = new CountingBatchProcessor(exporter, { ...DEFAULT_BATCH_OPTIONS, maxQueueSize: 1 << 20 });
-  const provider = new BasicTracerProvider({
-    spanProcessors: [processor],
-    spanLimits: { attributeCountLimit: 256, eventCountLimit: 144, linkCountLimit: 16 },
+  const spans = new SpanFactory(processor, {
+    sampler: new AlwaysOnSampler(),
+    resource: defaultResource(),
+    scope: { name: 'h2o-otel-bench' },
   });
-  const mapper = new SpanMapper(provider.getTracer('h2o-otel-bench'), {
+  const mapper = new SpanMapper(spans, {
     headers: headerPolicy({ request: ['user-agent'], response: [], sanitize: [], maxValueLength: 4096 }),
     sensitiveQueryParams: new Set(DEFAULT_SENSITIVE_QUERY_PARAMS),
   });

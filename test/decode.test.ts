@@ -90,3 +90,45 @@ test('encodeEvent writes the socket format back, bigints and sub-ms time include
   const withNs = { ...events[0]!, timeSubNs: 123456 };
   assert.equal(decode(encodeEvent(withNs) + '\n').events[0]!.timeSubNs, 123456);
 });
+
+test('a chunk of many lines decodes the same whether or not all of it is UTF-8, CRLF included', () => {
+  const good = (i: number): string =>
+    `{"module":"h2o","type":"receive_request_header","tid":1,"time":5,"conn_id":${i},"req_id":1,"name":"x","name_len":1,"value":"é${i}","value_len":3}`;
+  const lines = [good(1), good(2) + '\r', good(3)];
+  const utf8 = decode(lines.join('\n') + '\n');
+  assert.deepEqual(
+    utf8.events.map((e) => [e.fields.conn_id, e.fields.value]),
+    [
+      [1, 'é1'],
+      [2, 'é2'],
+      [3, 'é3'],
+    ],
+  );
+  // One raw byte in the middle line sends the chunk down the line-by-line path: same events around it.
+  const [before, after] = lines[1]!.split('é2');
+  const mixed = decode(
+    Buffer.concat([
+      Buffer.from(lines[0] + '\n' + before!),
+      Buffer.from([0xff]),
+      Buffer.from(after! + '\n' + lines[2] + '\n'),
+    ]),
+  );
+  assert.deepEqual(
+    mixed.events.map((e) => e.fields.value),
+    ['é1', '\\xff', 'é3'],
+  );
+  assert.equal(mixed.stats.nonUtf8Lines, 1);
+});
+
+test('the line limit counts bytes, not characters, on the whole-chunk path', () => {
+  const stats = newDecodeStats();
+  const d = new JsonLineDecoder({ maxLineBytes: 200, now: () => 42 }, stats);
+  const line = (value: string): string =>
+    `{"module":"h2o","type":"receive_request_header","tid":1,"time":5,"conn_id":1,"req_id":1,"name":"x","value":"${value}"}\n`;
+  const out: ProbeEvent[] = [];
+  // 100 characters but 200 bytes of value: over the limit; 50 two-byte characters: within it.
+  d.push(Buffer.from(line('é'.repeat(100)) + line('é'.repeat(20))), out);
+  assert.equal(stats.tooLong, 1);
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.fields.value, 'é'.repeat(20));
+});

@@ -13,7 +13,6 @@ import {
   envDetector,
   resourceFromAttributes,
 } from '@opentelemetry/resources';
-import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { subscriptionFor, usdtPointsFor } from '../events/catalogue.js';
 import { EventRecorder } from '../events/recorder.js';
@@ -25,6 +24,7 @@ import { QlogDirectory } from '../export/qlog.js';
 import { SelfMetrics } from '../export/self-metrics.js';
 import { headerPolicy } from '../otel/header-policy.js';
 import { samplerFrom, SamplerConfigError } from '../otel/sampler.js';
+import { SpanFactory } from '../otel/finished-span.js';
 import { SpanMapper } from '../otel/span-mapper.js';
 import { Pipeline } from '../pipeline.js';
 import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
@@ -101,20 +101,14 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
 
   const processor = new CountingBatchProcessor(createExporter(o), o.batch);
   const resource = createResource(o, env);
-  const provider = new BasicTracerProvider({
-    resource,
+  const spans = new SpanFactory(processor, {
     sampler,
-    spanProcessors: [processor],
-    // Room for the capped QUIC events plus a request's own few (response_start).
-    spanLimits: {
-      attributeCountLimit: 256,
-      eventCountLimit: o.correlator.maxSpanEvents + 16,
-      linkCountLimit: 16,
-    },
+    resource,
+    scope: { name: 'h2o-otel', version: '0.1.0' },
   });
   const policy = headerPolicy(o.headers);
   const needs = { responseHeaders: policy.anyResponse, quicEvents: o.quicEvents };
-  const mapper = new SpanMapper(provider.getTracer('h2o-otel', '0.1.0'), {
+  const mapper = new SpanMapper(spans, {
     headers: policy,
     sensitiveQueryParams: new Set(o.sensitiveQueryParams),
   });

@@ -4,6 +4,7 @@
  * Robust to what real H2O writes: raw bytes >= 0x80, integers above 2^53, very long lines, and lines glued or cut
  * by a partial write. A bad line is counted and skipped; it never stops the stream.
  */
+import { isUtf8 } from 'node:buffer';
 import { H2O_POINTS, LEGACY_FIELD_RENAMES, PICOTLS_POINTS } from './catalogue.js';
 import { USDT_TO_LOG_NAME } from './usdt-probes.js';
 import { COMMON_KEYS } from './types.js';
@@ -36,22 +37,23 @@ export class JsonLineDecoder {
   /** Decode every complete line in `chunk`, appending events to `out`. Keeps a trailing partial line. */
   push(chunk: Buffer, out: ProbeEvent[]): void {
     let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(NEWLINE, start);
-      if (nl < 0) break;
-      if (this._pendingBytes > 0 || this._discarding) {
-        this._appendPending(chunk.subarray(start, nl));
-        if (this._discarding) {
-          this._discarding = false;
-        } else {
-          this._line(Buffer.concat(this._pending, this._pendingBytes), out);
-        }
-        this._pending = [];
-        this._pendingBytes = 0;
-      } else {
-        this._line(chunk.subarray(start, nl), out);
+    if (this._pendingBytes > 0 || this._discarding) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl < 0) {
+        this._appendPending(chunk);
+        return;
       }
+      this._appendPending(chunk.subarray(0, nl));
+      if (this._discarding) this._discarding = false;
+      else this._line(Buffer.concat(this._pending, this._pendingBytes), out);
+      this._pending = [];
+      this._pendingBytes = 0;
       start = nl + 1;
+    }
+    const last = chunk.lastIndexOf(NEWLINE);
+    if (last >= start) {
+      this._lines(chunk, start, last, out);
+      start = last + 1;
     }
     if (start < chunk.length) this._appendPending(chunk.subarray(start));
   }
@@ -81,30 +83,71 @@ export class JsonLineDecoder {
     this._pendingBytes += part.length;
   }
 
+  /**
+   * The complete lines in `chunk[start, end)`. Valid UTF-8 (nearly always) is decoded once for all of them and
+   * split as text, so a line costs no Buffer view and no native call of its own.
+   */
+  private _lines(chunk: Buffer, start: number, end: number, out: ProbeEvent[]): void {
+    if (!isUtf8(chunk.subarray(start, end))) {
+      for (let s = start; s <= end;) {
+        const nl = chunk.indexOf(NEWLINE, s);
+        const e = nl < 0 || nl > end ? end : nl;
+        this._line(chunk.subarray(s, e), out);
+        s = e + 1;
+      }
+      return;
+    }
+    const text = chunk.toString('utf8', start, end);
+    const max = this._opts.maxLineBytes;
+    for (let s = 0; s <= text.length;) {
+      let e = text.indexOf('\n', s);
+      if (e < 0) e = text.length;
+      let len = e - s;
+      if (len > 0 && text.charCodeAt(e - 1) === 0x0d) len--;
+      if (len > 0) {
+        const line = text.slice(s, s + len);
+        // A UTF-16 unit is at most 3 UTF-8 bytes: count the bytes only when that bound is over the limit.
+        if (len * 3 > max && Buffer.byteLength(line) > max) {
+          this.stats.lines++;
+          this.stats.tooLong++;
+        } else {
+          this._text(line, out);
+        }
+      }
+      s = e + 1;
+    }
+  }
+
+  /** One line from the pending bytes or a chunk that is not all UTF-8. */
   private _line(raw: Buffer, out: ProbeEvent[]): void {
     let end = raw.length;
     if (end > 0 && raw[end - 1] === 0x0d) end--;
     if (end === 0) return;
-    this.stats.lines++;
     if (end > this._opts.maxLineBytes) {
+      this.stats.lines++;
       this.stats.tooLong++;
       return;
     }
     const { text, escaped } = decodeUtf8Escaping(end === raw.length ? raw : raw.subarray(0, end));
     if (escaped) this.stats.nonUtf8Lines++;
+    this._text(text, out);
+  }
+
+  private _text(text: string, out: ProbeEvent[]): void {
+    this.stats.lines++;
     const obj = parseObject(text);
     if (obj === undefined) {
       this.stats.malformed++;
       return;
     }
-    const ev = this._toEvent(obj);
+    const ev = this._toEvent(obj, text);
     if (ev !== undefined) {
       this.stats.events++;
       out.push(ev);
     }
   }
 
-  private _toEvent(obj: Record<string, unknown>): ProbeEvent | undefined {
+  private _toEvent(obj: Record<string, unknown>, text: string): ProbeEvent | undefined {
     const rawType = obj.type;
     if (typeof rawType !== 'string' || rawType.length === 0) {
       this.stats.notEvents++;
@@ -121,8 +164,8 @@ export class JsonLineDecoder {
     const module = legacy ? legacyModule(type) : (obj.module as string);
     // The current format's parsed line is used as the fields object as is (no copy per event), unless a value is
     // not a field value (nested JSON: not H2O's) or the line is the old format, whose names need rewriting.
-    const fields =
-      !legacy && allFieldValues(obj) ? (obj as Record<string, FieldValue>) : copyFields(obj, type, legacy);
+    const plain = checkFieldValues(obj, text);
+    const fields = !legacy && plain ? (obj as Record<string, FieldValue>) : copyFields(obj, type, legacy);
     const tid = typeof obj.tid === 'number' ? obj.tid : 0;
     const time = obj.time;
     const timeMs = typeof time === 'number' ? time : this._now();
@@ -137,9 +180,23 @@ function legacyModule(type: string): string {
   return PICOTLS_POINTS.has(type) ? 'picotls' : 'quicly';
 }
 
-function allFieldValues(obj: Record<string, unknown>): boolean {
-  for (const key in obj) if (!isFieldValue(obj[key])) return false;
-  return true;
+/**
+ * Whether every value is a field value (nested JSON is not H2O's). Integers above 2^53 are rare (quicly error
+ * codes, SIZE_MAX content lengths, some stats): JSON.parse rounds them, so they are read again from their literal
+ * as bigint, in the same pass.
+ */
+function checkFieldValues(obj: Record<string, unknown>, text: string): boolean {
+  let plain = true;
+  for (const key in obj) {
+    const v = obj[key];
+    if (typeof v === 'number') {
+      if (v > Number.MAX_SAFE_INTEGER || v < -Number.MAX_SAFE_INTEGER)
+        obj[key] = exactInteger(text, key) ?? v;
+    } else if (typeof v !== 'string' && typeof v !== 'boolean') {
+      plain = false;
+    }
+  }
+  return plain;
 }
 
 function copyFields(obj: Record<string, unknown>, type: string, legacy: boolean): Record<string, FieldValue> {
@@ -161,22 +218,17 @@ function isFieldValue(v: unknown): v is FieldValue {
   return t === 'string' || t === 'number' || t === 'boolean' || t === 'bigint';
 }
 
-/**
- * JSON.parse that keeps integers above 2^53 exact (as bigint) and never throws. Such integers are rare (quicly
- * error codes, SIZE_MAX content lengths, some stats), so the line is parsed plainly first and only re-parsed
- * when a number came out beyond the exact range.
- */
+/** JSON.parse of an object line that never throws. */
 function parseObject(text: string): Record<string, unknown> | undefined {
   if (text.charCodeAt(0) !== 0x7b /* { */) return undefined;
-  const obj = tryParse(text);
-  if (obj === undefined) return undefined;
-  for (const key in obj) {
-    const v = obj[key];
-    if (typeof v === 'number' && (v > Number.MAX_SAFE_INTEGER || v < -Number.MAX_SAFE_INTEGER)) {
-      obj[key] = exactInteger(text, key) ?? v;
-    }
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
   }
-  return obj;
 }
 
 /**
@@ -189,15 +241,4 @@ function exactInteger(text: string, key: string): bigint | undefined {
   if (at < 0) return undefined;
   const m = INTEGER_AT.exec(text.slice(at + needle.length, at + needle.length + 24));
   return m === null ? undefined : BigInt(m[1]!);
-}
-
-function tryParse(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }

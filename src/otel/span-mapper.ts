@@ -2,7 +2,7 @@
  * Request and connection records → OpenTelemetry spans, following the stable HTTP server semantic conventions.
  * Request spans (SERVER) link to their connection span (INTERNAL): a connection carries requests of many traces.
  */
-import type { Attributes, Context, Link, Span, SpanContext, TextMapGetter, Tracer } from '@opentelemetry/api';
+import type { Attributes, Context, Link, SpanContext, TextMapGetter } from '@opentelemetry/api';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { HrTime } from '@opentelemetry/api';
@@ -17,6 +17,7 @@ import type {
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
 import { later } from '../correlate/records.js';
 import { COMMON_KEYS } from '../events/types.js';
+import type { FinishedSpan, SpanFactory } from './finished-span.js';
 import type { QuicRecord, TlsFacts, TransportEvent } from '../correlate/quic.js';
 import { isErrorClose, transportErrorName } from '../correlate/quic.js';
 import type { HeaderPolicy } from './header-policy.js';
@@ -98,11 +99,11 @@ export class SpanMapper implements RecordSink {
     invalidTraceparents: 0,
   };
   /** Connection spans started (for a link) and not yet ended. */
-  private readonly _connSpans = new Map<ConnectionRecord, Span>();
+  private readonly _connSpans = new Map<ConnectionRecord, FinishedSpan>();
   private readonly _propagator = new W3CTraceContextPropagator();
 
   constructor(
-    private readonly _tracer: Tracer,
+    private readonly _spans: SpanFactory,
     private readonly _opts: SpanMapperOptions,
   ) {}
 
@@ -113,36 +114,42 @@ export class SpanMapper implements RecordSink {
     const method = attributes['http.request.method'];
     const name = typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
     const links: Link[] = [{ context: connSpan.spanContext() }];
-    const span = this._tracer.startSpan(
-      name,
-      { kind: SpanKind.SERVER, startTime: toHrTime(req.start), attributes, links },
+    const span = this._spans.start(
       this._parentContext(req),
+      name,
+      SpanKind.SERVER,
+      toHrTime(req.start),
+      attributes,
+      links,
     );
-    if (req.responseStart !== undefined) span.addEvent('response_start', toHrTime(req.responseStart));
+    if (req.responseStart !== undefined) {
+      span.events.push({ name: 'response_start', time: toHrTime(req.responseStart) });
+    }
     if (req.transportEvents.length > 0) {
       addTransportEvents(span, req.transportEvents, req.droppedTransportEvents);
-      span.setAttributes({ 'h2o.quic.packets_lost': req.packetsLost, 'h2o.quic.ptos': req.ptos });
+      attributes['h2o.quic.packets_lost'] = req.packetsLost;
+      attributes['h2o.quic.ptos'] = req.ptos;
     }
     const status = req.status;
     if (status !== undefined && status >= 500) {
-      span.setAttribute('error.type', String(status));
-      span.setStatus({ code: SpanStatusCode.ERROR });
+      attributes['error.type'] = String(status);
+      span.status = { code: SpanStatusCode.ERROR };
     } else if (
       status === undefined &&
       (req.incomplete === 'connection_closed' || req.incomplete === 'timeout')
     ) {
-      span.setAttribute('error.type', req.incomplete === 'timeout' ? 'timeout' : 'no_response');
-      span.setStatus({ code: SpanStatusCode.ERROR, message: 'no response was sent' });
+      attributes['error.type'] = req.incomplete === 'timeout' ? 'timeout' : 'no_response';
+      span.status = { code: SpanStatusCode.ERROR, message: 'no response was sent' };
     }
     if (req.tunnel !== undefined) this._tunnelSpans(span, req, req.tunnel);
-    span.end(toHrTime(later(req.end ?? req.start, req.start)));
+    this._spans.end(span, toHrTime(later(req.end ?? req.start, req.start)));
     this.stats.requestSpans++;
   }
 
   /** CONNECT: one CLIENT child span per upstream connection attempt, the connected one with the tunnel's bytes. */
-  private _tunnelSpans(parent: Span, req: RequestRecord, t: TunnelRecord): void {
-    if (t.error !== undefined) parent.setAttribute('h2o.tunnel.error', t.error);
-    const ctx = trace.setSpan(ROOT_CONTEXT, parent);
+  private _tunnelSpans(parent: FinishedSpan, req: RequestRecord, t: TunnelRecord): void {
+    if (t.error !== undefined) parent.attributes['h2o.tunnel.error'] = t.error;
+    const ctx = trace.setSpanContext(ROOT_CONTEXT, parent.spanContext());
     const requested = parseAuthority(headerValue(req, ':authority') ?? '');
     for (const attempt of t.attempts) {
       const a: Attributes = { 'network.transport': attempt.transport };
@@ -159,18 +166,23 @@ export class SpanMapper implements RecordSink {
         a['h2o.tunnel.bytes_sent'] = t.bytesSent;
         a['h2o.tunnel.bytes_received'] = t.bytesReceived;
       }
-      const span = this._tracer.startSpan(
-        `${attempt.transport} connect`,
-        { kind: SpanKind.CLIENT, startTime: toHrTime(attempt.start), attributes: a },
+      const span = this._spans.start(
         ctx,
+        `${attempt.transport} connect`,
+        SpanKind.CLIENT,
+        toHrTime(attempt.start),
+        a,
+        [],
       );
       if (attempt.connected) {
-        for (const p of t.problems) span.addEvent(p.kind, { message: p.message }, toHrTime(p.at));
+        for (const p of t.problems) {
+          span.events.push({ name: p.kind, attributes: { message: p.message }, time: toHrTime(p.at) });
+        }
       } else {
-        span.setAttribute('error.type', t.error ?? 'connect_failed');
-        span.setStatus({ code: SpanStatusCode.ERROR, message: attempt.error ?? 'not connected' });
+        a['error.type'] = t.error ?? 'connect_failed';
+        span.status = { code: SpanStatusCode.ERROR, message: attempt.error ?? 'not connected' };
       }
-      span.end(toHrTime(later(attempt.end ?? req.end ?? attempt.start, attempt.start)));
+      this._spans.end(span, toHrTime(later(attempt.end ?? req.end ?? attempt.start, attempt.start)));
       this.stats.tunnelSpans++;
     }
   }
@@ -178,7 +190,8 @@ export class SpanMapper implements RecordSink {
   connectionClosed(conn: ConnectionRecord): void {
     const span = this._connectionSpan(conn);
     this._connSpans.delete(conn);
-    const a: Attributes = { 'h2o.request_count': conn.requestCount };
+    const a = span.attributes;
+    a['h2o.request_count'] = conn.requestCount;
     if (conn.closeStats !== undefined) {
       // h3s_destroy: requests, stream, header and body bytes each way, control and QPACK stream bytes.
       for (const [key, v] of Object.entries(conn.closeStats)) {
@@ -188,7 +201,9 @@ export class SpanMapper implements RecordSink {
     if (conn.quic !== undefined) this._quicConnection(span, a, conn.quic);
     if (conn.tls !== undefined) {
       tlsAttributes(a, conn.tls);
-      if (conn.tls.done !== undefined) span.addEvent('tls.handshake_complete', toHrTime(conn.tls.done));
+      if (conn.tls.done !== undefined) {
+        span.events.push({ name: 'tls.handshake_complete', time: toHrTime(conn.tls.done) });
+      }
     }
     if (conn.writes > 0) {
       a['h2o.socket.bytes_written'] = conn.bytesWritten;
@@ -196,12 +211,11 @@ export class SpanMapper implements RecordSink {
     }
     if (conn.writeFailures > 0) a['h2o.socket.write_failures'] = conn.writeFailures;
     if (conn.incomplete !== undefined) a['h2o.incomplete'] = conn.incomplete;
-    span.setAttributes(a);
-    span.end(toHrTime(later(conn.end ?? conn.last, conn.start)));
+    this._spans.end(span, toHrTime(later(conn.end ?? conn.last, conn.start)));
   }
 
   /** Sub-events, totals (exact even when events were capped), quicly's statistics, the close reason, TLS facts. */
-  private _quicConnection(span: Span, a: Attributes, q: QuicRecord): void {
+  private _quicConnection(span: FinishedSpan, a: Attributes, q: QuicRecord): void {
     addTransportEvents(span, q.events, q.droppedEvents);
     if (q.originalDcid !== undefined) a['h2o.quic.original_dcid'] = q.originalDcid;
     if (q.version !== undefined) a['h2o.quic.version'] = `0x${q.version.toString(16)}`;
@@ -232,15 +246,15 @@ export class SpanMapper implements RecordSink {
     }
     if (isErrorClose(c)) {
       a['error.type'] = transportErrorName(c!.errorCode);
-      span.setStatus({
+      span.status = {
         code: SpanStatusCode.ERROR,
         message: `QUIC connection closed with ${String(a['error.type'])}`,
-      });
+      };
     }
     tlsAttributes(a, q.tls);
   }
 
-  private _connectionSpan(conn: ConnectionRecord): Span {
+  private _connectionSpan(conn: ConnectionRecord): FinishedSpan {
     const known = this._connSpans.get(conn);
     if (known !== undefined) return known;
     const a: Attributes = { 'h2o.conn_id': conn.connId, 'network.protocol.name': 'http' };
@@ -251,11 +265,7 @@ export class SpanMapper implements RecordSink {
     if (conn.http1ConnId !== undefined) a['h2o.http1_conn_id'] = conn.http1ConnId;
     if (conn.remote !== undefined) addPeer(a, conn.remote);
     const name = conn.protocol === undefined ? 'HTTP connection' : CONNECTION_SPAN_NAMES[conn.protocol];
-    const span = this._tracer.startSpan(
-      name,
-      { kind: SpanKind.INTERNAL, startTime: toHrTime(conn.start), attributes: a },
-      ROOT_CONTEXT,
-    );
+    const span = this._spans.start(ROOT_CONTEXT, name, SpanKind.INTERNAL, toHrTime(conn.start), a, []);
     this._connSpans.set(conn, span);
     this.stats.connectionSpans++;
     return span;
@@ -413,12 +423,9 @@ function durationMs(from: Stamp, to: Stamp): number {
  * Events kept by the correlator, in order. Those it had to leave out (the per-span cap) are added to the span's
  * dropped-events count, which OTLP carries and trace viewers show; the totals stay in the attributes.
  */
-function addTransportEvents(span: Span, events: readonly TransportEvent[], dropped: number): void {
-  for (const e of events) span.addEvent(e.name, e.attributes, toHrTime(e.at));
-  if (dropped > 0 && '_droppedEventsCount' in span) {
-    // The SDK has no API to report events dropped before they reached it; this is its own counter.
-    (span as unknown as { _droppedEventsCount: number })._droppedEventsCount += dropped;
-  }
+function addTransportEvents(span: FinishedSpan, events: readonly TransportEvent[], dropped: number): void {
+  for (const e of events) span.events.push({ name: e.name, attributes: e.attributes, time: toHrTime(e.at) });
+  span.droppedEventsCount += dropped;
 }
 
 function headerValue(req: RequestRecord, name: string): string | undefined {

@@ -66,7 +66,13 @@ export type UsdtEnd = 'stopped' | 'target-exited';
 const CAP_SYS_ADMIN = 21n;
 const CAP_PERFMON = 38n;
 const CAP_BPF = 39n;
-const MAX_RECORDS_PER_DRAIN = 262_144;
+/**
+ * Records are decoded and handed on in small batches: events then die young (cheap scavenges). Batches of 256k
+ * kept every event of a batch alive at once, promoted them to the old generation and made GC 40% of the work.
+ */
+const RECORDS_PER_BATCH = 1_024;
+/** Records per timer turn at most, so exports and timers still run while H2O keeps the ring full. */
+const RECORDS_PER_TURN = 65_536;
 const LIVENESS_MS = 250;
 const EPERM = 1;
 const EACCES = 13;
@@ -403,24 +409,29 @@ export class UsdtSource {
     s.decoder.decode(data, off, len, s.batch);
   };
 
-  private _drain(): number {
+  /** Decode and deliver up to `maxRecords` records, batch by batch; the space of each batch is freed at once. */
+  private _drain(maxRecords = Infinity): number {
     const ring = this._ring;
     if (ring === undefined) return 0;
-    const n = ring.drain(this._onRecord, MAX_RECORDS_PER_DRAIN);
-    for (const s of this._sessions.values()) {
-      if (s.batch.length === 0) continue;
-      s.sink.pushEvents(s.batch);
-      s.batch.length = 0;
+    let total = 0;
+    for (;;) {
+      const n = ring.drain(this._onRecord, RECORDS_PER_BATCH);
+      for (const s of this._sessions.values()) {
+        if (s.batch.length === 0) continue;
+        s.sink.pushEvents(s.batch);
+        s.batch.length = 0;
+      }
+      total += n;
+      if (n < RECORDS_PER_BATCH || total >= maxRecords) return total;
     }
-    return n;
   }
 
   private readonly _poll = (): void => {
     if (this._done) return;
-    this._drain();
+    const n = this._drain(RECORDS_PER_TURN);
     const ring = this._ring!;
     // Falling behind: go again at once rather than letting the ring fill and lose records.
-    const delay = ring.pending() > ring.size / 4 ? 0 : this._opts.pollMs;
+    const delay = n >= RECORDS_PER_TURN || ring.pending() > ring.size / 4 ? 0 : this._opts.pollMs;
     this._pollTimer = setTimeout(this._poll, delay);
   };
 
