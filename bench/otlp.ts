@@ -2,9 +2,9 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ExportResultCode } from '@opentelemetry/core';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ExportResult } from '@opentelemetry/core';
 import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
 import { createOtlpExporter } from '../src/export/otlp.js';
@@ -54,12 +54,32 @@ export interface OtlpResult {
   spans_per_s: number;
   dropped: number;
   received: number;
+  /** The real serializer alone on the same spans, same batches, same process: the exporter's ceiling. */
+  serializer_only_spans_per_s: number;
+  ratio_to_serializer: number;
+}
+
+/** Spans/s of ProtobufTraceSerializer alone over `target` spans taken from `sample` in export-sized batches. */
+function serializerOnly(sample: readonly ReadableSpan[], target: number, batch: number): number {
+  const batches: ReadableSpan[][] = [];
+  for (let sent = 0; sent < target;) {
+    const b: ReadableSpan[] = [];
+    while (b.length < batch && sent < target) b.push(sample[sent++ % sample.length]!);
+    batches.push(b);
+  }
+  const t0 = process.hrtime.bigint();
+  let bytes = 0;
+  for (const b of batches) bytes += ProtobufTraceSerializer.serializeRequest(b)?.length ?? 0;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return bytes > 0 ? Math.round(target / seconds) : 0;
 }
 
 export async function otlpGrpcBench(input: Buffer, target: number): Promise<OtlpResult> {
   const collected = new CollectingExporter();
   await runPipeline(input, collected);
   const sample = collected.spans;
+  serializerOnly(sample, Math.min(target, 20_000), DEFAULT_BATCH_OPTIONS.maxExportBatchSize); // warm up
+  const ceiling = serializerOnly(sample, target, DEFAULT_BATCH_OPTIONS.maxExportBatchSize);
   const rx = await startCountReceiver();
   try {
     const processor = new CountingBatchProcessor(
@@ -69,8 +89,7 @@ export async function otlpGrpcBench(input: Buffer, target: number): Promise<Otlp
         maxQueueSize: 1 << 18,
       },
     );
-    // The provider wires the processor like the CLI does; spans are handed to it directly.
-    new BasicTracerProvider({ spanProcessors: [processor] });
+    // Spans are handed to the processor as the CLI's span factory does.
     const t0 = process.hrtime.bigint();
     let sent = 0;
     while (sent < target) {
@@ -84,11 +103,14 @@ export async function otlpGrpcBench(input: Buffer, target: number): Promise<Otlp
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     await processor.shutdown(5000);
     const counts = await rx.counts();
+    const spansPerS = Math.round(sent / seconds);
     return {
       spans: sent,
-      spans_per_s: Math.round(sent / seconds),
+      spans_per_s: spansPerS,
       dropped: processor.stats.dropped + processor.stats.failed,
       received: counts.spans,
+      serializer_only_spans_per_s: ceiling,
+      ratio_to_serializer: Math.round((100 * spansPerS) / ceiling) / 100,
     };
   } finally {
     rx.close();

@@ -19,6 +19,7 @@ process.stdout.write(
     decoded: run.events,
     spans: run.spans,
     otlpBytes: run.otlpBytes,
+    serializeSeconds: run.serializeSeconds,
     dropped: run.dropped,
     maxRssMb: process.resourceUsage().maxRSS / 1024,
     inputMb: input.length / 1048576,

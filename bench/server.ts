@@ -20,7 +20,14 @@ export interface ServerResult {
   req_per_s_plain: number;
   req_per_s_traced: number;
   ratio: number;
+  /** Why spans can be fewer than requests, from the tracer's own exit summary: records the ring had no room for,
+   * spans the exporter dropped or could not deliver. */
+  ring_lost: number;
+  spans_dropped_or_failed: number;
 }
+
+const summaryCount = (stderr: string, name: string): number =>
+  Number(new RegExp(`\\b${name} (\\d+)`).exec(stderr)?.[1] ?? 0);
 
 interface Load {
   requests: number;
@@ -74,7 +81,7 @@ async function measure(target: string, pid: number, url: string, seconds: number
     // autocannon closed its connections: every request has ended (h1_close); give the tracer a moment to drain.
     await new Promise((r) => setTimeout(r, 1200));
     cli.child.kill('SIGTERM');
-    await cli.result;
+    const res = await cli.result;
     const counts = await rx.counts();
     return {
       target,
@@ -83,6 +90,8 @@ async function measure(target: string, pid: number, url: string, seconds: number
       req_per_s_plain: Math.round(plain.perSecond),
       req_per_s_traced: Math.round(traced.perSecond),
       ratio: Math.round((traced.perSecond / plain.perSecond) * 100) / 100,
+      ring_lost: summaryCount(res.stderr, 'ring lost'),
+      spans_dropped_or_failed: summaryCount(res.stderr, 'dropped') + summaryCount(res.stderr, 'failed'),
     };
   } finally {
     rx.close();

@@ -1,7 +1,8 @@
 /**
  * usdt: the fixture fires whole HTTP/1.1 request sequences (13 probe sites each, like H2O) as fast as it can, with no
- * tracer, with the bare BPF program (count the hit, return), and with h2o-otel: delivered vs fired, lost, ns per hit
- * in the fixture, and the tracer's CPU relative to the time the fixture took to produce the events.
+ * tracer, with the bare BPF program (count the hit, return), with h2o-otel stopped (the BPF program alone), with
+ * h2o-otel, and with h2o-otel tracing one connection in ten: delivered vs fired, lost, ns per hit in the fixture,
+ * and the tracer's CPU relative to the time the fixture took to produce the events.
  */
 import { readFileSync } from 'node:fs';
 import { startAttachedCli } from '../test/helpers/cli.js';
@@ -18,8 +19,14 @@ export interface UsdtResult {
   ns_per_hit_bare_uprobe: number;
   ns_per_hit_attached: number;
   ratio_to_bare: number;
+  /** The full program with the tracer stopped (SIGSTOP) while the fixture fires: BPF alone, no consumer. */
+  ns_per_hit_bpf_only: number;
+  ratio_bpf_only_to_bare: number;
   tracer_cpu: number;
   tracer_us_per_event: number;
+  /** `--sample-ratio 0.1` (full mode only): tracer CPU and cost per hit when one connection in ten is traced. */
+  tracer_cpu_sampled_10pct: number | null;
+  ns_per_hit_sampled_10pct: number | null;
 }
 
 async function fire(fx: UsdtFixture, requests: number): Promise<{ hits: number; ns: number }> {
@@ -42,7 +49,23 @@ function counter(stderr: string, name: string): number {
   return m === null ? 0 : Number(m[1]);
 }
 
-export async function usdtBench(requests: number): Promise<UsdtResult> {
+/** Tracer CPU (cores) and µs per record over a run of `requests`, from a warm, already attached tracer. */
+async function measuredRun(
+  fx: UsdtFixture,
+  cli: RunningCli,
+  requests: number,
+): Promise<{ run: { hits: number; ns: number }; cpu: number }> {
+  const cpu0 = cpuSeconds(cli.child.pid!);
+  const run = await fire(fx, requests);
+  await new Promise((r) => setTimeout(r, 700)); // let it drain
+  return { run, cpu: cpuSeconds(cli.child.pid!) - cpu0 };
+}
+
+/**
+ * Detaching takes the kernel about 190 ms per probe (RCU grace periods, serialized), so each tracer session costs
+ * ~9 s to end: the quick run uses two sessions (bare; then full, first stopped, then running).
+ */
+export async function usdtBench(requests: number, withSampling: boolean): Promise<UsdtResult> {
   const fx = await startUsdtFixture(await buildUsdtFixture());
   try {
     await fire(fx, 1000); // warm up the fixture
@@ -52,31 +75,51 @@ export async function usdtBench(requests: number): Promise<UsdtResult> {
     const bare = await attached(['--pid', String(fx.pid), '--usdt-count-only']);
     const bareRun = await fire(fx, requests);
     bare.child.kill('SIGTERM');
-    bareRun.hits = counter((await bare.result).stderr, 'probe hits');
+    const bareHits = counter((await bare.result).stderr, 'probe hits');
+    bareRun.hits = bareHits;
+    detached.hits = bareHits;
 
-    const cli = await attached(['--pid', String(fx.pid)]);
-    const cpu0 = cpuSeconds(cli.child.pid!);
-    const run = await fire(fx, requests);
-    await new Promise((r) => setTimeout(r, 1000)); // let it drain
-    const cpu = cpuSeconds(cli.child.pid!) - cpu0;
+    // The ring holds a whole run, so nothing is lost while the tracer is stopped: the BPF program alone.
+    const cli = await attached(['--pid', String(fx.pid), '--ring-size', '256']);
+    process.kill(cli.child.pid!, 'SIGSTOP');
+    const bpfRun = await fire(fx, requests);
+    bpfRun.hits = bareHits;
+    process.kill(cli.child.pid!, 'SIGCONT');
+    await new Promise((r) => setTimeout(r, 1500)); // drains the stopped run's records, and warms the JIT up
+    const full = await measuredRun(fx, cli, requests);
+    full.run.hits = bareHits;
     cli.child.kill('SIGTERM');
     const res = await cli.result;
-    run.hits = counter(res.stderr, 'probe hits');
-    detached.hits = run.hits;
+    // Both runs went through this tracer: delivered and lost are over 2 × the hits.
     const delivered = counter(res.stderr, 'ring records');
     const lost = counter(res.stderr, 'ring lost');
+
+    let sampled: { cpu: number; nsPerHit: number } | undefined;
+    if (withSampling) {
+      const sampledCli = await attached(['--pid', String(fx.pid), '--sample-ratio', '0.1']);
+      await fire(fx, Math.min(requests, 5000)); // warm the JIT up
+      const m = await measuredRun(fx, sampledCli, requests);
+      sampledCli.child.kill('SIGTERM');
+      await sampledCli.result;
+      sampled = { cpu: m.cpu / (m.run.ns / 1e9), nsPerHit: m.run.ns / bareHits };
+    }
+
     const hitNs = (r: { hits: number; ns: number }): number => r.ns / r.hits;
     return {
-      hits: run.hits,
+      hits: 2 * bareHits,
       delivered,
       lost,
-      events_per_s: Math.round(run.hits / (run.ns / 1e9)),
+      events_per_s: Math.round(full.run.hits / (full.run.ns / 1e9)),
       ns_per_hit_detached: round(hitNs(detached)),
       ns_per_hit_bare_uprobe: round(hitNs(bareRun)),
-      ns_per_hit_attached: round(hitNs(run)),
-      ratio_to_bare: round(hitNs(run) / hitNs(bareRun)),
-      tracer_cpu: round(cpu / (run.ns / 1e9)),
-      tracer_us_per_event: round((cpu * 1e6) / Math.max(1, delivered)),
+      ns_per_hit_attached: round(hitNs(full.run)),
+      ratio_to_bare: round(hitNs(full.run) / hitNs(bareRun)),
+      ns_per_hit_bpf_only: round(hitNs(bpfRun)),
+      ratio_bpf_only_to_bare: round(hitNs(bpfRun) / hitNs(bareRun)),
+      tracer_cpu: round(full.cpu / (full.run.ns / 1e9)),
+      tracer_us_per_event: round((full.cpu * 1e6) / bareHits),
+      tracer_cpu_sampled_10pct: sampled === undefined ? null : round(sampled.cpu),
+      ns_per_hit_sampled_10pct: sampled === undefined ? null : round(sampled.nsPerHit),
     };
   } finally {
     await fx.stop();

@@ -62,6 +62,7 @@ describe('quicly probes through the kernel', { skip: skipBpf }, () => {
     await waitFor(() => events.some((e) => e.type === 'free'), 'quicly:free', 5000);
     source.stop();
     assert.equal(await running, 'stopped');
+    source.close();
   });
 
   after(async () => {

@@ -265,6 +265,10 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       exitCode = 1;
     }
     say(status.summary());
+    if (usdtSource !== undefined && usdtSource.attachedLinks > 0) {
+      say(`h2o-otel: detaching ${usdtSource.attachedLinks} probes (the kernel takes a few seconds)`);
+      usdtSource.close();
+    }
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
