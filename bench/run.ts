@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCli } from '../test/helpers/cli.js';
 import { buildUsdtFixture, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
-import { otlpGrpcBench } from './otlp.js';
+import { otlpGrpcBench, startCountReceiver } from './otlp.js';
 import { serverBench } from './server.js';
 import { benchStream, repoRoot } from './stream.js';
 import { usdtBench } from './usdt.js';
@@ -79,7 +79,11 @@ async function soakSection(): Promise<Record<string, unknown>> {
   const minutes = 10;
   const rate = 500;
   const fx = await startUsdtFixture(await buildUsdtFixture());
-  const cli = startCli(['--pid', String(fx.pid), '--status-interval', '0', '--exporter', 'none']);
+  const rx = await startCountReceiver();
+  const cli = startCli(['--pid', String(fx.pid), '--status-interval', '0'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+  });
   const samples: { s: number; rss_mb: number }[] = [];
   try {
     await new Promise((r) => setTimeout(r, 2000));
@@ -99,6 +103,7 @@ async function soakSection(): Promise<Record<string, unknown>> {
   } finally {
     cli.child.kill('SIGTERM');
     await cli.result;
+    rx.close();
     await fx.stop();
   }
   const half = samples.slice(Math.floor(samples.length / 2));
