@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startAttachedCli } from '../test/helpers/cli.js';
 import { buildUsdtFixture, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
 import { startCountReceiver } from './otlp.js';
+import { summaryCount } from './usdt.js';
 import { repoRoot } from './stream.js';
 
 export interface ServerResult {
@@ -25,9 +26,6 @@ export interface ServerResult {
   ring_lost: number;
   spans_dropped_or_failed: number;
 }
-
-const summaryCount = (stderr: string, name: string): number =>
-  Number(new RegExp(`\\b${name} (\\d+)`).exec(stderr)?.[1] ?? 0);
 
 interface Load {
   requests: number;

@@ -44,9 +44,9 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks of 10 ms
 }
 
-function counter(stderr: string, name: string): number {
-  const m = new RegExp(`${name} (\\d+)`).exec(stderr);
-  return m === null ? 0 : Number(m[1]);
+/** A count from h2o-otel's exit summary (`…, name N, …`), 0 when absent. */
+export function summaryCount(stderr: string, name: string): number {
+  return Number(new RegExp(`\\b${name} (\\d+)`).exec(stderr)?.[1] ?? 0);
 }
 
 /** Tracer CPU (cores) and µs per record over a run of `requests`, from a warm, already attached tracer. */
@@ -75,7 +75,7 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
     const bare = await attached(['--pid', String(fx.pid), '--usdt-count-only']);
     const bareRun = await fire(fx, requests);
     bare.child.kill('SIGTERM');
-    const bareHits = counter((await bare.result).stderr, 'probe hits');
+    const bareHits = summaryCount((await bare.result).stderr, 'probe hits');
     bareRun.hits = bareHits;
     detached.hits = bareHits;
 
@@ -91,8 +91,8 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
     cli.child.kill('SIGTERM');
     const res = await cli.result;
     // Both runs went through this tracer: delivered and lost are over 2 × the hits.
-    const delivered = counter(res.stderr, 'ring records');
-    const lost = counter(res.stderr, 'ring lost');
+    const delivered = summaryCount(res.stderr, 'ring records');
+    const lost = summaryCount(res.stderr, 'ring lost');
 
     let sampled: { cpu: number; nsPerHit: number } | undefined;
     if (withSampling) {
