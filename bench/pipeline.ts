@@ -14,7 +14,11 @@ import { headerPolicy } from '../src/otel/header-policy.js';
 import { SpanFactory } from '../src/otel/finished-span.js';
 import { SpanMapper } from '../src/otel/span-mapper.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../src/otel/url.js';
-import { Pipeline } from '../src/pipeline.js';
+import { headerUse, Pipeline } from '../src/pipeline.js';
+import { JsonLineDecoder } from '../src/events/decode-json.js';
+import { newDecodeStats } from '../src/events/types.js';
+import type { ProbeEvent } from '../src/events/types.js';
+import { DiscardExporter } from '../src/export/discard-exporter.js';
 
 const CHUNK = 64 * 1024;
 
@@ -61,23 +65,63 @@ export interface PipelineRun {
   /** Of `seconds`, the time inside the real OTLP serializer. */
   serializeSeconds: number;
   dropped: number;
+  /** Header lines no span uses: counted, not parsed. */
+  unusedHeaders: number;
 }
 
-/** Run the whole pipeline over `bytes`, with `exporter` (default: serialize and count) behind the real processor. */
-export async function runPipeline(
-  bytes: Buffer,
-  exporter: SpanExporter = new SerializingExporter(),
-): Promise<PipelineRun> {
-  const processor = new CountingBatchProcessor(exporter, { ...DEFAULT_BATCH_OPTIONS, maxQueueSize: 1 << 20 });
+/** Correlates and drops the records: the pipeline up to the correlator, for the stage ladder. */
+class RecordsOnly extends SpanMapper {
+  override requestCompleted(): void {}
+  override connectionClosed(): void {}
+}
+
+function benchMapper(processor: CountingBatchProcessor, recordsOnly = false): SpanMapper {
   const spans = new SpanFactory(processor, {
     sampler: new AlwaysOnSampler(),
     resource: defaultResource(),
     scope: { name: 'h2o-otel-bench' },
   });
-  const mapper = new SpanMapper(spans, {
-    headers: headerPolicy({ request: ['user-agent'], response: [], sanitize: [], maxValueLength: 4096 }),
+  const opts = {
+    // The stream has H2O's response header lines, which H2O sends only when some are captured.
+    headers: headerPolicy({
+      request: ['user-agent'],
+      response: ['content-type'],
+      sanitize: [],
+      maxValueLength: 4096,
+    }),
     sensitiveQueryParams: new Set(DEFAULT_SENSITIVE_QUERY_PARAMS),
-  });
+  };
+  return recordsOnly ? new RecordsOnly(spans, opts) : new SpanMapper(spans, opts);
+}
+
+/** Decode only (lines → events, as the pipeline decodes them), the first rung of the stage ladder: seconds. */
+export function decodeSeconds(bytes: Buffer): number {
+  const mapper = benchMapper(new CountingBatchProcessor(new DiscardExporter(), DEFAULT_BATCH_OPTIONS));
+  const decoder = new JsonLineDecoder(
+    { maxLineBytes: 16 << 20, usesHeader: headerUse(mapper) },
+    newDecodeStats(),
+  );
+  const out: ProbeEvent[] = [];
+  const t0 = process.hrtime.bigint();
+  for (let off = 0; off < bytes.length; off += CHUNK) {
+    out.length = 0;
+    decoder.push(bytes.subarray(off, Math.min(off + CHUNK, bytes.length)), out);
+  }
+  decoder.end(out);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/**
+ * Run the pipeline over `bytes`, with `exporter` (default: serialize and count) behind the real processor; with
+ * `upTo` 'correlate', the records are dropped instead of mapped to spans.
+ */
+export async function runPipeline(
+  bytes: Buffer,
+  exporter: SpanExporter = new SerializingExporter(),
+  upTo: 'correlate' | 'export' = 'export',
+): Promise<PipelineRun> {
+  const processor = new CountingBatchProcessor(exporter, { ...DEFAULT_BATCH_OPTIONS, maxQueueSize: 1 << 20 });
+  const mapper = benchMapper(processor, upTo === 'correlate');
   const pipeline = new Pipeline(
     { correlator: DEFAULT_CORRELATOR_OPTIONS, maxLineBytes: 16 << 20, qlog: undefined },
     mapper,
@@ -101,5 +145,6 @@ export async function runPipeline(
     otlpBytes: exporter instanceof SerializingExporter ? exporter.bytes : 0,
     serializeSeconds: exporter instanceof SerializingExporter ? Number(exporter.serializeNs) / 1e9 : 0,
     dropped: processor.stats.dropped + processor.stats.failed,
+    unusedHeaders: pipeline.decodeStats.unusedHeaders,
   };
 }

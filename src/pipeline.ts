@@ -2,9 +2,10 @@
  * Wires the stages: bytes from a source → decode → (record) → correlate → map → the span processor.
  * One `Session` per source session (one socket connection, one replay): H2O conn ids are only unique within it.
  */
-import { Correlator, newCorrelatorStats } from './correlate/correlator.js';
+import { CORRELATOR_REQUEST_HEADERS, Correlator, newCorrelatorStats } from './correlate/correlator.js';
 import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.js';
 import { JsonLineDecoder } from './events/decode-json.js';
+import type { HeaderUse } from './events/decode-json.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
 import type { DecodeStats, ProbeEvent } from './events/types.js';
@@ -30,6 +31,15 @@ export interface PipelineOptions {
   readonly qlog: QlogDirectory | undefined;
 }
 
+/**
+ * Which header lines must be parsed: those the correlator or the mapper reads or captures. A browser sends a dozen
+ * headers per request (accept-*, sec-*, cookie, …) and only a few change a span.
+ */
+export function headerUse(mapper: SpanMapper): HeaderUse {
+  return (name, request) =>
+    (request && CORRELATOR_REQUEST_HEADERS.has(name)) || mapper.usesHeader(name, request);
+}
+
 export class Pipeline {
   readonly decodeStats: DecodeStats = newDecodeStats();
   readonly correlatorStats: CorrelatorStats = newCorrelatorStats();
@@ -38,18 +48,26 @@ export class Pipeline {
   /** Sessions open at the same time (one per traced process). */
   private readonly _concurrent = new Set<Session>();
 
+  /** Header lines no span uses are not parsed, unless `--record` keeps every event. */
+  private readonly _usesHeader: HeaderUse | undefined;
+
   constructor(
     private readonly _opts: PipelineOptions,
     private readonly _mapper: SpanMapper,
     private readonly _recorder: EventRecorder | undefined,
-  ) {}
+  ) {
+    this._usesHeader = _recorder === undefined ? headerUse(_mapper) : undefined;
+  }
 
   /** Start a new id space; the previous session (if any) is flushed first. */
   newSession(): ChunkSink {
     this._current?.end();
     this.sessions++;
     const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
-    const decoder = new JsonLineDecoder({ maxLineBytes: this._opts.maxLineBytes }, this.decodeStats);
+    const decoder = new JsonLineDecoder(
+      { maxLineBytes: this._opts.maxLineBytes, usesHeader: this._usesHeader },
+      this.decodeStats,
+    );
     this._current = new Session(
       decoder,
       correlator,

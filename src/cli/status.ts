@@ -102,6 +102,7 @@ export class StatusReporter {
     const parts = [
       `lines ${d.lines}`,
       `events ${d.events}`,
+      `unused headers ${d.unusedHeaders}`,
       `malformed ${d.malformed}`,
       `too long ${d.tooLong}`,
       `not events ${d.notEvents}`,

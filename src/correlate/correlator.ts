@@ -825,6 +825,9 @@ function endOfHttp1(req: RequestRecord, fallback: Stamp): Stamp {
   return req.lastWrite ?? req.responseStart ?? fallback;
 }
 
+/** The request headers the correlator reads (to recognise an h2c upgrade). */
+export const CORRELATOR_REQUEST_HEADERS: ReadonlySet<string> = new Set(['upgrade', 'http2-settings']);
+
 /** H2O moves `Upgrade` out of the header list; `HTTP2-Settings` is mandatory for h2c (RFC 7540 §3.2) and stays. */
 function isH2cUpgrade(req: RequestRecord): boolean {
   for (const h of req.requestHeaders) {

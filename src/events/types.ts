@@ -54,6 +54,8 @@ export interface DecodeStats {
   nonUtf8Lines: number;
   /** Events the producer itself reported as lost (old h2olog `h2olog-event-lost` lines). */
   reportedLost: number;
+  /** Header events of names no span uses: counted in `events`, not parsed. */
+  unusedHeaders: number;
 }
 
 export function newDecodeStats(): DecodeStats {
@@ -65,5 +67,6 @@ export function newDecodeStats(): DecodeStats {
     tooLong: 0,
     nonUtf8Lines: 0,
     reportedLost: 0,
+    unusedHeaders: 0,
   };
 }

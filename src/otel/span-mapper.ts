@@ -82,6 +82,19 @@ function toHrTime(s: Stamp): HrTime {
   return [sec, (ms - sec * 1000) * 1e6 + Math.round((s.timeMs - ms) * 1e6) + s.timeSubNs];
 }
 
+/** Request headers the mapper reads whatever the capture policy: the URL, peer, user agent and trace context. */
+const MAPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  ':method',
+  ':path',
+  ':scheme',
+  ':authority',
+  'user-agent',
+  'x-forwarded-for',
+  'forwarded',
+  'traceparent',
+  'tracestate',
+]);
+
 const headerGetter: TextMapGetter<readonly Header[]> = {
   keys: (carrier) => carrier.map((h) => h.name),
   get: (carrier, key) => {
@@ -106,6 +119,13 @@ export class SpanMapper implements RecordSink {
     private readonly _spans: SpanFactory,
     private readonly _opts: SpanMapperOptions,
   ) {}
+
+  /** Whether a header of this name can change a span (read, or captured by the policy). */
+  usesHeader(name: string, request: boolean): boolean {
+    const policy = this._opts.headers;
+    if (request) return MAPPED_REQUEST_HEADERS.has(name) || policy.captureRequest(name);
+    return name === 'content-length' || policy.captureResponse(name);
+  }
 
   requestCompleted(req: RequestRecord): void {
     if (isProbe(req)) return;
