@@ -17,12 +17,19 @@ test('bad lines are counted, never fatal, and good lines around them still corre
   const binary = Buffer.from([0x00, 0xff, 0x10, 0x80, 0x0a]);
   const huge = '{"module":"h2o","type":"x","pad":"' + 'a'.repeat(200_000) + '"}';
   const glued = good[0]!.slice(0, 40) + good[1]!; // partial line glued onto the next event
+  // Types and names that are Object.prototype members: events of unknown points, never a crash.
+  const prototypeNames = [
+    '{"module":"h2o","type":"toString","tid":1,"time":1795333619513,"conn_id":15}',
+    '{"module":"h2o","type":"__proto__","tid":1,"time":1795333619513,"conn_id":15}',
+    '{"type":"constructor","tid":1,"seq":9,"conn-id":15,"name":"x","time":1795333619513}',
+  ];
   const input = Buffer.concat([
     Buffer.from(bad.slice(0, 2).join('\n') + '\n'),
     Buffer.from(good.slice(0, 8).join('\n') + '\n'),
     binary,
     Buffer.from(huge + '\n' + bad.slice(2).join('\n') + '\n' + glued + '\n'),
     Buffer.from(good.slice(8).join('\n') + '\n'),
+    Buffer.from(prototypeNames.join('\n') + '\n'),
   ]);
   const receiver = await startOtlpReceiver();
   try {

@@ -58,10 +58,10 @@ export const PICOTLS_POINTS: ReadonlySet<string> = new Set([
 ]);
 
 /** Field renames from the old BPF h2olog (after `-` → `_`) to the socket format, per point. */
-export const LEGACY_FIELD_RENAMES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  h1_accept: { conn_uuid: 'uuid' },
-  h3s_accept: { quic_master_id: 'quic' },
-};
+export const LEGACY_FIELD_RENAMES: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map([
+  ['h1_accept', new Map([['conn_uuid', 'uuid']])],
+  ['h3s_accept', new Map([['quic_master_id', 'quic']])],
+]);
 
 /** How much of QUIC the spans show (`--quic-events`). */
 export type QuicEventLevel = 'none' | 'basic' | 'detailed';

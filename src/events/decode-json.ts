@@ -185,7 +185,8 @@ export class JsonLineDecoder {
       this.stats.reportedLost += typeof lost === 'number' ? lost : 1;
       return undefined;
     }
-    type = USDT_TO_LOG_NAME[type] ?? type;
+    // A Map: a line's type is data, and `toString` or `constructor` must not find Object.prototype's.
+    type = USDT_TO_LOG_NAME.get(type) ?? type;
     const module = legacy ? legacyModule(type) : (obj.module as string);
     // The current format's parsed line is used as the fields object as is (no copy per event), unless a value is
     // not a field value (nested JSON: not H2O's) or the line is the old format, whose names need rewriting.
@@ -249,14 +250,14 @@ function checkFieldValues(obj: Record<string, unknown>, text: string): boolean {
 }
 
 function copyFields(obj: Record<string, unknown>, type: string, legacy: boolean): Record<string, FieldValue> {
-  const renames = legacy ? LEGACY_FIELD_RENAMES[type] : undefined;
+  const renames = legacy ? LEGACY_FIELD_RENAMES.get(type) : undefined;
   const fields: Record<string, FieldValue> = {};
   for (const key in obj) {
     if (COMMON_KEYS.has(key)) continue;
     const value = obj[key];
     if (!isFieldValue(value)) continue;
     let name = legacy ? key.replaceAll('-', '_') : key;
-    if (renames !== undefined) name = renames[name] ?? name;
+    if (renames !== undefined) name = renames.get(name) ?? name;
     fields[name] = value;
   }
   return fields;

@@ -39,13 +39,12 @@ export interface UsdtProbe {
 }
 
 /** USDT probe names that the socket logs under another name. */
-export const USDT_TO_LOG_NAME: Readonly<Record<string, string>> = {
-  socket_write: 'write',
-  socket_writev: 'writev',
-  socket_write_complete: 'write_complete',
-  socket_write_tls_record: 'write_tls_record',
-};
-
+export const USDT_TO_LOG_NAME: ReadonlyMap<string, string> = new Map([
+  ['socket_write', 'write'],
+  ['socket_writev', 'writev'],
+  ['socket_write_complete', 'write_complete'],
+  ['socket_write_tls_record', 'write_tls_record'],
+]);
 function parseArgs(spec: string): UsdtArg[] {
   return spec
     .split(/\s+/)
@@ -140,7 +139,7 @@ export const USDT_PROBES: readonly UsdtProbe[] = TABLE.map(([provider, name, arg
   id,
   provider,
   name,
-  logName: USDT_TO_LOG_NAME[name] ?? name,
+  logName: USDT_TO_LOG_NAME.get(name) ?? name,
   args: parseArgs(args),
   idKind: idKind ?? 'conn',
   role: role ?? 'none',
