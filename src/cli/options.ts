@@ -114,7 +114,7 @@ Environment (flags win over variables):
   OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG   always_on | always_off | traceidratio | parentbased_* (default
                                          parentbased_always_on), decided per request
   OTEL_BSP_MAX_QUEUE_SIZE                spans queued before new ones are dropped and counted (default ${DEFAULT_BATCH_OPTIONS.maxQueueSize})
-  OTEL_BSP_MAX_EXPORT_BATCH_SIZE         spans per export (default ${DEFAULT_BATCH_OPTIONS.maxExportBatchSize})
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE         most spans per export, as --batch-size (default ${DEFAULT_BATCH_OPTIONS.maxExportBatchSize})
   OTEL_BSP_SCHEDULE_DELAY                ms before a partial batch is sent (default ${DEFAULT_BATCH_OPTIONS.scheduledDelayMillis})
   OTEL_BSP_EXPORT_TIMEOUT                ms one export attempt may take (default ${DEFAULT_BATCH_OPTIONS.exportTimeoutMillis})
   OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS    header names to export, comma-separated
@@ -247,7 +247,12 @@ export function buildCommand(): Command {
       'spans queued before new ones are dropped (and counted)',
       intArg('--max-queue-size', 1),
     )
-    .option('--batch-size <n>', 'spans per export', intArg('--batch-size', 1))
+    .option(
+      '--batch-size <n>',
+      `most spans per export (default ${DEFAULT_BATCH_OPTIONS.maxExportBatchSize}); an export starts once ` +
+        `${DEFAULT_BATCH_OPTIONS.minExportBatchSize} wait and a slot is free, and batches grow only under a backlog`,
+      intArg('--batch-size', 1),
+    )
     .option('--concurrent-exports <n>', 'exports in flight at once', intArg('--concurrent-exports', 1), 4)
     .option(
       '--http1-quiet-ms <ms>',

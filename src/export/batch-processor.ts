@@ -13,6 +13,12 @@ import pRetry, { AbortError } from 'p-retry';
 export interface BatchOptions {
   /** Spans waiting for export at most; beyond it new spans are dropped and counted. */
   readonly maxQueueSize: number;
+  /**
+   * An export starts as soon as this many spans wait and an export slot is free, so that spans die young (a span
+   * that waits for a big batch outlives V8's young-generation collections and costs a copy to the old one); under
+   * a backlog, batches grow up to `maxExportBatchSize`, which keeps throughput to a slow collector.
+   */
+  readonly minExportBatchSize: number;
   readonly maxExportBatchSize: number;
   /** A partial batch is exported after this long (ms). */
   readonly scheduledDelayMillis: number;
@@ -26,6 +32,7 @@ export interface BatchOptions {
 
 export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   maxQueueSize: 65_536,
+  minExportBatchSize: 512,
   maxExportBatchSize: 4_096,
   scheduledDelayMillis: 1_000,
   exportTimeoutMillis: 10_000,
@@ -58,12 +65,14 @@ export class CountingBatchProcessor implements SpanProcessor {
   private _timer: NodeJS.Timeout | undefined;
   private readonly _abort = new AbortController();
   private _shutdown: Promise<void> | undefined;
+  private readonly _minBatch: number;
 
   constructor(
     private readonly _exporter: SpanExporter,
     private readonly _opts: BatchOptions,
   ) {
     this._exports = new PQueue({ concurrency: _opts.maxConcurrentExports });
+    this._minBatch = Math.max(1, Math.min(_opts.minExportBatchSize, _opts.maxExportBatchSize));
   }
 
   get queueLength(): number {
@@ -80,7 +89,7 @@ export class CountingBatchProcessor implements SpanProcessor {
     }
     this._buffer.push(span);
     this.stats.queued++;
-    if (this._buffer.length >= this._opts.maxExportBatchSize) this._drain(false);
+    if (this._buffer.length >= this._minBatch && this._slotFree()) this._drain(false);
     else this._timer ??= setTimeout(() => this._onTimer(), this._opts.scheduledDelayMillis).unref();
   }
 
@@ -116,14 +125,17 @@ export class CountingBatchProcessor implements SpanProcessor {
     this._drain(true);
   }
 
-  /** Hand full batches (and the partial one when `all`) to exports while fewer than the limit are in flight. */
+  private _slotFree(): boolean {
+    return this._exports.size + this._exports.pending < this._opts.maxConcurrentExports;
+  }
+
+  /**
+   * Hand batches of at least the minimum size (any size when `all`), each of at most the maximum, to exports
+   * while fewer than the limit are in flight.
+   */
   private _drain(all: boolean): void {
     const o = this._opts;
-    while (
-      this._buffer.length > 0 &&
-      (all || this._buffer.length >= o.maxExportBatchSize) &&
-      this._exports.size + this._exports.pending < o.maxConcurrentExports
-    ) {
+    while (this._buffer.length > 0 && (all || this._buffer.length >= this._minBatch) && this._slotFree()) {
       const batch =
         this._buffer.length <= o.maxExportBatchSize
           ? this._buffer
@@ -155,7 +167,7 @@ export class CountingBatchProcessor implements SpanProcessor {
       this.stats.failed += batch.length;
       this.stats.lastError = err instanceof Error ? err.message : String(err);
     } finally {
-      // A finished export frees a slot: keep full batches moving without waiting for the timer.
+      // A finished export frees a slot: keep batches moving without waiting for the timer.
       setImmediate(() => this._drain(false));
     }
   }

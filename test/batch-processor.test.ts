@@ -1,0 +1,82 @@
+// The batch processor's batching against a real OTLP receiver: an export starts as soon as the minimum batch waits
+// and a slot is free (spans die young), and batches grow to the maximum only while exports are in flight.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
+import { defaultResource } from '@opentelemetry/resources';
+import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
+import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
+import type { BatchOptions } from '../src/export/batch-processor.js';
+import { createOtlpExporter } from '../src/export/otlp.js';
+import { SpanFactory } from '../src/otel/finished-span.js';
+import { withReceiver } from './helpers/otlp-receiver.js';
+import type { OtlpReceiver } from './helpers/otlp-receiver.js';
+
+function processorFor(receiver: OtlpReceiver, opts: Partial<BatchOptions>): CountingBatchProcessor {
+  return new CountingBatchProcessor(
+    createOtlpExporter({ protocol: 'http/protobuf', url: `${receiver.httpUrl}/v1/traces`, headers: {} }),
+    // A timer that never fires during the test: every export below is started by the batching rule itself.
+    { ...DEFAULT_BATCH_OPTIONS, scheduledDelayMillis: 600_000, ...opts },
+  );
+}
+
+function endSpans(processor: CountingBatchProcessor, n: number): void {
+  const factory = new SpanFactory(processor, {
+    sampler: new AlwaysOnSampler(),
+    resource: defaultResource(),
+    scope: { name: 'batch-test' },
+  });
+  for (let i = 0; i < n; i++) {
+    const span = factory.start(ROOT_CONTEXT, `span ${i}`, SpanKind.INTERNAL, [1_700_000_000, i], {}, []);
+    factory.end(span, [1_700_000_001, i]);
+  }
+}
+
+const spanCounts = (receiver: OtlpReceiver): number[] =>
+  receiver.requests.filter((r) => r.kind === 'traces').map((r) => r.spanCount);
+
+void test('an export starts once the minimum batch waits and a slot is free, without the timer', () =>
+  withReceiver(async (receiver) => {
+    const processor = processorFor(receiver, { minExportBatchSize: 512 });
+    try {
+      endSpans(processor, 600);
+      await receiver.waitForSpans(512, 5_000);
+      assert.deepEqual(spanCounts(receiver), [512]);
+      assert.equal(processor.queueLength, 88);
+      await processor.forceFlush();
+      assert.deepEqual(spanCounts(receiver), [512, 88]);
+      assert.equal(processor.stats.exported, 600);
+    } finally {
+      await processor.shutdown();
+    }
+  }));
+
+void test('while every export slot is busy, the waiting spans grow into maximum-size batches', () =>
+  withReceiver(async (receiver) => {
+    const processor = processorFor(receiver, {
+      minExportBatchSize: 512,
+      maxExportBatchSize: 4096,
+      maxConcurrentExports: 1,
+    });
+    try {
+      endSpans(processor, 5512);
+      await processor.forceFlush();
+      assert.deepEqual(spanCounts(receiver), [512, 4096, 904]);
+      assert.equal(processor.stats.exported, 5512);
+      assert.equal(processor.stats.dropped + processor.stats.failed, 0);
+    } finally {
+      await processor.shutdown();
+    }
+  }));
+
+void test('a maximum below the minimum is the batch size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE=100)', () =>
+  withReceiver(async (receiver) => {
+    const processor = processorFor(receiver, { minExportBatchSize: 512, maxExportBatchSize: 100 });
+    try {
+      endSpans(processor, 250);
+      await processor.forceFlush();
+      assert.deepEqual(spanCounts(receiver), [100, 100, 50]);
+    } finally {
+      await processor.shutdown();
+    }
+  }));
