@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startAttachedCli } from '../test/helpers/cli.js';
 import { buildUsdtFixture, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
 import { startCountReceiver } from './otlp.js';
-import { summaryCount } from './usdt.js';
+import { stopForSummary, summaryCount } from './usdt.js';
 import { repoRoot } from './stream.js';
 
 export interface ServerResult {
@@ -78,8 +78,7 @@ async function measure(target: string, pid: number, url: string, seconds: number
     const traced = await autocannon(url, seconds, 8);
     // autocannon closed its connections: every request has ended (h1_close); give the tracer a moment to drain.
     await new Promise((r) => setTimeout(r, 1200));
-    cli.child.kill('SIGTERM');
-    const res = await cli.result;
+    const stderr = await stopForSummary(cli);
     const counts = await rx.counts();
     return {
       target,
@@ -88,8 +87,8 @@ async function measure(target: string, pid: number, url: string, seconds: number
       req_per_s_plain: Math.round(plain.perSecond),
       req_per_s_traced: Math.round(traced.perSecond),
       ratio: Math.round((traced.perSecond / plain.perSecond) * 100) / 100,
-      ring_lost: summaryCount(res.stderr, 'ring lost'),
-      spans_dropped_or_failed: summaryCount(res.stderr, 'dropped') + summaryCount(res.stderr, 'failed'),
+      ring_lost: summaryCount(stderr, 'ring lost'),
+      spans_dropped_or_failed: summaryCount(stderr, 'dropped') + summaryCount(stderr, 'failed'),
     };
   } finally {
     rx.close();
