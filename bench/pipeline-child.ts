@@ -4,7 +4,7 @@
  * same bytes through ever more of it (decode; + correlate; + map to spans) to show where its time goes.
  *
  * Every rung runs once over the whole input to warm up (a first pass is up to 2× slower while V8 compiles and the
- * heap grows), then twice; the faster of the two counts, since noise on a shared machine only ever adds time.
+ * heap grows), then three times; the fastest counts, since noise on a shared machine only ever adds time.
  */
 import { readFileSync } from 'node:fs';
 import { DiscardExporter } from '../src/export/discard-exporter.js';
@@ -12,7 +12,7 @@ import type { PipelineRun } from './pipeline.js';
 import { decodeSeconds, floorEventsPerSecond, runPipeline } from './pipeline.js';
 
 const input = readFileSync(process.argv[2]!);
-const ROUNDS = 3;
+const ROUNDS = 4;
 const best = { floor: Infinity, decode: Infinity, correlate: Infinity, map: Infinity, pipeline: Infinity };
 let run: PipelineRun | undefined;
 let maxRssMb = 0;

@@ -13,6 +13,7 @@ import { otlpGrpcBench, startCountReceiver } from './otlp.js';
 import { serverBench } from './server.js';
 import { benchStream, repoRoot } from './stream.js';
 import { usdtBench } from './usdt.js';
+import type { UsdtResult } from './usdt.js';
 
 const quick = process.argv.includes('--quick');
 const soak = process.argv.includes('--soak');
@@ -217,14 +218,28 @@ if (run('usdt')) {
 }
 if (run('server')) {
   const servers = await serverBench(quick ? 3 : 10);
-  results.server = servers[0];
-  if (servers.length > 1) results.server_h2o = servers[1];
+  const bareNs = (results.usdt as UsdtResult | undefined)?.ns_per_hit_bare_uprobe;
   for (const s of servers) {
+    // What tracing could cost at least: every probe hit traps into the kernel and runs a bare uprobe.
+    const floor =
+      bareNs === undefined
+        ? undefined
+        : 1 / (1 / s.req_per_s_plain + (s.probe_hits_per_request * bareNs) / 1e9);
+    const withFloor = {
+      ...s,
+      trap_floor_req_per_s: floor === undefined ? null : Math.round(floor),
+      ratio_to_trap_floor: floor === undefined ? null : round(s.req_per_s_traced / floor),
+    };
+    results[s.target === 'h2o' ? 'server_h2o' : 'server'] = withFloor;
     row(
       `server (${s.target})`,
       'req/s traced',
       s.req_per_s_traced,
-      `plain ${s.req_per_s_plain} (ratio ${s.ratio})`,
+      `plain ${s.req_per_s_plain} (ratio ${s.ratio})` +
+        (floor === undefined
+          ? ''
+          : `; trap-cost floor ${Math.round(floor)} (${s.probe_hits_per_request} hits × ${bareNs} ns), ` +
+            `${withFloor.ratio_to_trap_floor} of it`),
     );
     row(
       `server (${s.target})`,

@@ -25,6 +25,8 @@ export interface ServerResult {
    * spans the exporter dropped or could not deliver. */
   ring_lost: number;
   spans_dropped_or_failed: number;
+  /** Probe hits per request, as the BPF program counted them: with the cost of a bare hit, the trap-cost floor. */
+  probe_hits_per_request: number;
 }
 
 interface Load {
@@ -89,6 +91,7 @@ async function measure(target: string, pid: number, url: string, seconds: number
       ratio: Math.round((traced.perSecond / plain.perSecond) * 100) / 100,
       ring_lost: summaryCount(stderr, 'ring lost'),
       spans_dropped_or_failed: summaryCount(stderr, 'dropped') + summaryCount(stderr, 'failed'),
+      probe_hits_per_request: Math.round((summaryCount(stderr, 'probe hits') / traced.requests) * 100) / 100,
     };
   } finally {
     rx.close();

@@ -202,10 +202,10 @@ export class JsonLineDecoder {
 }
 
 /**
- * Whether `text[from, to)` is a whole header line of a name no span uses. It reads the chunk's text in place:
- * a character of it costs ~1 ns, of a sliced line ~5 ns, and parsing the line ~3 ns. Outside JSON strings a quote
- * is never escaped, so `,"name":"` can only be the key itself. A name with an escape, or a line cut or glued to
- * another (a second `{`), is parsed as usual, and counted as malformed when it is.
+ * Whether `text[from, to)` is a whole header line of a name no span uses. It reads the chunk's text in place: a
+ * character costs ~1 ns there, ~5 ns in a sliced line, where JSON.parse spends ~3 ns a character. Outside JSON
+ * strings a quote is never escaped, so `,"name":"` can only be the key itself. A name with an escape, or a line
+ * cut or glued to another (a second `{`), is parsed as usual, and counted as malformed when it is.
  */
 function unusedHeader(text: string, from: number, to: number, usesHeader: HeaderUse): boolean {
   const kind = text.charCodeAt(from + TYPE_AT);

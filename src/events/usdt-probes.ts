@@ -45,6 +45,7 @@ export const USDT_TO_LOG_NAME: ReadonlyMap<string, string> = new Map([
   ['socket_write_complete', 'write_complete'],
   ['socket_write_tls_record', 'write_tls_record'],
 ]);
+
 function parseArgs(spec: string): UsdtArg[] {
   return spec
     .split(/\s+/)
