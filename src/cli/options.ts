@@ -249,8 +249,8 @@ export function buildCommand(): Command {
     )
     .option(
       '--batch-size <n>',
-      `most spans per export (default ${DEFAULT_BATCH_OPTIONS.maxExportBatchSize}); an export starts once ` +
-        `${DEFAULT_BATCH_OPTIONS.minExportBatchSize} wait and a slot is free, and batches grow only under a backlog`,
+      `most spans per export (default ${DEFAULT_BATCH_OPTIONS.maxExportBatchSize}); while no export is in flight, ` +
+        `one starts as soon as ${DEFAULT_BATCH_OPTIONS.minExportBatchSize} spans wait`,
       intArg('--batch-size', 1),
     )
     .option('--concurrent-exports <n>', 'exports in flight at once', intArg('--concurrent-exports', 1), 4)

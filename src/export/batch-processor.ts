@@ -14,9 +14,9 @@ export interface BatchOptions {
   /** Spans waiting for export at most; beyond it new spans are dropped and counted. */
   readonly maxQueueSize: number;
   /**
-   * An export starts as soon as this many spans wait and an export slot is free, so that spans die young (a span
-   * that waits for a big batch outlives V8's young-generation collections and costs a copy to the old one); under
-   * a backlog, batches grow up to `maxExportBatchSize`, which keeps throughput to a slow collector.
+   * An export starts as soon as this many spans wait and no export is in flight, so that spans die young (a span
+   * that waits for a big batch outlives V8's young-generation collections and costs a copy to the old one); while
+   * exports are in flight, batches fill up to `maxExportBatchSize`, which keeps throughput to a slow collector.
    */
   readonly minExportBatchSize: number;
   readonly maxExportBatchSize: number;
@@ -89,7 +89,7 @@ export class CountingBatchProcessor implements SpanProcessor {
     }
     this._buffer.push(span);
     this.stats.queued++;
-    if (this._buffer.length >= this._minBatch && this._slotFree()) this._drain(false);
+    if (this._batchReady()) this._drain(false);
     else this._timer ??= setTimeout(() => this._onTimer(), this._opts.scheduledDelayMillis).unref();
   }
 
@@ -130,12 +130,19 @@ export class CountingBatchProcessor implements SpanProcessor {
   }
 
   /**
-   * Hand batches of at least the minimum size (any size when `all`), each of at most the maximum, to exports
-   * while fewer than the limit are in flight.
+   * A full batch, or the minimum while no export is in flight. Under a sustained backlog some export always is,
+   * so batches stay full and the exporter's throughput is that of full batches.
    */
+  private _batchReady(): boolean {
+    const n = this._buffer.length;
+    if (n >= this._opts.maxExportBatchSize) return this._slotFree();
+    return n >= this._minBatch && this._exports.size + this._exports.pending === 0;
+  }
+
+  /** Hand ready batches (any size when `all`), each of at most the maximum, to exports while a slot is free. */
   private _drain(all: boolean): void {
     const o = this._opts;
-    while (this._buffer.length > 0 && (all || this._buffer.length >= this._minBatch) && this._slotFree()) {
+    while (this._buffer.length > 0 && (all ? this._slotFree() : this._batchReady())) {
       const batch =
         this._buffer.length <= o.maxExportBatchSize
           ? this._buffer
