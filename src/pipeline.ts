@@ -20,7 +20,10 @@ export interface ChunkSink {
 
 /** What an event source (USDT) feeds: decoded events of one session, then its end. */
 export interface EventSink {
-  pushEvents(events: readonly ProbeEvent[]): void;
+  /** Which header events are worth decoding; undefined: all of them. */
+  readonly usesHeader: HeaderUse | undefined;
+  /** `unusedHeaders`: header events the source left undecoded (see `usesHeader`), counted as events. */
+  pushEvents(events: readonly ProbeEvent[], unusedHeaders?: number): void;
   end(): void;
 }
 
@@ -74,6 +77,7 @@ export class Pipeline {
       this._recorder,
       this._opts.qlog?.session(),
       this.decodeStats,
+      this._usesHeader,
       undefined,
     );
     return this._current;
@@ -89,6 +93,7 @@ export class Pipeline {
       this._recorder,
       this._opts.qlog?.session(),
       this.decodeStats,
+      this._usesHeader,
       () => this._concurrent.delete(session),
     );
     this._concurrent.add(session);
@@ -134,6 +139,7 @@ class Session implements ChunkSink, EventSink {
     private readonly _recorder: EventRecorder | undefined,
     private readonly _qlog: QlogSession | undefined,
     private readonly _stats: DecodeStats,
+    readonly usesHeader: HeaderUse | undefined,
     private readonly _onEnd: (() => void) | undefined,
   ) {}
 
@@ -144,9 +150,10 @@ class Session implements ChunkSink, EventSink {
     this._deliver(this._batch);
   }
 
-  pushEvents(events: readonly ProbeEvent[]): void {
+  pushEvents(events: readonly ProbeEvent[], unusedHeaders = 0): void {
     if (this._ended) return;
-    this._stats.events += events.length;
+    this._stats.events += events.length + unusedHeaders;
+    this._stats.unusedHeaders += unusedHeaders;
     this._deliver(events);
   }
 

@@ -46,7 +46,11 @@ describe('quicly probes through the kernel', { skip: skipBpf }, () => {
         objectPath: DEFAULT_BPF_OBJECT,
       },
       {
-        session: () => ({ pushEvents: (batch) => void events.push(...batch), end: () => undefined }),
+        session: () => ({
+          usesHeader: undefined,
+          pushEvents: (batch) => void events.push(...batch),
+          end: () => undefined,
+        }),
         info: (m) => said.push(m),
         warn: (m) => said.push(m),
       },

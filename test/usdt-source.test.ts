@@ -341,6 +341,44 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
     }
   });
 
+  test('header records of names no span uses are counted, not decoded; the spans keep what they need', async () => {
+    const fx = await startUsdtFixture(await buildUsdtFixture());
+    const receiver = await startOtlpReceiver();
+    try {
+      const cli = await startAttachedCli(['--pid', String(fx.pid), '--capture-request-headers', 'x-wanted'], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+      });
+      const traceId = '0af7651916cd43dd8448eb211c80319c';
+      await get(fx.port, '/browser', {
+        'user-agent': 'browser/1',
+        accept: 'text/html',
+        'accept-language': 'en',
+        'sec-fetch-mode': 'navigate',
+        cookie: 'session=secret',
+        'x-wanted': 'yes',
+        traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      cli.child.kill('SIGTERM');
+      const res = await cli.result;
+      assert.equal(res.code, 0, res.stderr);
+      const req = request(receiver.spans, '/browser');
+      assert.equal(req.attributes['http.request.method'], 'GET');
+      assert.equal(req.attributes['user_agent.original'], 'browser/1');
+      assert.deepEqual(req.attributes['http.request.header.x-wanted'], ['yes']);
+      assert.equal(req.traceId, traceId);
+      assert.equal(req.parentSpanId, 'b7ad6b7169203331');
+      const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
+      // accept, accept-language, sec-fetch-mode, cookie and Node's connection header
+      assert.ok(count('unused headers') >= 4, res.stderr);
+      // Counted as events all the same: every record the ring delivered is an event.
+      assert.equal(count('events'), count('ring records'));
+    } finally {
+      await receiver.close();
+      await fx.stop();
+    }
+  });
+
   test('--binary follows every process of the executable, including ones started later', async () => {
     const bin = await buildUsdtFixture();
     const receiver = await startOtlpReceiver();

@@ -58,22 +58,40 @@ export function clockOffset(realtimeNs: bigint, monotonicNs: bigint): ClockOffse
 const MAX_PENDING_PER_QUIC = 256;
 const MAX_PENDING_QUIC = 4096;
 
+const REQUEST_HEADER = USDT_PROBES.findIndex((p) => p.name === 'receive_request_header');
+const RESPONSE_HEADER = USDT_PROBES.findIndex((p) => p.name === 'send_response_header');
+
 export class UsdtRecordDecoder {
   private readonly _quicConn = new Map<FieldValue, number>();
   private readonly _pending = new Map<FieldValue, ProbeEvent[]>();
+  private _unusedHeaders = 0;
 
+  /** `usesHeader`: header records of other names are counted (`takeUnusedHeaders`), not decoded. */
   constructor(
     private readonly _clock: ClockOffset,
     readonly stats: UsdtDecodeStats = newUsdtDecodeStats(),
+    private readonly _usesHeader?: (name: string, request: boolean) => boolean,
   ) {}
+
+  /** Header records left undecoded since the last call. */
+  takeUnusedHeaders(): number {
+    const n = this._unusedHeaders;
+    this._unusedHeaders = 0;
+    return n;
+  }
 
   /** Decode the record of `len` bytes at `off` in `buf` and append what it yields to `out`. */
   decode(buf: Buffer, off: number, len: number, out: ProbeEvent[]): void {
     this.stats.records++;
-    const probe = len >= RECORD.args ? USDT_PROBES[buf.readUInt16LE(off + RECORD.probe)] : undefined;
+    const id = len >= RECORD.args ? buf.readUInt16LE(off + RECORD.probe) : -1;
+    const probe = USDT_PROBES[id];
     const nargs = buf[off + RECORD.nargs]!;
     if (probe === undefined || nargs > MAX_ARGS || RECORD.args + 8 * nargs > len) {
       this.stats.badRecords++;
+      return;
+    }
+    if ((id === REQUEST_HEADER || id === RESPONSE_HEADER) && this._unusedHeader(buf, off, len, nargs, id)) {
+      this._unusedHeaders++;
       return;
     }
     const ev = this._event(buf, off, len, probe, nargs);
@@ -86,6 +104,17 @@ export class UsdtRecordDecoder {
       if (probe.name === 'h3s_accept') this._mapQuic(ev, out);
       out.push(ev);
     }
+  }
+
+  /** A header record whose name (its first string, read whole) no span uses: only the name is decoded. */
+  private _unusedHeader(buf: Buffer, off: number, len: number, nargs: number, id: number): boolean {
+    const usesHeader = this._usesHeader;
+    if (usesHeader === undefined) return false;
+    if ((buf[off + RECORD.flags]! & (FLAG_TRUNCATED(0) | FLAG_READ_FAILED(0))) !== 0) return false;
+    const from = off + RECORD.args + 8 * nargs;
+    const to = from + buf.readUInt16LE(off + RECORD.strLen);
+    if (to > off + len) return false;
+    return !usesHeader(decodeString(buf, from, to), id === REQUEST_HEADER);
   }
 
   private _event(

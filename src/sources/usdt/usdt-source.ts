@@ -383,10 +383,11 @@ export class UsdtSource {
   }
 
   private _openSession(pid: number): Session {
+    const sink = this._listener.session(pid);
     const s: Session = {
       pid,
-      sink: this._listener.session(pid),
-      decoder: new UsdtRecordDecoder(this._clock, this._decodeStats),
+      sink,
+      decoder: new UsdtRecordDecoder(this._clock, this._decodeStats, sink.usesHeader),
       batch: [],
       startTime: processStartTime(pid),
     };
@@ -417,8 +418,9 @@ export class UsdtSource {
     for (;;) {
       const n = ring.drain(this._onRecord, RECORDS_PER_BATCH);
       for (const s of this._sessions.values()) {
-        if (s.batch.length === 0) continue;
-        s.sink.pushEvents(s.batch);
+        const unused = s.decoder.takeUnusedHeaders();
+        if (s.batch.length === 0 && unused === 0) continue;
+        s.sink.pushEvents(s.batch, unused);
         s.batch.length = 0;
       }
       total += n;
