@@ -5,10 +5,9 @@
 import { CORRELATOR_REQUEST_HEADERS, Correlator, newCorrelatorStats } from './correlate/correlator.js';
 import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.js';
 import { JsonLineDecoder } from './events/decode-json.js';
-import type { HeaderUse } from './events/decode-json.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
-import type { DecodeStats, ProbeEvent } from './events/types.js';
+import type { DecodeStats, HeaderUse, ProbeEvent } from './events/types.js';
 import type { QlogDirectory, QlogSession } from './export/qlog.js';
 import type { SpanMapper } from './otel/span-mapper.js';
 

@@ -279,104 +279,117 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
   });
 });
 
+/**
+ * A fresh fixture traced by h2o-otel (`args`, exporting to a fresh receiver): `drive` sends the traffic, then
+ * h2o-otel is stopped and `check` sees its result while the receiver is still open.
+ */
+async function tracedRun(
+  args: string[],
+  env: Record<string, string>,
+  drive: (fx: UsdtFixture) => Promise<void>,
+  check: (res: CliResult, receiver: OtlpReceiver) => Promise<void> | void,
+): Promise<void> {
+  const fx = await startUsdtFixture(await buildUsdtFixture());
+  const receiver = await startOtlpReceiver();
+  try {
+    const cli = await startAttachedCli(['--pid', String(fx.pid), ...args], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+      ...env,
+    });
+    await drive(fx);
+    await new Promise((r) => setTimeout(r, 300));
+    cli.child.kill('SIGTERM');
+    const res = await cli.result;
+    assert.equal(res.code, 0, res.stderr);
+    await check(res, receiver);
+  } finally {
+    await receiver.close();
+    await fx.stop();
+  }
+}
+
 describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
-  test('a full ring buffer: every lost record is counted, reported and exported as a metric', async () => {
-    const fx = await startUsdtFixture(await buildUsdtFixture());
-    const receiver = await startOtlpReceiver();
-    try {
-      const cli = await startAttachedCli(['--pid', String(fx.pid), '--ring-size', '1', '--poll-ms', '2000'], {
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
-        OTEL_METRIC_EXPORT_INTERVAL: '60000',
-      });
-      const fired = (await get(fx.port, '/fire/burst/100000')).body;
-      assert.match(fired, /^fired=100000 ns=\d+\n$/);
-      cli.child.kill('SIGTERM');
-      const res = await cli.result;
-      assert.equal(res.code, 0, res.stderr);
-      const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
-      const lost = count('ring lost');
-      assert.ok(lost > 50_000, res.stderr);
-      // Every hit is accounted for: written to the ring, refused by it, or sampled out.
-      assert.equal(count('probe hits'), count('ring records') + lost + count('sampled out'));
-      assert.ok(count('probe hits') >= 100_000);
-      assert.match(res.stderr, /ring buffer was full: \d+ events lost/);
-      // The final metric export at exit carries the same count.
-      const metric = await receiver.waitForMetric('h2o_otel.usdt.lost', (p) => p.value === lost);
-      assert.equal(metric.kind, 'sum');
-      assert.equal(metric.monotonic, true);
-      assert.equal(metric.resource['service.name'], 'h2o');
-      const records = await receiver.waitForMetric('h2o_otel.usdt.records');
-      assert.equal(records.value, count('ring records'));
-    } finally {
-      await receiver.close();
-      await fx.stop();
-    }
-  });
+  test('a full ring buffer: every lost record is counted, reported and exported as a metric', () =>
+    tracedRun(
+      ['--ring-size', '1', '--poll-ms', '2000'],
+      { OTEL_METRIC_EXPORT_INTERVAL: '60000' },
+      async (fx) => {
+        const fired = (await get(fx.port, '/fire/burst/100000')).body;
+        assert.match(fired, /^fired=100000 ns=\d+\n$/);
+      },
+      async (res, receiver) => {
+        const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
+        const lost = count('ring lost');
+        assert.ok(lost > 50_000, res.stderr);
+        // Every hit is accounted for: written to the ring, refused by it, or sampled out.
+        assert.equal(count('probe hits'), count('ring records') + lost + count('sampled out'));
+        assert.ok(count('probe hits') >= 100_000);
+        assert.match(res.stderr, /ring buffer was full: \d+ events lost/);
+        // The final metric export at exit carries the same count.
+        const metric = await receiver.waitForMetric('h2o_otel.usdt.lost', (p) => p.value === lost);
+        assert.equal(metric.kind, 'sum');
+        assert.equal(metric.monotonic, true);
+        assert.equal(metric.resource['service.name'], 'h2o');
+        const records = await receiver.waitForMetric('h2o_otel.usdt.records');
+        assert.equal(records.value, count('ring records'));
+      },
+    ));
 
-  test('--sample-ratio decides once per connection: a kept connection keeps all its events', async () => {
-    const fx = await startUsdtFixture(await buildUsdtFixture());
-    const receiver = await startOtlpReceiver();
-    try {
-      const cli = await startAttachedCli(['--pid', String(fx.pid), '--sample-ratio', '0.5'], {
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
-      });
-      for (let i = 0; i < 40; i++) await get(fx.port, `/n/${i}`);
-      await new Promise((r) => setTimeout(r, 300));
-      cli.child.kill('SIGTERM');
-      const res = await cli.result;
-      assert.equal(res.code, 0, res.stderr);
-      const reqs = receiver.spans.filter((s) => s.kind === SERVER);
-      assert.ok(reqs.length > 5 && reqs.length < 35, `kept ${reqs.length} of 40 connections`);
-      for (const r of reqs) {
-        assert.equal(r.attributes['http.request.method'], 'GET', 'request events all kept');
-        assert.equal(r.attributes['http.response.status_code'], 404, 'response events kept too');
-        const conn = connection(receiver.spans, r.attributes['h2o.conn_id'] as number);
-        assert.equal(conn.attributes['h2o.incomplete'], undefined, 'accept and close kept with the requests');
-      }
-      assert.equal(receiver.spans.filter((s) => s.kind === INTERNAL).length, reqs.length);
-      assert.match(res.stderr, /sampled out [1-9]\d*/);
-    } finally {
-      await receiver.close();
-      await fx.stop();
-    }
-  });
+  test('--sample-ratio decides once per connection: a kept connection keeps all its events', () =>
+    tracedRun(
+      ['--sample-ratio', '0.5'],
+      {},
+      async (fx) => {
+        for (let i = 0; i < 40; i++) await get(fx.port, `/n/${i}`);
+      },
+      (res, receiver) => {
+        const reqs = receiver.spans.filter((s) => s.kind === SERVER);
+        assert.ok(reqs.length > 5 && reqs.length < 35, `kept ${reqs.length} of 40 connections`);
+        for (const r of reqs) {
+          assert.equal(r.attributes['http.request.method'], 'GET', 'request events all kept');
+          assert.equal(r.attributes['http.response.status_code'], 404, 'response events kept too');
+          const conn = connection(receiver.spans, r.attributes['h2o.conn_id'] as number);
+          assert.equal(
+            conn.attributes['h2o.incomplete'],
+            undefined,
+            'accept and close kept with the requests',
+          );
+        }
+        assert.equal(receiver.spans.filter((s) => s.kind === INTERNAL).length, reqs.length);
+        assert.match(res.stderr, /sampled out [1-9]\d*/);
+      },
+    ));
 
-  test('header records of names no span uses are counted, not decoded; the spans keep what they need', async () => {
-    const fx = await startUsdtFixture(await buildUsdtFixture());
-    const receiver = await startOtlpReceiver();
-    try {
-      const cli = await startAttachedCli(['--pid', String(fx.pid), '--capture-request-headers', 'x-wanted'], {
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
-      });
-      const traceId = '0af7651916cd43dd8448eb211c80319c';
-      await get(fx.port, '/browser', {
-        'user-agent': 'browser/1',
-        accept: 'text/html',
-        'accept-language': 'en',
-        'sec-fetch-mode': 'navigate',
-        cookie: 'session=secret',
-        'x-wanted': 'yes',
-        traceparent: `00-${traceId}-b7ad6b7169203331-01`,
-      });
-      await new Promise((r) => setTimeout(r, 300));
-      cli.child.kill('SIGTERM');
-      const res = await cli.result;
-      assert.equal(res.code, 0, res.stderr);
-      const req = request(receiver.spans, '/browser');
-      assert.equal(req.attributes['http.request.method'], 'GET');
-      assert.equal(req.attributes['user_agent.original'], 'browser/1');
-      assert.deepEqual(req.attributes['http.request.header.x-wanted'], ['yes']);
-      assert.equal(req.traceId, traceId);
-      assert.equal(req.parentSpanId, 'b7ad6b7169203331');
-      const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
-      // accept, accept-language, sec-fetch-mode, cookie and Node's connection header
-      assert.ok(count('unused headers') >= 4, res.stderr);
-      // Counted as events all the same: every record the ring delivered is an event.
-      assert.equal(count('events'), count('ring records'));
-    } finally {
-      await receiver.close();
-      await fx.stop();
-    }
+  test('header records of names no span uses are counted, not decoded; the spans keep what they need', () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    return tracedRun(
+      ['--capture-request-headers', 'x-wanted'],
+      {},
+      async (fx) => {
+        await get(fx.port, '/browser', {
+          'user-agent': 'browser/1',
+          accept: 'text/html',
+          'accept-language': 'en',
+          'sec-fetch-mode': 'navigate',
+          cookie: 'session=secret',
+          'x-wanted': 'yes',
+          traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+        });
+      },
+      (res, receiver) => {
+        const req = request(receiver.spans, '/browser');
+        assert.equal(req.attributes['http.request.method'], 'GET');
+        assert.equal(req.attributes['user_agent.original'], 'browser/1');
+        assert.deepEqual(req.attributes['http.request.header.x-wanted'], ['yes']);
+        assert.equal(req.traceId, traceId);
+        assert.equal(req.parentSpanId, 'b7ad6b7169203331');
+        const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
+        // accept, accept-language, sec-fetch-mode, cookie and Node's connection header
+        assert.ok(count('unused headers') >= 4, res.stderr);
+        // Counted as events all the same: every record the ring delivered is an event.
+        assert.equal(count('events'), count('ring records'));
+      },
+    );
   });
 
   test('--binary follows every process of the executable, including ones started later', async () => {

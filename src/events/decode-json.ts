@@ -7,7 +7,7 @@
 import { H2O_POINTS, LEGACY_FIELD_RENAMES, PICOTLS_POINTS } from './catalogue.js';
 import { USDT_TO_LOG_NAME } from './usdt-probes.js';
 import { COMMON_KEYS } from './types.js';
-import type { DecodeStats, FieldValue, ProbeEvent } from './types.js';
+import type { DecodeStats, FieldValue, HeaderUse, ProbeEvent } from './types.js';
 import { decodeUtf8Escaping } from './utf8.js';
 
 const NEWLINE = 0x0a;
@@ -31,9 +31,6 @@ const RESPONSE_HEADER_LINE = '{"module":"h2o","type":"send_response_header",';
 const NAME_KEY = ',"name":"';
 /** Where the type starts in those lines: `r` or `s`. */
 const TYPE_AT = '{"module":"h2o","type":"'.length;
-
-/** Whether a header of this name (request or response) can change a span. */
-export type HeaderUse = (name: string, request: boolean) => boolean;
 
 export class JsonLineDecoder {
   private _pending: Buffer[] = [];

@@ -4,7 +4,7 @@
  * this decoder maps to H2O conn ids, are only meaningful within one process.
  */
 import { decodeUtf8Escaping } from './utf8.js';
-import type { FieldValue, ProbeEvent } from './types.js';
+import type { FieldValue, HeaderUse, ProbeEvent } from './types.js';
 import { USDT_PROBES } from './usdt-probes.js';
 import type { UsdtProbe } from './usdt-probes.js';
 
@@ -70,7 +70,7 @@ export class UsdtRecordDecoder {
   constructor(
     private readonly _clock: ClockOffset,
     readonly stats: UsdtDecodeStats = newUsdtDecodeStats(),
-    private readonly _usesHeader?: (name: string, request: boolean) => boolean,
+    private readonly _usesHeader?: HeaderUse,
   ) {}
 
   /** Header records left undecoded since the last call. */

@@ -31,6 +31,9 @@ export function numberOf(v: FieldValue | undefined): number | undefined {
   return undefined;
 }
 
+/** Whether a header of this name (request or response) can change a span: decoders skip the others. */
+export type HeaderUse = (name: string, request: boolean) => boolean;
+
 /** Keys of the line format that are not point fields. `time_sub_ns` is ours (`--record` with a ns clock). */
 export const COMMON_KEYS: ReadonlySet<string> = new Set([
   'module',
