@@ -169,7 +169,7 @@ const results: Record<string, unknown> = {
 };
 if (run('pipeline')) results.pipeline = pipelineSection();
 if (run('otlp')) {
-  const o = await otlpGrpcBench(benchStream(50_000).bytes, quick ? 40_000 : 500_000);
+  const o = await otlpGrpcBench(benchStream(50_000).bytes, quick ? 60_000 : 500_000);
   results.otlp_grpc = o;
   row(
     'otlp_grpc',
