@@ -53,6 +53,14 @@ struct {
     __type(value, struct scratch);
 } scratch_map SEC(".maps");
 
+/* Header names some span uses (user space fills it before attaching): see header_filter. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct h2o_usdt_header_key);
+    __type(value, __u8);
+} header_names SEC(".maps");
+
 /* Per-connection sampling decisions; LRU so connections without a close event (HTTP/2) age out. */
 #define DECISIONS 65536
 struct decision_map {
@@ -112,6 +120,33 @@ static __always_inline int sampled_in(struct pt_regs *ctx, __u8 id_kind, __u8 ro
         bpf_map_delete_elem(&quic_keep, &a0);
     }
     return keep;
+}
+
+/*
+ * Whether a header record must go to user space: its name is in `header_names` for this direction, or is too long
+ * for the key, or cannot be read (user space then counts the failure). A browser sends a dozen headers per request
+ * that no span uses; dropping them here spares the copy of their values, the ring and the consumer.
+ */
+static __always_inline int header_wanted(struct pt_regs *ctx, const volatile struct h2o_usdt_probe_desc *d, __u8 bit)
+{
+    if (!(config.header_filter & bit))
+        return 1;
+    long ptr = 0, len = 0;
+    __u8 ptr_arg = d->str[0].ptr_arg, len_arg = d->str[0].len_arg;
+    if (ptr_arg >= H2O_USDT_MAX_ARGS || len_arg >= H2O_USDT_MAX_ARGS)
+        return 1;
+    bpf_usdt_arg(ctx, ptr_arg, &ptr);
+    bpf_usdt_arg(ctx, len_arg, &len);
+    if (!ptr || len <= 0 || len > H2O_USDT_HEADER_KEY)
+        return 1;
+    struct h2o_usdt_header_key key = {};
+    __u32 n = bounded((__u64)len, 2 * H2O_USDT_HEADER_KEY - 1);
+    if (n > H2O_USDT_HEADER_KEY)
+        n = H2O_USDT_HEADER_KEY;
+    if (bpf_probe_read_user(key.name, n, (const void *)ptr) != 0)
+        return 1;
+    __u8 *used = bpf_map_lookup_elem(&header_names, &key);
+    return used && (*used & bit);
 }
 
 /* Copy string `k` to `off` in the scratch buffer; returns the bytes copied and sets the record's flags. */
@@ -186,6 +221,15 @@ int h2o_probe(struct pt_regs *ctx)
     if (!sampled_in(ctx, d->id_kind, d->role, (__u64)a0)) {
         __sync_fetch_and_add(&counters.sampled_out, 1);
         return 0;
+    }
+
+    if (d->role == H2O_USDT_ROLE_REQUEST_HEADER || d->role == H2O_USDT_ROLE_RESPONSE_HEADER) {
+        __u8 bit = d->role == H2O_USDT_ROLE_REQUEST_HEADER ? H2O_USDT_FILTER_REQUEST_HEADERS
+                                                           : H2O_USDT_FILTER_RESPONSE_HEADERS;
+        if (!header_wanted(ctx, d, bit)) {
+            __sync_fetch_and_add(&counters.skipped_headers, 1);
+            return 0;
+        }
     }
 
     __u32 zero = 0;

@@ -76,6 +76,19 @@ enum h2o_usdt_role {
     H2O_USDT_ROLE_H3_ACCEPT = 2,   /* (conn_id, conn, quic, ...): the connection inherits the QUIC decision */
     H2O_USDT_ROLE_CONN_END = 3,    /* h1_close, h3s_destroy: forget the conn id */
     H2O_USDT_ROLE_QUIC_END = 4,    /* quicly:free: forget the pointer (quicly reuses it) */
+    H2O_USDT_ROLE_REQUEST_HEADER = 5,  /* (conn_id, req_id, name, name_len, value, value_len): see header_filter */
+    H2O_USDT_ROLE_RESPONSE_HEADER = 6,
+};
+
+/* header_filter bits: the records of these header probes are sent only for names in the `header_names` map. */
+#define H2O_USDT_FILTER_REQUEST_HEADERS 1u
+#define H2O_USDT_FILTER_RESPONSE_HEADERS 2u
+
+/* Key of `header_names`: the name zero-padded; longer names are always sent (user space decides). The value has
+ * the H2O_USDT_FILTER_* bits of the directions in which the name is used. */
+#define H2O_USDT_HEADER_KEY 32
+struct h2o_usdt_header_key {
+    __u8 name[H2O_USDT_HEADER_KEY];
 };
 
 struct h2o_usdt_str_desc {
@@ -109,6 +122,8 @@ struct h2o_usdt_config {
     __u64 ringbuf_flags;
     /* Non-zero: count the hit and return (`--usdt-count-only`, the benchmark's bare-uprobe baseline). */
     __u64 count_only;
+    /* H2O_USDT_FILTER_* bits: header records of names no span uses are counted (skipped_headers), not sent. */
+    __u64 header_filter;
     struct h2o_usdt_probe_desc probes[H2O_USDT_MAX_PROBES];
 };
 
@@ -119,7 +134,8 @@ struct h2o_usdt_counters {
     __u64 read_failures; /* strings or stream ids that could not be read from H2O's memory */
     __u64 truncated;     /* strings cut at their cap */
     __u64 sampled_out;   /* hits dropped by per-connection sampling */
-    __u64 _reserved[3];
+    __u64 skipped_headers; /* header hits of names no span uses (header_filter), not sent */
+    __u64 _reserved[2];
     __u64 hits[H2O_USDT_MAX_PROBES]; /* probe hits, per probe id */
 };
 

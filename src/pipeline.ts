@@ -7,7 +7,7 @@ import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.
 import { JsonLineDecoder } from './events/decode-json.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
-import type { DecodeStats, HeaderUse, ProbeEvent } from './events/types.js';
+import type { DecodeStats, HeaderUse, ProbeEvent, UsedHeaderNames } from './events/types.js';
 import type { QlogDirectory, QlogSession } from './export/qlog.js';
 import type { SpanMapper } from './otel/span-mapper.js';
 
@@ -34,12 +34,26 @@ export interface PipelineOptions {
 }
 
 /**
- * Which header lines must be parsed: those the correlator or the mapper reads or captures. A browser sends a dozen
+ * Which headers must be decoded: those the correlator or the mapper reads or captures. A browser sends a dozen
  * headers per request (accept-*, sec-*, cookie, …) and only a few change a span.
  */
+export function usedHeaderNames(mapper: SpanMapper): UsedHeaderNames {
+  const m = mapper.usedHeaderNames();
+  return {
+    request: m.request === 'all' ? 'all' : [...CORRELATOR_REQUEST_HEADERS, ...m.request],
+    response: m.response,
+  };
+}
+
+/** The same as a predicate, for the decoders. */
 export function headerUse(mapper: SpanMapper): HeaderUse {
-  return (name, request) =>
-    (request && CORRELATOR_REQUEST_HEADERS.has(name)) || mapper.usesHeader(name, request);
+  const used = usedHeaderNames(mapper);
+  const request = used.request === 'all' ? undefined : new Set(used.request);
+  const response = used.response === 'all' ? undefined : new Set(used.response);
+  return (name, isRequest) => {
+    const names = isRequest ? request : response;
+    return names === undefined || names.has(name);
+  };
 }
 
 export class Pipeline {
@@ -52,6 +66,8 @@ export class Pipeline {
 
   /** Header lines no span uses are not parsed, unless `--record` keeps every event. */
   private readonly _usesHeader: HeaderUse | undefined;
+  /** The same as lists, for a source that filters before decoding (BPF); undefined with `--record`. */
+  readonly usedHeaderNames: UsedHeaderNames | undefined;
 
   constructor(
     private readonly _opts: PipelineOptions,
@@ -59,6 +75,7 @@ export class Pipeline {
     private readonly _recorder: EventRecorder | undefined,
   ) {
     this._usesHeader = _recorder === undefined ? headerUse(_mapper) : undefined;
+    this.usedHeaderNames = _recorder === undefined ? usedHeaderNames(_mapper) : undefined;
   }
 
   /** Start a new id space; the previous session (if any) is flushed first. */

@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { MAX_ARGS, MAX_PROBES, MAX_STRING, MAX_STRINGS, RECORD } from '../src/events/decode-usdt.js';
 import { USDT_PROBES } from '../src/events/usdt-probes.js';
-import { CONFIG, COUNTERS, ID_KIND, PROBE_DESC, ROLE, STR_KIND } from '../src/sources/usdt/bpf-config.js';
+import {
+  CONFIG,
+  COUNTERS,
+  HEADER_FILTER,
+  HEADER_KEY_BYTES,
+  ID_KIND,
+  PROBE_DESC,
+  ROLE,
+  STR_KIND,
+} from '../src/sources/usdt/bpf-config.js';
 import { repoRoot } from './helpers/cli.js';
 
 const PROGRAM = `
@@ -25,18 +34,23 @@ int main(void) {
   F(h2o_usdt_record, size); F(h2o_usdt_record, nargs); F(h2o_usdt_record, flags); F(h2o_usdt_record, str_len);
   F(h2o_usdt_record, args);
   F(h2o_usdt_config, sample_threshold); F(h2o_usdt_config, pidns_dev); F(h2o_usdt_config, pidns_ino);
-  F(h2o_usdt_config, ringbuf_flags); F(h2o_usdt_config, count_only); F(h2o_usdt_config, probes);
+  F(h2o_usdt_config, ringbuf_flags); F(h2o_usdt_config, count_only); F(h2o_usdt_config, header_filter);
+  F(h2o_usdt_config, probes);
   S(h2o_usdt_config);
   F(h2o_usdt_probe_desc, nargs); F(h2o_usdt_probe_desc, id_kind); F(h2o_usdt_probe_desc, role);
   F(h2o_usdt_probe_desc, stream_arg); F(h2o_usdt_probe_desc, str); S(h2o_usdt_probe_desc);
   F(h2o_usdt_str_desc, kind); F(h2o_usdt_str_desc, ptr_arg); F(h2o_usdt_str_desc, len_arg); F(h2o_usdt_str_desc, cap);
   S(h2o_usdt_str_desc);
   F(h2o_usdt_counters, emitted); F(h2o_usdt_counters, lost); F(h2o_usdt_counters, read_failures);
-  F(h2o_usdt_counters, truncated); F(h2o_usdt_counters, sampled_out); F(h2o_usdt_counters, hits);
+  F(h2o_usdt_counters, truncated); F(h2o_usdt_counters, sampled_out); F(h2o_usdt_counters, skipped_headers);
+  F(h2o_usdt_counters, hits);
   S(h2o_usdt_counters);
   C(H2O_USDT_MAX_ARGS); C(H2O_USDT_MAX_STRINGS); C(H2O_USDT_MAX_STRING); C(H2O_USDT_MAX_PROBES);
   C(H2O_USDT_ID_CONN); C(H2O_USDT_ID_SOCK); C(H2O_USDT_ID_QUIC);
   C(H2O_USDT_ROLE_H1_ACCEPT); C(H2O_USDT_ROLE_H3_ACCEPT); C(H2O_USDT_ROLE_CONN_END); C(H2O_USDT_ROLE_QUIC_END);
+  C(H2O_USDT_ROLE_REQUEST_HEADER); C(H2O_USDT_ROLE_RESPONSE_HEADER);
+  C(H2O_USDT_FILTER_REQUEST_HEADERS); C(H2O_USDT_FILTER_RESPONSE_HEADERS); C(H2O_USDT_HEADER_KEY);
+  S(h2o_usdt_header_key);
   C(H2O_USDT_STR_PTRLEN); C(H2O_USDT_STR_CSTR); C(H2O_USDT_STR_SOCKADDR);
   printf("\\"end\\":0}");
   return 0;
@@ -63,6 +77,7 @@ test('TypeScript offsets match native/h2o_usdt.h as compiled by gcc', () => {
     'h2o_usdt_config.pidns_ino': CONFIG.pidnsIno,
     'h2o_usdt_config.ringbuf_flags': CONFIG.ringbufFlags,
     'h2o_usdt_config.count_only': CONFIG.countOnly,
+    'h2o_usdt_config.header_filter': CONFIG.headerFilter,
     'h2o_usdt_config.probes': CONFIG.probes,
     h2o_usdt_config: CONFIG.size,
     'h2o_usdt_probe_desc.nargs': PROBE_DESC.nargs,
@@ -81,6 +96,7 @@ test('TypeScript offsets match native/h2o_usdt.h as compiled by gcc', () => {
     'h2o_usdt_counters.read_failures': COUNTERS.readFailures,
     'h2o_usdt_counters.truncated': COUNTERS.truncated,
     'h2o_usdt_counters.sampled_out': COUNTERS.sampledOut,
+    'h2o_usdt_counters.skipped_headers': COUNTERS.skippedHeaders,
     'h2o_usdt_counters.hits': COUNTERS.hits,
     h2o_usdt_counters: COUNTERS.size,
     H2O_USDT_MAX_ARGS: MAX_ARGS,
@@ -94,6 +110,12 @@ test('TypeScript offsets match native/h2o_usdt.h as compiled by gcc', () => {
     H2O_USDT_ROLE_H3_ACCEPT: ROLE.h3_accept,
     H2O_USDT_ROLE_CONN_END: ROLE.conn_end,
     H2O_USDT_ROLE_QUIC_END: ROLE.quic_end,
+    H2O_USDT_ROLE_REQUEST_HEADER: ROLE.request_header,
+    H2O_USDT_ROLE_RESPONSE_HEADER: ROLE.response_header,
+    H2O_USDT_FILTER_REQUEST_HEADERS: HEADER_FILTER.request,
+    H2O_USDT_FILTER_RESPONSE_HEADERS: HEADER_FILTER.response,
+    H2O_USDT_HEADER_KEY: HEADER_KEY_BYTES,
+    h2o_usdt_header_key: HEADER_KEY_BYTES,
     H2O_USDT_STR_PTRLEN: STR_KIND.str,
     H2O_USDT_STR_CSTR: STR_KIND.cstr,
     H2O_USDT_STR_SOCKADDR: STR_KIND.sockaddr,

@@ -2,7 +2,7 @@
 // probes (test/fixtures/usdt), its real HTTP/1.1 traffic and synthetic HTTP/2, HTTP/3 and CONNECT sequences →
 // the real CLI → OTLP → a receiver that decodes the wire bytes.
 import assert from 'node:assert/strict';
-import { copyFileSync, renameSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -311,7 +311,8 @@ async function tracedRun(
 describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
   test('a full ring buffer: every lost record is counted, reported and exported as a metric', () =>
     tracedRun(
-      ['--ring-size', '1', '--poll-ms', '2000'],
+      // The burst's header is captured, so BPF's header filter lets every record through to the ring.
+      ['--ring-size', '1', '--poll-ms', '2000', '--capture-request-headers', 'x-burst'],
       { OTEL_METRIC_EXPORT_INTERVAL: '60000' },
       async (fx) => {
         const fired = (await get(fx.port, '/fire/burst/100000')).body;
@@ -321,8 +322,11 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
         const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
         const lost = count('ring lost');
         assert.ok(lost > 50_000, res.stderr);
-        // Every hit is accounted for: written to the ring, refused by it, or sampled out.
-        assert.equal(count('probe hits'), count('ring records') + lost + count('sampled out'));
+        // Every hit is accounted for: written to the ring, refused by it, sampled out, or an unused header.
+        assert.equal(
+          count('probe hits'),
+          count('ring records') + lost + count('sampled out') + count('headers skipped in BPF'),
+        );
         assert.ok(count('probe hits') >= 100_000);
         assert.match(res.stderr, /ring buffer was full: \d+ events lost/);
         // The final metric export at exit carries the same count.
@@ -360,37 +364,62 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
       },
     ));
 
-  test('header records of names no span uses are counted, not decoded; the spans keep what they need', () => {
+  const LONG_WANTED = 'x-wanted-header-with-a-name-over-32-bytes';
+  const LONG_UNUSED = 'x-unused-header-with-a-name-over-32-bytes';
+  const browserRequest = async (fx: UsdtFixture, traceId: string): Promise<void> => {
+    await get(fx.port, '/browser', {
+      'user-agent': 'browser/1',
+      accept: 'text/html',
+      'accept-language': 'en',
+      'sec-fetch-mode': 'navigate',
+      cookie: 'session=secret',
+      'x-wanted': 'yes',
+      [LONG_WANTED]: 'long-yes',
+      [LONG_UNUSED]: 'long-no',
+      traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+    });
+  };
+
+  test('header records of names no span uses are dropped in BPF and counted; the spans keep what they need', () => {
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     return tracedRun(
-      ['--capture-request-headers', 'x-wanted'],
+      ['--capture-request-headers', `x-wanted,${LONG_WANTED}`],
       {},
-      async (fx) => {
-        await get(fx.port, '/browser', {
-          'user-agent': 'browser/1',
-          accept: 'text/html',
-          'accept-language': 'en',
-          'sec-fetch-mode': 'navigate',
-          cookie: 'session=secret',
-          'x-wanted': 'yes',
-          traceparent: `00-${traceId}-b7ad6b7169203331-01`,
-        });
-      },
+      (fx) => browserRequest(fx, traceId),
       (res, receiver) => {
         const req = request(receiver.spans, '/browser');
         assert.equal(req.attributes['http.request.method'], 'GET');
         assert.equal(req.attributes['user_agent.original'], 'browser/1');
         assert.deepEqual(req.attributes['http.request.header.x-wanted'], ['yes']);
+        // Longer than BPF's 32-byte key: sent on, and user space keeps it when captured.
+        assert.deepEqual(req.attributes[`http.request.header.${LONG_WANTED}`], ['long-yes']);
+        assert.equal(req.attributes[`http.request.header.${LONG_UNUSED}`], undefined);
         assert.equal(req.traceId, traceId);
         assert.equal(req.parentSpanId, 'b7ad6b7169203331');
         const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
-        // accept, accept-language, sec-fetch-mode, cookie and Node's connection header
-        assert.ok(count('unused headers') >= 4, res.stderr);
-        // Counted as events all the same: every record the ring delivered is an event.
-        assert.equal(count('events'), count('ring records'));
+        // accept, accept-language, sec-fetch-mode, cookie and Node's connection header, in BPF; the long unused
+        // name in user space.
+        assert.ok(count('headers skipped in BPF') >= 5, res.stderr);
+        assert.equal(count('unused headers'), count('headers skipped in BPF') + 1, res.stderr);
+        // Counted as events all the same: every hit is an event, delivered or skipped.
+        assert.equal(count('events'), count('ring records') + count('headers skipped in BPF'));
+        assert.equal(count('probe hits'), count('events'));
       },
     );
   });
+
+  test('--record keeps every header: BPF filters none', () =>
+    tracedRun(
+      ['--record', join(mkdtempSync(join(tmpdir(), 'h2o-otel-rec-')), 'rec.jsonl')],
+      {},
+      (fx) => browserRequest(fx, '0af7651916cd43dd8448eb211c80319c'),
+      (res) => {
+        const count = (name: string): number => Number(new RegExp(`${name} (\\d+)`).exec(res.stderr)![1]);
+        assert.equal(count('headers skipped in BPF'), 0, res.stderr);
+        assert.equal(count('unused headers'), 0, res.stderr);
+        assert.equal(count('events'), count('ring records'));
+      },
+    ));
 
   test('--binary follows every process of the executable, including ones started later', async () => {
     const bin = await buildUsdtFixture();

@@ -188,6 +188,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
           maxValueBytes: o.headers.maxValueLength,
           objectPath: o.usdt.objectPath,
           countOnly: o.usdt.countOnly,
+          usedHeaderNames: pipeline.usedHeaderNames,
         },
         { session: () => pipeline.openEventSession(), info: say, warn: say },
       );

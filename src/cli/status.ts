@@ -130,6 +130,7 @@ function usdtSummary(u: UsdtStats | undefined): string[] {
     `skipped ${u.probesSkipped}`,
     `probe hits ${u.hits}`,
     `sampled out ${u.sampledOut}`,
+    `headers skipped in BPF ${u.skippedHeaders}`,
     `ring records ${u.emitted}`,
     `ring lost ${u.lost}`,
     `read failures ${u.readFailures}`,

@@ -34,6 +34,12 @@ export function numberOf(v: FieldValue | undefined): number | undefined {
 /** Whether a header of this name (request or response) can change a span: decoders skip the others. */
 export type HeaderUse = (name: string, request: boolean) => boolean;
 
+/** The header names some span uses, per direction, as a list for BPF's filter; `all`: every name (`*` capture). */
+export interface UsedHeaderNames {
+  readonly request: readonly string[] | 'all';
+  readonly response: readonly string[] | 'all';
+}
+
 /** Keys of the line format that are not point fields. `time_sub_ns` is ours (`--record` with a ns clock). */
 export const COMMON_KEYS: ReadonlySet<string> = new Set([
   'module',

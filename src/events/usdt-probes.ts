@@ -24,7 +24,8 @@ export interface UsdtArg {
 /** Which id decides per-connection sampling (h2o_usdt.h, enum h2o_usdt_id_kind). */
 export type IdKind = 'none' | 'conn' | 'sock' | 'quic';
 /** What the probe does to sampling state (enum h2o_usdt_role). */
-export type ProbeRole = 'none' | 'h1_accept' | 'h3_accept' | 'conn_end' | 'quic_end';
+export type ProbeRole =
+  'none' | 'h1_accept' | 'h3_accept' | 'conn_end' | 'quic_end' | 'request_header' | 'response_header';
 
 export interface UsdtProbe {
   readonly id: number;
@@ -71,9 +72,21 @@ const QUIC = 'conn:ptr -:i64';
 /** [provider, name, args, idKind, role] */
 const TABLE: readonly (readonly [UsdtProbe['provider'], string, string, IdKind?, ProbeRole?])[] = [
   ['h2o', 'receive_request', `${CONN_REQ} http_version:i32`],
-  ['h2o', 'receive_request_header', `${CONN_REQ} name:str/3 name_len:u64 value:str/5 value_len:u64`],
+  [
+    'h2o',
+    'receive_request_header',
+    `${CONN_REQ} name:str/3 name_len:u64 value:str/5 value_len:u64`,
+    'conn',
+    'request_header',
+  ],
   ['h2o', 'send_response', `${CONN_REQ} status:i32`],
-  ['h2o', 'send_response_header', `${CONN_REQ} name:str/3 name_len:u64 value:str/5 value_len:u64`],
+  [
+    'h2o',
+    'send_response_header',
+    `${CONN_REQ} name:str/3 name_len:u64 value:str/5 value_len:u64`,
+    'conn',
+    'response_header',
+  ],
   ['h2o', 'h1_accept', 'conn_id:u64 sock:ptr -:ptr uuid:cstr', 'conn', 'h1_accept'],
   ['h2o', 'h1_close', 'conn_id:u64', 'conn', 'conn_end'],
   ['h2o', 'h2_unknown_frame_type', 'conn_id:u64 frame_type:u8'],

@@ -42,11 +42,19 @@ export interface HeaderPolicy {
   readonly maxValueLength: number;
   /** Whether any response header is captured (decides the `send_response_header` subscription). */
   readonly anyResponse: boolean;
+  /** The captured names (lowercase), or `all` for `*`. */
+  readonly requestNames: readonly string[] | 'all';
+  readonly responseNames: readonly string[] | 'all';
 }
 
-function matcher(names: readonly string[]): (name: string) => boolean {
+function nameList(names: readonly string[]): readonly string[] | 'all' {
   const set = new Set(names.map((n) => n.trim().toLowerCase()).filter((n) => n.length > 0));
-  if (set.has('*')) return (name) => !name.startsWith(':');
+  return set.has('*') ? 'all' : [...set];
+}
+
+function matcher(names: readonly string[] | 'all'): (name: string) => boolean {
+  if (names === 'all') return (name) => !name.startsWith(':');
+  const set = new Set(names);
   return (name) => set.has(name);
 }
 
@@ -55,13 +63,16 @@ export function headerPolicy(opts: HeaderPolicyOptions): HeaderPolicy {
     ...DEFAULT_SANITIZED_HEADERS,
     ...opts.sanitize.map((n) => n.trim().toLowerCase()),
   ]);
-  const responseNames = opts.response.map((n) => n.trim()).filter((n) => n.length > 0);
+  const requestNames = nameList(opts.request);
+  const responseNames = nameList(opts.response);
   return {
-    captureRequest: matcher(opts.request),
-    captureResponse: matcher(opts.response),
+    captureRequest: matcher(requestNames),
+    captureResponse: matcher(responseNames),
     isSanitized: (name) => sanitized.has(name),
     maxValueLength: opts.maxValueLength,
-    anyResponse: responseNames.length > 0,
+    anyResponse: responseNames === 'all' || responseNames.length > 0,
+    requestNames,
+    responseNames,
   };
 }
 

@@ -17,6 +17,7 @@ import type {
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
 import { later } from '../correlate/records.js';
 import { COMMON_KEYS } from '../events/types.js';
+import type { UsedHeaderNames } from '../events/types.js';
 import type { FinishedSpan, SpanFactory } from './finished-span.js';
 import type { QuicRecord, TlsFacts, TransportEvent } from '../correlate/quic.js';
 import { isErrorClose, transportErrorName } from '../correlate/quic.js';
@@ -138,11 +139,13 @@ export class SpanMapper implements RecordSink {
     private readonly _opts: SpanMapperOptions,
   ) {}
 
-  /** Whether a header of this name can change a span (read, or captured by the policy). */
-  usesHeader(name: string, request: boolean): boolean {
+  /** The header names that can change a span: read by the mapping, or captured by the policy. */
+  usedHeaderNames(): UsedHeaderNames {
     const policy = this._opts.headers;
-    if (request) return MAPPED_REQUEST_HEADERS.has(name) || policy.captureRequest(name);
-    return name === 'content-length' || policy.captureResponse(name);
+    return {
+      request: policy.requestNames === 'all' ? 'all' : [...MAPPED_REQUEST_HEADERS, ...policy.requestNames],
+      response: policy.responseNames === 'all' ? 'all' : ['content-length', ...policy.responseNames],
+    };
   }
 
   requestCompleted(req: RequestRecord): void {

@@ -12,8 +12,9 @@ export const CONFIG = {
   pidnsIno: 16,
   ringbufFlags: 24,
   countOnly: 32,
-  probes: 40,
-  size: 40 + 32 * MAX_PROBES,
+  headerFilter: 40,
+  probes: 48,
+  size: 48 + 32 * MAX_PROBES,
 } as const;
 
 export const PROBE_DESC = {
@@ -36,13 +37,25 @@ export const COUNTERS = {
   readFailures: 16,
   truncated: 24,
   sampledOut: 32,
+  skippedHeaders: 40,
   hits: 64,
   size: 64 + 8 * MAX_PROBES,
 } as const;
 
 /** enum h2o_usdt_id_kind, enum h2o_usdt_role, enum h2o_usdt_str_kind. */
 export const ID_KIND = { none: 0, conn: 1, sock: 2, quic: 3 } as const;
-export const ROLE = { none: 0, h1_accept: 1, h3_accept: 2, conn_end: 3, quic_end: 4 } as const;
+export const ROLE = {
+  none: 0,
+  h1_accept: 1,
+  h3_accept: 2,
+  conn_end: 3,
+  quic_end: 4,
+  request_header: 5,
+  response_header: 6,
+} as const;
+/** H2O_USDT_FILTER_*; the key size of the `header_names` map. */
+export const HEADER_FILTER = { request: 1, response: 2 } as const;
+export const HEADER_KEY_BYTES = 32;
 export const STR_KIND = { str: 1, cstr: 2, sockaddr: 3 } as const;
 const BPF_RB_NO_WAKEUP = 1n;
 /** Header names are short; 256 bytes covers any real one. C strings are uuids, hex CIDs, addresses, errors. */
@@ -60,6 +73,8 @@ export interface ConfigValues {
   readonly probes: readonly UsdtProbe[];
   /** Count probe hits and send nothing (the benchmark's bare-uprobe baseline). */
   readonly countOnly: boolean;
+  /** Directions whose header records are sent only for the names in the `header_names` map. */
+  readonly headerFilter: { readonly request: boolean; readonly response: boolean };
 }
 
 /** Fill `mem` (the .rodata initial value, CONFIG.size bytes) with the configuration. */
@@ -72,6 +87,10 @@ export function writeConfig(mem: Buffer, v: ConfigValues): void {
   mem.writeBigUInt64LE(v.pidns?.ino ?? 0n, CONFIG.pidnsIno);
   mem.writeBigUInt64LE(BPF_RB_NO_WAKEUP, CONFIG.ringbufFlags);
   mem.writeBigUInt64LE(v.countOnly ? 1n : 0n, CONFIG.countOnly);
+  const filter =
+    (v.headerFilter.request ? HEADER_FILTER.request : 0) |
+    (v.headerFilter.response ? HEADER_FILTER.response : 0);
+  mem.writeBigUInt64LE(BigInt(filter), CONFIG.headerFilter);
   const valueCap = Math.max(1, Math.min(v.valueCap, MAX_STRING));
   for (const p of v.probes) {
     const d = CONFIG.probes + p.id * PROBE_DESC.size;
@@ -108,6 +127,8 @@ export interface BpfCounters {
   readFailures: number;
   truncated: number;
   sampledOut: number;
+  /** Header hits of names no span uses, dropped in BPF. */
+  skippedHeaders: number;
   hits: number;
 }
 
@@ -121,6 +142,7 @@ export function readCounters(mem: Buffer): BpfCounters {
     readFailures: u64(COUNTERS.readFailures),
     truncated: u64(COUNTERS.truncated),
     sampledOut: u64(COUNTERS.sampledOut),
+    skippedHeaders: u64(COUNTERS.skippedHeaders),
     hits,
   };
 }

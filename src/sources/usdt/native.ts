@@ -20,6 +20,8 @@ export interface Native {
     mapFd(map: Pointer): number;
     /** Pointer to the map's mmapped data (global-data maps), and its size. */
     mapInitialValue(map: Pointer): { ptr: Pointer | null; size: number };
+    /** Insert or replace one element of a loaded map: 0, or a negative errno. */
+    mapUpdate(map: Pointer, key: Buffer, value: Buffer): number;
     attachUsdt(
       prog: Pointer,
       pid: number,
@@ -73,6 +75,9 @@ export function loadNative(): Native {
   const setMax = lib.func('int bpf_map__set_max_entries(void *map, uint32_t n)');
   const mapFd = lib.func('int bpf_map__fd(void *map)');
   const initialValue = lib.func('void *bpf_map__initial_value(void *map, _Out_ size_t *psize)');
+  const mapUpdate = lib.func(
+    'int bpf_map__update_elem(void *map, const uint8_t *key, size_t key_sz, const uint8_t *value, size_t value_sz, uint64_t flags)',
+  );
   const attachUsdt = lib.func(
     'void *bpf_program__attach_usdt(void *prog, int pid, const char *path, const char *provider, const char *name, const bpf_usdt_opts *opts)',
   );
@@ -120,6 +125,7 @@ export function loadNative(): Native {
         const ptr = initialValue(map, size) as Pointer | null;
         return { ptr, size: Number(size[0]) };
       },
+      mapUpdate: (map, key, value) => mapUpdate(map, key, key.length, value, value.length, 0) as number,
       attachUsdt: (prog, pid, path, provider, name, cookie) =>
         attachUsdt(prog, pid, path, provider, name, { sz: 16, usdt_cookie: cookie }) as Pointer | null,
       linkDestroy: (link) => void linkDestroy(link),

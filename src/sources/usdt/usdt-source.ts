@@ -11,11 +11,18 @@ import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { clockOffset, RECORD, UsdtRecordDecoder, newUsdtDecodeStats } from '../../events/decode-usdt.js';
 import type { UsdtDecodeStats } from '../../events/decode-usdt.js';
-import type { ProbeEvent } from '../../events/types.js';
+import type { ProbeEvent, UsedHeaderNames } from '../../events/types.js';
 import type { EventSink } from '../../pipeline.js';
 import { usdtProbe } from '../../events/usdt-probes.js';
 import type { UsdtProbe } from '../../events/usdt-probes.js';
-import { COUNTERS, CONFIG, readCounters, writeConfig } from './bpf-config.js';
+import {
+  COUNTERS,
+  CONFIG,
+  HEADER_FILTER,
+  HEADER_KEY_BYTES,
+  readCounters,
+  writeConfig,
+} from './bpf-config.js';
 import type { BpfCounters } from './bpf-config.js';
 import { ElfError, hasIndexedArgument, readUsdtNotes } from './elf-notes.js';
 import type { UsdtNote } from './elf-notes.js';
@@ -43,6 +50,8 @@ export interface UsdtSourceOptions {
   readonly objectPath: string;
   /** Count probe hits in BPF and send nothing (benchmark baseline). */
   readonly countOnly?: boolean;
+  /** Header names some span uses: records of other names are counted in BPF and not sent. Undefined: all sent. */
+  readonly usedHeaderNames?: UsedHeaderNames;
 }
 
 export interface UsdtSourceListener {
@@ -117,6 +126,7 @@ export class UsdtSource {
   private _finish: ((end: UsdtEnd) => void) | undefined;
   private _done = false;
   private _lastSession: Session | undefined;
+  private _skippedHeadersDelivered = 0;
   private _binaryId: string | undefined;
   private _selected: readonly Selected[] = [];
   private _lastBinaryCheck = 0;
@@ -168,7 +178,7 @@ export class UsdtSource {
   stats(): UsdtStats {
     const c: BpfCounters =
       this._counters === undefined
-        ? { emitted: 0, lost: 0, readFailures: 0, truncated: 0, sampledOut: 0, hits: 0 }
+        ? { emitted: 0, lost: 0, readFailures: 0, truncated: 0, sampledOut: 0, skippedHeaders: 0, hits: 0 }
         : readCounters(this._counters);
     return {
       ...c,
@@ -315,6 +325,10 @@ export class UsdtSource {
       valueCap: this._opts.maxValueBytes,
       probes,
       countOnly: this._opts.countOnly === true,
+      headerFilter: {
+        request: Array.isArray(this._opts.usedHeaderNames?.request),
+        response: Array.isArray(this._opts.usedHeaderNames?.response),
+      },
     });
     const rc = bpf.objectLoad(obj);
     if (rc < 0) {
@@ -343,6 +357,35 @@ export class UsdtSource {
       );
     }
     this._ring = new RingReader(this._native, bpf.mapFd(events), this._opts.ringBytes);
+    this._fillHeaderNames(obj);
+  }
+
+  /** The used header names into BPF's `header_names` map, with the directions each is used in. */
+  private _fillHeaderNames(obj: Pointer): void {
+    const used = this._opts.usedHeaderNames;
+    if (used === undefined) return;
+    const map = this._native.bpf.findMap(obj, 'header_names');
+    const bits = new Map<string, number>();
+    const add = (names: readonly string[] | 'all', bit: number): void => {
+      if (names === 'all') return;
+      for (const n of names) bits.set(n, (bits.get(n) ?? 0) | bit);
+    };
+    add(used.request, HEADER_FILTER.request);
+    add(used.response, HEADER_FILTER.response);
+    for (const [name, bit] of bits) {
+      // Longer names never reach the map's lookup: BPF sends them on and user space decides.
+      if (Buffer.byteLength(name) > HEADER_KEY_BYTES) continue;
+      const key = Buffer.alloc(HEADER_KEY_BYTES);
+      key.write(name);
+      const rc = map === null ? -1 : this._native.bpf.mapUpdate(map, key, Buffer.of(bit));
+      if (rc !== 0) {
+        this._cleanup();
+        throw new UsdtError(
+          `cannot fill the BPF header-name filter (${map === null ? 'no header_names map' : `errno ${-rc}`}): ` +
+            `${this._libbpfSays()}; rebuild the BPF object with \`npm run build:bpf\``,
+        );
+      }
+    }
   }
 
   private _attachAll(selected: readonly Selected[], binary: string): void {
@@ -424,8 +467,21 @@ export class UsdtSource {
         s.batch.length = 0;
       }
       total += n;
-      if (n < RECORDS_PER_BATCH || total >= maxRecords) return total;
+      if (n < RECORDS_PER_BATCH || total >= maxRecords) break;
     }
+    this._deliverSkippedHeaders();
+    return total;
+  }
+
+  /** Header hits BPF dropped (names no span uses) count as events, as the ones dropped after decoding do. */
+  private _deliverSkippedHeaders(): void {
+    if (this._counters === undefined) return;
+    const s = this._lastSession ?? this._sessions.values().next().value;
+    if (s === undefined) return;
+    const now = Number(this._counters.readBigUInt64LE(COUNTERS.skippedHeaders));
+    if (now === this._skippedHeadersDelivered) return;
+    s.sink.pushEvents([], now - this._skippedHeadersDelivered);
+    this._skippedHeadersDelivered = now;
   }
 
   private readonly _poll = (): void => {
