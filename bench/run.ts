@@ -213,6 +213,13 @@ if (run('usdt')) {
     `of a core at the fixture's rate (target ≤ 0.2); ${u.tracer_us_per_event} µs/event; ` +
       `median of ${u.tracer_cpu_runs.join(', ')}`,
   );
+  row(
+    'usdt',
+    'µs per browser request',
+    u.browser_us_per_request_attached,
+    `24 probe hits, Chrome's headers; ${u.browser_us_per_request_detached} without the tracer; ` +
+      `tracer CPU ${u.browser_tracer_cpu}`,
+  );
   if (u.tracer_cpu_sampled_10pct !== null) {
     row(
       'usdt',

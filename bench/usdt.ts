@@ -28,13 +28,24 @@ export interface UsdtResult {
   tracer_cpu: number;
   tracer_cpu_runs: number[];
   tracer_us_per_event: number;
+  /** Requests with Chrome's header set (24 probe hits each): µs per request without and with the tracer. */
+  browser_us_per_request_detached: number;
+  browser_us_per_request_attached: number;
+  browser_tracer_cpu: number;
   /** `--sample-ratio 0.1` (full mode only): tracer CPU and cost per hit when one connection in ten is traced. */
   tracer_cpu_sampled_10pct: number | null;
   ns_per_hit_sampled_10pct: number | null;
 }
 
-async function fire(fx: UsdtFixture, requests: number): Promise<{ hits: number; ns: number }> {
-  const body = (await get(fx.port, `/fire/requests/${requests}`)).body;
+/** `browser`: requests with Chrome's header set (26 probe sites each; 15 headers, most of which no span uses). */
+type Route = 'requests' | 'browser';
+
+async function fire(
+  fx: UsdtFixture,
+  requests: number,
+  route: Route = 'requests',
+): Promise<{ hits: number; ns: number }> {
+  const body = (await get(fx.port, `/fire/${route}/${requests}`)).body;
   const m = /fired=(\d+) ns=(\d+)/.exec(body);
   if (m === null) throw new Error(`fixture answered ${body}`);
   return { hits: Number(m[1]), ns: Number(m[2]) };
@@ -78,9 +89,10 @@ async function measuredRun(
   fx: UsdtFixture,
   cli: RunningCli,
   requests: number,
+  route: Route = 'requests',
 ): Promise<{ run: { hits: number; ns: number }; cpu: number }> {
   const cpu0 = cpuSeconds(cli.child.pid!);
-  const run = await fire(fx, requests);
+  const run = await fire(fx, requests, route);
   await new Promise((r) => setTimeout(r, 700)); // let it drain
   return { run, cpu: cpuSeconds(cli.child.pid!) - cpu0 };
 }
@@ -95,6 +107,7 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
   try {
     await fire(fx, 1000); // warm up the fixture
     const detached = await fire(fx, requests);
+    const browserDetached = await fire(fx, Math.ceil(requests / 4), 'browser');
 
     // Probe hits are what the tracer counted: sites of probes it does not attach (response headers) do not trap.
     const bare = await attached(['--pid', String(fx.pid), '--usdt-count-only']);
@@ -117,6 +130,9 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
     const cpuOf = (m: (typeof runs)[number]): number => m.cpu / (m.run.ns / 1e9);
     runs.sort((a, b) => cpuOf(a) - cpuOf(b));
     const full = runs[1]!;
+    // Browser-like requests: what one costs H2O with the tracer attached (most of its headers end in BPF).
+    const browserRequests = Math.ceil(requests / 4);
+    const browser = await measuredRun(fx, cli, browserRequests, 'browser');
     // The ring holds a whole run, so nothing is lost while the tracer is stopped: the BPF program alone.
     process.kill(cli.child.pid!, 'SIGSTOP');
     const bpfRun = await fire(fx, requests);
@@ -160,6 +176,9 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
       tracer_cpu: round(cpuOf(full)),
       tracer_cpu_runs: runs.map((m) => round(cpuOf(m))),
       tracer_us_per_event: round((full.cpu * 1e6) / bareHits),
+      browser_us_per_request_detached: round(browserDetached.ns / Math.ceil(requests / 4) / 1000),
+      browser_us_per_request_attached: round(browser.run.ns / browserRequests / 1000),
+      browser_tracer_cpu: round(browser.cpu / (browser.run.ns / 1e9)),
       tracer_cpu_sampled_10pct: sampled === undefined ? null : round(sampled.cpu),
       ns_per_hit_sampled_10pct: sampled === undefined ? null : round(sampled.nsPerHit),
     };
