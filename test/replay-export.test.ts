@@ -314,6 +314,23 @@ test('OTEL_TRACES_SAMPLER=always_off exports nothing; an unknown sampler is a cl
   }
 });
 
+test("h2o-otel's own probe request (socket source, real H2O) yields no span, not even its connection's", async () => {
+  const receiver = await startOtlpReceiver();
+  try {
+    const res = await runCli(
+      ['--replay', fixture('real-own-probe.jsonl'), '--endpoint', receiver.httpUrl],
+      {},
+    );
+    assert.equal(res.code, 0, res.stderr);
+    const spans = await receiver.waitForSpans(2);
+    // Conn 2 is the probe (GET /.well-known/h2o-otel-probe over the h2olog socket); conn 3 is curl's request.
+    assert.deepEqual(spans.map((s) => s.attributes['h2o.conn_id']).sort(), [3, 3]);
+    assert.match(res.stderr, /request spans 1, connection spans 1,/);
+  } finally {
+    await receiver.close();
+  }
+});
+
 test('--record writes the decoded events; replaying the recording gives the same spans', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'h2o-otel-record-'));
   const recording = join(dir, 'rec.jsonl');

@@ -132,6 +132,8 @@ export class SpanMapper implements RecordSink {
   };
   /** Connection spans started (for a link) and not yet ended. */
   private readonly _connSpans = new Map<ConnectionRecord, FinishedSpan>();
+  /** Connections that carried h2o-otel's own probe request (socket source): no span of theirs is exported. */
+  private readonly _probeConns = new WeakSet<ConnectionRecord>();
   private readonly _propagator = new W3CTraceContextPropagator();
 
   constructor(
@@ -149,7 +151,10 @@ export class SpanMapper implements RecordSink {
   }
 
   requestCompleted(req: RequestRecord): void {
-    if (isProbe(req)) return;
+    if (isProbe(req)) {
+      this._probeConns.add(req.conn);
+      return;
+    }
     const connSpan = this._connectionSpan(req.conn);
     const attributes = this._requestAttributes(req);
     const method = attributes['http.request.method'];
@@ -229,6 +234,8 @@ export class SpanMapper implements RecordSink {
   }
 
   connectionClosed(conn: ConnectionRecord): void {
+    // The probe's connection (one HTTP/1.0 request) is h2o-otel's, not traffic.
+    if (this._probeConns.has(conn) && !this._connSpans.has(conn)) return;
     const span = this._connectionSpan(conn);
     this._connSpans.delete(conn);
     const a = span.attributes;
