@@ -386,7 +386,7 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
       ['--capture-request-headers', `x-wanted,${LONG_WANTED}`],
       {},
       (fx) => browserRequest(fx, traceId),
-      (res, receiver) => {
+      async (res, receiver) => {
         const req = request(receiver.spans, '/browser');
         assert.equal(req.attributes['http.request.method'], 'GET');
         assert.equal(req.attributes['user_agent.original'], 'browser/1');
@@ -404,6 +404,10 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
         // Counted as events all the same: every hit is an event, delivered or skipped.
         assert.equal(count('events'), count('ring records') + count('headers skipped in BPF'));
         assert.equal(count('probe hits'), count('events'));
+        await receiver.waitForMetric(
+          'h2o_otel.usdt.headers_skipped',
+          (p) => p.value === count('headers skipped in BPF'),
+        );
       },
     );
   });

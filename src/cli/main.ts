@@ -169,6 +169,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
                   readFailures: u.readFailures,
                   truncated: u.truncated,
                   sampledOut: u.sampledOut,
+                  skippedHeaders: u.skippedHeaders,
                 }),
           };
         });

@@ -68,6 +68,11 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
     unit: '{hit}',
     description: 'probe hits of connections left out by --sample-ratio',
   },
+  skippedHeaders: {
+    name: 'h2o_otel.usdt.headers_skipped',
+    unit: '{hit}',
+    description: 'header probe hits of names no span uses, counted and dropped in BPF',
+  },
 };
 
 export interface SelfMetricsOptions extends OtlpOptions {
