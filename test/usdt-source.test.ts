@@ -207,6 +207,10 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
       h3.events.map((e) => e.name),
       ['response_start', 'quic.stream_open', 'quic.packet_lost', 'quic.pto', 'quic.stream_destroy'],
     );
+    // The stream opens (quicly) before H2O's receive_request: the span starts there, not after its own event.
+    const open = h3.events.find((e) => e.name === 'quic.stream_open')!;
+    assert.equal(h3.startTimeUnixNano, open.timeUnixNano);
+    for (const e of h3.events) assert.ok(e.timeUnixNano >= h3.startTimeUnixNano, e.name);
     assert.equal(h3.attributes['h2o.quic.packets_lost'], 1);
     assert.equal(h3.attributes['h2o.quic.ptos'], 1);
   });

@@ -12,6 +12,10 @@ export function later(a: Stamp, b: Stamp): Stamp {
   return a.timeMs > b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs >= b.timeSubNs) ? a : b;
 }
 
+export function earlier(a: Stamp, b: Stamp): Stamp {
+  return a.timeMs < b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs <= b.timeSubNs) ? a : b;
+}
+
 export type Protocol = 'http/1' | 'http/2' | 'http/3';
 
 /** Why a record was exported without its normal start or end. */

@@ -15,7 +15,7 @@ import type {
   TunnelRecord,
 } from '../correlate/records.js';
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
-import { later } from '../correlate/records.js';
+import { earlier, later } from '../correlate/records.js';
 import { COMMON_KEYS } from '../events/types.js';
 import type { UsedHeaderNames } from '../events/types.js';
 import type { FinishedSpan, SpanFactory } from './finished-span.js';
@@ -160,11 +160,14 @@ export class SpanMapper implements RecordSink {
     const method = attributes['http.request.method'];
     const name = typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
     const links: Link[] = [{ context: connSpan.spanContext() }];
+    // An HTTP/3 request begins when its stream opens, which quicly reports before H2O's receive_request.
+    let start = req.start;
+    for (const e of req.transportEvents) start = earlier(start, e.at);
     const span = this._spans.start(
       this._parentContext(req),
       name,
       SpanKind.SERVER,
-      toHrTime(req.start),
+      toHrTime(start),
       attributes,
       links,
     );
@@ -188,7 +191,7 @@ export class SpanMapper implements RecordSink {
       span.status = { code: SpanStatusCode.ERROR, message: 'no response was sent' };
     }
     if (req.tunnel !== undefined) this._tunnelSpans(span, req, req.tunnel);
-    this._spans.end(span, toHrTime(later(req.end ?? req.start, req.start)));
+    this._spans.end(span, toHrTime(later(req.end ?? start, start)));
     this.stats.requestSpans++;
   }
 
