@@ -10,12 +10,11 @@ import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/bat
 import { createOtlpExporter } from '../src/export/otlp.js';
 import { runPipeline } from './pipeline.js';
 
-/** What the receiver saw: spans (SERVER ones apart), export requests, and requests it could not decode. */
+/** What the receiver saw: spans (SERVER ones apart) and export requests. */
 export interface ReceiverCounts {
   spans: number;
   serverSpans: number;
   requests: number;
-  malformed: number;
 }
 
 export interface CountReceiver {

@@ -107,7 +107,8 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
   try {
     await fire(fx, 1000); // warm up the fixture
     const detached = await fire(fx, requests);
-    const browserDetached = await fire(fx, Math.ceil(requests / 4), 'browser');
+    const browserRequests = Math.ceil(requests / 4);
+    const browserDetached = await fire(fx, browserRequests, 'browser');
 
     // Probe hits are what the tracer counted: sites of probes it does not attach (response headers) do not trap.
     const bare = await attached(['--pid', String(fx.pid), '--usdt-count-only']);
@@ -131,7 +132,6 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
     runs.sort((a, b) => cpuOf(a) - cpuOf(b));
     const full = runs[1]!;
     // Browser-like requests: what one costs H2O with the tracer attached (most of its headers end in BPF).
-    const browserRequests = Math.ceil(requests / 4);
     const browser = await measuredRun(fx, cli, browserRequests, 'browser');
     // The ring holds a whole run, so nothing is lost while the tracer is stopped: the BPF program alone.
     process.kill(cli.child.pid!, 'SIGSTOP');
@@ -176,7 +176,7 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
       tracer_cpu: round(cpuOf(full)),
       tracer_cpu_runs: runs.map((m) => round(cpuOf(m))),
       tracer_us_per_event: round((full.cpu * 1e6) / bareHits),
-      browser_us_per_request_detached: round(browserDetached.ns / Math.ceil(requests / 4) / 1000),
+      browser_us_per_request_detached: round(browserDetached.ns / browserRequests / 1000),
       browser_us_per_request_attached: round(browser.run.ns / browserRequests / 1000),
       browser_tracer_cpu: round(browser.cpu / (browser.run.ns / 1e9)),
       tracer_cpu_sampled_10pct: sampled === undefined ? null : round(sampled.cpu),
