@@ -8,7 +8,7 @@ import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { defaultResource } from '@opentelemetry/resources';
 import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
+import { CORRELATOR_FIELD_USES, DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
 import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
 import { headerPolicy } from '../src/otel/header-policy.js';
 import { SpanFactory } from '../src/otel/finished-span.js';
@@ -98,7 +98,12 @@ function benchMapper(processor: CountingBatchProcessor, recordsOnly = false): Sp
 export function decodeSeconds(bytes: Buffer): number {
   const mapper = benchMapper(new CountingBatchProcessor(new DiscardExporter(), DEFAULT_BATCH_OPTIONS));
   const decoder = new JsonLineDecoder(
-    { maxLineBytes: 16 << 20, usesHeader: headerUse(mapper) },
+    {
+      maxLineBytes: 16 << 20,
+      usesHeader: headerUse(mapper),
+      fieldUses: CORRELATOR_FIELD_USES,
+      fieldSubsets: mapper.usedFields(),
+    },
     newDecodeStats(),
   );
   const out: ProbeEvent[] = [];

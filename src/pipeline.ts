@@ -2,12 +2,24 @@
  * Wires the stages: bytes from a source → decode → (record) → correlate → map → the span processor.
  * One `Session` per source session (one socket connection, one replay): H2O conn ids are only unique within it.
  */
-import { CORRELATOR_REQUEST_HEADERS, Correlator, newCorrelatorStats } from './correlate/correlator.js';
+import {
+  CORRELATOR_FIELD_USES,
+  CORRELATOR_REQUEST_HEADERS,
+  Correlator,
+  newCorrelatorStats,
+} from './correlate/correlator.js';
 import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.js';
 import { JsonLineDecoder } from './events/decode-json.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
-import type { DecodeStats, HeaderUse, ProbeEvent, UsedHeaderNames } from './events/types.js';
+import type {
+  DecodeStats,
+  FieldSubset,
+  FieldUse,
+  HeaderUse,
+  ProbeEvent,
+  UsedHeaderNames,
+} from './events/types.js';
 import type { QlogDirectory, QlogSession } from './export/qlog.js';
 import type { SpanMapper } from './otel/span-mapper.js';
 
@@ -68,6 +80,12 @@ export class Pipeline {
   private readonly _usesHeader: HeaderUse | undefined;
   /** The same as lists, for a source that filters before decoding (BPF); undefined with `--record`. */
   readonly usedHeaderNames: UsedHeaderNames | undefined;
+  /**
+   * Nor are the QUIC and TLS lines no span uses, and of `conn_stats` only what spans show is read, unless
+   * `--record` or `--qlog-dir` keeps every event whole.
+   */
+  private readonly _fieldUses: readonly FieldUse[] | undefined;
+  private readonly _fieldSubsets: readonly FieldSubset[] | undefined;
 
   constructor(
     private readonly _opts: PipelineOptions,
@@ -76,6 +94,9 @@ export class Pipeline {
   ) {
     this._usesHeader = _recorder === undefined ? headerUse(_mapper) : undefined;
     this.usedHeaderNames = _recorder === undefined ? usedHeaderNames(_mapper) : undefined;
+    const whole = _recorder !== undefined || _opts.qlog !== undefined;
+    this._fieldUses = whole ? undefined : CORRELATOR_FIELD_USES;
+    this._fieldSubsets = whole ? undefined : _mapper.usedFields();
   }
 
   /** Start a new id space; the previous session (if any) is flushed first. */
@@ -84,7 +105,12 @@ export class Pipeline {
     this.sessions++;
     const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
     const decoder = new JsonLineDecoder(
-      { maxLineBytes: this._opts.maxLineBytes, usesHeader: this._usesHeader },
+      {
+        maxLineBytes: this._opts.maxLineBytes,
+        usesHeader: this._usesHeader,
+        fieldUses: this._fieldUses,
+        fieldSubsets: this._fieldSubsets,
+      },
       this.decodeStats,
     );
     this._current = new Session(

@@ -103,6 +103,7 @@ export class StatusReporter {
       `lines ${d.lines}`,
       `events ${d.events}`,
       `unused headers ${d.unusedHeaders}`,
+      `other unused events ${d.unusedEvents}`,
       `malformed ${d.malformed}`,
       `too long ${d.tooLong}`,
       `not events ${d.notEvents}`,

@@ -6,7 +6,7 @@
  * a replay gives the same records as the live stream it was recorded from.
  */
 import { numberOf } from '../events/types.js';
-import type { FieldValue, ProbeEvent } from '../events/types.js';
+import type { FieldUse, FieldValue, ProbeEvent } from '../events/types.js';
 import type {
   ConnectionRecord,
   Header,
@@ -17,7 +17,16 @@ import type {
   Stamp,
 } from './records.js';
 import { later } from './records.js';
-import { applyQuicEvent, applyTlsEvent, newQuicRecord, newTlsFacts, streamEvent } from './quic.js';
+import {
+  applyQuicEvent,
+  applyTlsEvent,
+  isRequestStream,
+  isUsedSecret,
+  newQuicRecord,
+  newTlsFacts,
+  STREAM_EVENT_TYPES,
+  streamEvent,
+} from './quic.js';
 import type { TlsFacts, TransportEvent } from './quic.js';
 import { applyConnectEvent, closeAttempts, tunnelOpen } from './tunnel.js';
 
@@ -224,6 +233,8 @@ export class Correlator {
   }
 
   private _quiclyEvent(ev: ProbeEvent): void {
+    // Not even activity: the events of streams without requests are the connection's own plumbing.
+    if (STREAM_EVENT_TYPES.has(ev.type) && !isRequestStream(ev.fields.stream_id)) return;
     const connId = numberOf(ev.fields.conn_id);
     if (connId === undefined) return void this.stats.ignoredEvents++;
     if (ev.type === 'accept' || ev.type === 'new_path') {
@@ -237,7 +248,7 @@ export class Correlator {
     if (conn === undefined) return void this.stats.ignoredEvents++;
     conn.record.last = ev;
     const stream = streamEvent(ev);
-    if (stream !== undefined) return this._streamEvent(conn, numberOf(ev.fields.stream_id), stream);
+    if (stream !== undefined) return this._streamEvent(conn, numberOf(ev.fields.stream_id)!, stream);
     const quic = (conn.record.quic ??= newQuicRecord());
     const e = applyQuicEvent(quic, ev, this._opts.maxSpanEvents);
     if (e !== undefined && (ev.type === 'packet_lost' || ev.type === 'pto')) {
@@ -255,8 +266,7 @@ export class Correlator {
   }
 
   /** `stream_on_open` comes before `receive_request`: hold stream events until their request starts. */
-  private _streamEvent(conn: ConnState, streamId: number | undefined, e: TransportEvent): void {
-    if (streamId === undefined || streamId < 0) return;
+  private _streamEvent(conn: ConnState, streamId: number, e: TransportEvent): void {
     const req = conn.requests.get(streamId);
     if (req !== undefined) {
       this._addRequestEvent(req, e);
@@ -298,6 +308,7 @@ export class Correlator {
   }
 
   private _picotlsEvent(ev: ProbeEvent): void {
+    if (ev.type === 'new_secret' && !isUsedSecret(ev.fields.label)) return;
     if (ev.fields.conn_id === undefined) return this._tcpTlsEvent(ev);
     if (ev.type === 'new') return this._quicStart(ev);
     const connId = numberOf(ev.fields.conn_id);
@@ -824,6 +835,20 @@ export class Correlator {
 function endOfHttp1(req: RequestRecord, fallback: Stamp): Stamp {
   return req.lastWrite ?? req.responseStart ?? fallback;
 }
+
+/**
+ * The points of which the correlator reads only some events, told apart by one field (see `isRequestStream`,
+ * `isUsedSecret`): a decoder may leave the others undecoded.
+ */
+export const CORRELATOR_FIELD_USES: readonly FieldUse[] = [
+  ...[...STREAM_EVENT_TYPES].map((type) => ({
+    module: 'quicly',
+    type,
+    field: 'stream_id',
+    used: isRequestStream,
+  })),
+  { module: 'picotls', type: 'new_secret', field: 'label', used: isUsedSecret },
+];
 
 /** The request headers the correlator reads (to recognise an h2c upgrade). */
 export const CORRELATOR_REQUEST_HEADERS: ReadonlySet<string> = new Set(['upgrade', 'http2-settings']);

@@ -302,7 +302,7 @@ export function applyTlsEvent(
       return undefined;
     }
     case 'new_secret':
-      if (f.label === 'CLIENT_EARLY_TRAFFIC_SECRET') t.earlyData = true;
+      if (isUsedSecret(f.label)) t.earlyData = true;
       return undefined;
     case 'ech_selection':
       t.ech = f.is_ech === true;
@@ -311,6 +311,32 @@ export function applyTlsEvent(
       return undefined;
   }
 }
+
+/** The quicly points `streamEvent` turns into events of a request. */
+export const STREAM_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'stream_on_open',
+  'stream_on_destroy',
+  'stream_on_send_stop',
+  'stream_on_receive_reset',
+  'stream_send',
+]);
+
+/**
+ * Whether a stream can carry a request: HTTP/3 requests live on client-initiated bidirectional streams (RFC 9000
+ * §2.1, RFC 9114 §6.1). The control and QPACK streams are unidirectional, and quicly numbers its crypto streams
+ * below zero: their events change no span.
+ */
+export function isRequestStream(id: FieldValue | undefined): boolean {
+  const n = numberOf(id);
+  return n !== undefined && n >= 0 && n % 4 === 0;
+}
+
+/** Of the TLS secrets installed, only early data's tells a span something (`h2o.tls.early_data`). */
+export function isUsedSecret(label: FieldValue | undefined): boolean {
+  return label === EARLY_DATA_SECRET;
+}
+
+const EARLY_DATA_SECRET = 'CLIENT_EARLY_TRAFFIC_SECRET';
 
 /** Stream-level quicly events become events of the request on that stream. */
 export function streamEvent(ev: ProbeEvent): TransportEvent | undefined {

@@ -34,6 +34,24 @@ export function numberOf(v: FieldValue | undefined): number | undefined {
 /** Whether a header of this name (request or response) can change a span: decoders skip the others. */
 export type HeaderUse = (name: string, request: boolean) => boolean;
 
+/**
+ * A point of which only some events can change a span, told apart by one field's value (a string, or an integer
+ * as a number): a decoder reads that field from the raw line and leaves the other events undecoded.
+ */
+export interface FieldUse {
+  readonly module: string;
+  readonly type: string;
+  readonly field: string;
+  readonly used: (value: FieldValue) => boolean;
+}
+
+/** A point of which spans read only some fields (besides `conn_id`): a decoder may read just those. */
+export interface FieldSubset {
+  readonly module: string;
+  readonly type: string;
+  readonly fields: readonly string[];
+}
+
 /** The header names some span uses, per direction, as a list for BPF's filter; `all`: every name (`*` capture). */
 export interface UsedHeaderNames {
   readonly request: readonly string[] | 'all';
@@ -65,6 +83,8 @@ export interface DecodeStats {
   reportedLost: number;
   /** Header events of names no span uses: counted in `events`, not parsed. */
   unusedHeaders: number;
+  /** Other events no span uses (see `FieldUse`): counted in `events`, not parsed. */
+  unusedEvents: number;
 }
 
 export function newDecodeStats(): DecodeStats {
@@ -77,5 +97,6 @@ export function newDecodeStats(): DecodeStats {
     nonUtf8Lines: 0,
     reportedLost: 0,
     unusedHeaders: 0,
+    unusedEvents: 0,
   };
 }

@@ -17,7 +17,7 @@ import type {
 import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
 import { earlier, later } from '../correlate/records.js';
 import { COMMON_KEYS } from '../events/types.js';
-import type { UsedHeaderNames } from '../events/types.js';
+import type { FieldSubset, UsedHeaderNames } from '../events/types.js';
 import type { FinishedSpan, SpanFactory } from './finished-span.js';
 import type { QuicRecord, TlsFacts, TransportEvent } from '../correlate/quic.js';
 import { isErrorClose, transportErrorName } from '../correlate/quic.js';
@@ -148,6 +148,11 @@ export class SpanMapper implements RecordSink {
       request: policy.requestNames === 'all' ? 'all' : [...MAPPED_REQUEST_HEADERS, ...policy.requestNames],
       response: policy.responseNames === 'all' ? 'all' : ['content-length', ...policy.responseNames],
     };
+  }
+
+  /** Points of which spans read only some fields, for decoders that can read just those. */
+  usedFields(): readonly FieldSubset[] {
+    return [{ module: 'quicly', type: 'conn_stats', fields: QUIC_STATS.map(([key]) => key) }];
   }
 
   requestCompleted(req: RequestRecord): void {
