@@ -41,6 +41,7 @@ process.stdout.write(
     serializeSeconds: run!.serializeSeconds,
     dropped: run!.dropped,
     unusedHeaders: run!.unusedHeaders,
+    unusedEvents: run!.unusedEvents,
     ladderSeconds: { decode: best.decode, correlate: best.correlate, map: best.map },
     maxRssMb,
     inputMb: input.length / 1048576,

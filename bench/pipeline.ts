@@ -67,6 +67,8 @@ export interface PipelineRun {
   dropped: number;
   /** Header lines no span uses: counted, not parsed. */
   unusedHeaders: number;
+  /** Other lines no span uses (QUIC streams without a request, TLS secrets): counted, not parsed. */
+  unusedEvents: number;
 }
 
 /** Correlates and drops the records: the pipeline up to the correlator, for the stage ladder. */
@@ -151,5 +153,6 @@ export async function runPipeline(
     serializeSeconds: exporter instanceof SerializingExporter ? Number(exporter.serializeNs) / 1e9 : 0,
     dropped: processor.stats.dropped + processor.stats.failed,
     unusedHeaders: pipeline.decodeStats.unusedHeaders,
+    unusedEvents: pipeline.decodeStats.unusedEvents,
   };
 }
