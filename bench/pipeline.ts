@@ -8,13 +8,13 @@ import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { defaultResource } from '@opentelemetry/resources';
 import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { CORRELATOR_FIELD_USES, DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
+import { DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
 import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
 import { headerPolicy } from '../src/otel/header-policy.js';
 import { SpanFactory } from '../src/otel/finished-span.js';
 import { SpanMapper } from '../src/otel/span-mapper.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../src/otel/url.js';
-import { headerUse, Pipeline } from '../src/pipeline.js';
+import { Pipeline } from '../src/pipeline.js';
 import { JsonLineDecoder } from '../src/events/decode-json.js';
 import { newDecodeStats } from '../src/events/types.js';
 import type { ProbeEvent } from '../src/events/types.js';
@@ -99,15 +99,12 @@ function benchMapper(processor: CountingBatchProcessor, recordsOnly = false): Sp
 /** Decode only (lines → events, as the pipeline decodes them), the first rung of the stage ladder: seconds. */
 export function decodeSeconds(bytes: Buffer): number {
   const mapper = benchMapper(new CountingBatchProcessor(new DiscardExporter(), DEFAULT_BATCH_OPTIONS));
-  const decoder = new JsonLineDecoder(
-    {
-      maxLineBytes: 16 << 20,
-      usesHeader: headerUse(mapper),
-      fieldUses: CORRELATOR_FIELD_USES,
-      fieldSubsets: mapper.usedFields(),
-    },
-    newDecodeStats(),
+  const pipeline = new Pipeline(
+    { correlator: DEFAULT_CORRELATOR_OPTIONS, maxLineBytes: 16 << 20, qlog: undefined },
+    mapper,
+    undefined,
   );
+  const decoder = new JsonLineDecoder(pipeline.decoderOptions, newDecodeStats());
   const out: ProbeEvent[] = [];
   const t0 = process.hrtime.bigint();
   for (let off = 0; off < bytes.length; off += CHUNK) {

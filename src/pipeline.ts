@@ -10,16 +10,10 @@ import {
 } from './correlate/correlator.js';
 import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.js';
 import { JsonLineDecoder } from './events/decode-json.js';
+import type { JsonDecoderOptions } from './events/decode-json.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
-import type {
-  DecodeStats,
-  FieldSubset,
-  FieldUse,
-  HeaderUse,
-  ProbeEvent,
-  UsedHeaderNames,
-} from './events/types.js';
+import type { DecodeStats, HeaderUse, ProbeEvent, UsedHeaderNames } from './events/types.js';
 import type { QlogDirectory, QlogSession } from './export/qlog.js';
 import type { SpanMapper } from './otel/span-mapper.js';
 
@@ -58,7 +52,7 @@ export function usedHeaderNames(mapper: SpanMapper): UsedHeaderNames {
 }
 
 /** The same as a predicate, for the decoders. */
-export function headerUse(mapper: SpanMapper): HeaderUse {
+function headerUse(mapper: SpanMapper): HeaderUse {
   const used = usedHeaderNames(mapper);
   const request = used.request === 'all' ? undefined : new Set(used.request);
   const response = used.response === 'all' ? undefined : new Set(used.response);
@@ -81,11 +75,10 @@ export class Pipeline {
   /** The same as lists, for a source that filters before decoding (BPF); undefined with `--record`. */
   readonly usedHeaderNames: UsedHeaderNames | undefined;
   /**
-   * Nor are the QUIC and TLS lines no span uses, and of `conn_stats` only what spans show is read, unless
-   * `--record` or `--qlog-dir` keeps every event whole.
+   * How each session's JSON decoder reads lines: nor are the QUIC and TLS lines no span uses parsed, and of
+   * `conn_stats` only what spans show is read, unless `--record` or `--qlog-dir` keeps every event whole.
    */
-  private readonly _fieldUses: readonly FieldUse[] | undefined;
-  private readonly _fieldSubsets: readonly FieldSubset[] | undefined;
+  readonly decoderOptions: JsonDecoderOptions;
 
   constructor(
     private readonly _opts: PipelineOptions,
@@ -95,8 +88,12 @@ export class Pipeline {
     this._usesHeader = _recorder === undefined ? headerUse(_mapper) : undefined;
     this.usedHeaderNames = _recorder === undefined ? usedHeaderNames(_mapper) : undefined;
     const whole = _recorder !== undefined || _opts.qlog !== undefined;
-    this._fieldUses = whole ? undefined : CORRELATOR_FIELD_USES;
-    this._fieldSubsets = whole ? undefined : _mapper.usedFields();
+    this.decoderOptions = {
+      maxLineBytes: _opts.maxLineBytes,
+      usesHeader: this._usesHeader,
+      fieldUses: whole ? undefined : CORRELATOR_FIELD_USES,
+      fieldSubsets: whole ? undefined : _mapper.usedFields(),
+    };
   }
 
   /** Start a new id space; the previous session (if any) is flushed first. */
@@ -104,15 +101,7 @@ export class Pipeline {
     this._current?.end();
     this.sessions++;
     const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
-    const decoder = new JsonLineDecoder(
-      {
-        maxLineBytes: this._opts.maxLineBytes,
-        usesHeader: this._usesHeader,
-        fieldUses: this._fieldUses,
-        fieldSubsets: this._fieldSubsets,
-      },
-      this.decodeStats,
-    );
+    const decoder = new JsonLineDecoder(this.decoderOptions, this.decodeStats);
     this._current = new Session(
       decoder,
       correlator,
