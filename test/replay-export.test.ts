@@ -325,7 +325,29 @@ test("h2o-otel's own probe request (socket source, real H2O) yields no span, not
     const spans = await receiver.waitForSpans(2);
     // Conn 2 is the probe (GET /.well-known/h2o-otel-probe over the h2olog socket); conn 3 is curl's request.
     assert.deepEqual(spans.map((s) => s.attributes['h2o.conn_id']).sort(), [3, 3]);
-    assert.match(res.stderr, /request spans 1, connection spans 1,/);
+    assert.match(res.stderr, /request spans 1, connection spans 1, continued traces 0, tracer requests 1,/);
+  } finally {
+    await receiver.close();
+  }
+});
+
+test("another h2olog client's handshake (real H2O) yields no span; a served request to its path does", async () => {
+  const receiver = await startOtlpReceiver();
+  try {
+    const res = await runCli([
+      '--replay',
+      fixture('real-other-h2olog-client.jsonl'),
+      '--endpoint',
+      receiver.httpUrl,
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    // Conn 2 is a second h2olog client subscribing: H2O takes its socket over, so the request ends unanswered.
+    // Conn 3 is curl's request; conn 4 asks for /.well-known/h2olog over TCP, where H2O answers 404.
+    const spans = await receiver.waitForSpans(4);
+    assert.deepEqual(spans.map((s) => s.attributes['h2o.conn_id']).sort(), [3, 3, 4, 4]);
+    const notFound = spans.find((s) => s.attributes['http.response.status_code'] === 404);
+    assert.equal(notFound?.attributes['url.path'], '/.well-known/h2olog');
+    assert.match(res.stderr, /request spans 2, connection spans 2, continued traces 0, tracer requests 1,/);
   } finally {
     await receiver.close();
   }

@@ -113,6 +113,7 @@ export class StatusReporter {
       `request spans ${s.spans.requestSpans}`,
       `connection spans ${s.spans.connectionSpans}`,
       `continued traces ${s.spans.continuedTraces}`,
+      `tracer requests ${s.spans.tracerRequests}`,
       `mid-flight ${s.correlate.midFlightRequests}`,
       `orphan events ${s.correlate.orphanEvents}`,
       `evicted conns ${s.correlate.evictedConnections}`,

@@ -165,3 +165,6 @@ export function protocolVersion(httpVersion: number): string {
 
 /** h2o-otel's own probe request (see the socket source): a path no H2O serves; its span is not exported. */
 export const PROBE_PATH = '/.well-known/h2o-otel-probe';
+
+/** Where H2O serves its h2olog stream (`H2O_LOG_URI_PATH`): an h2olog client's handshake is a request to it. */
+export const H2OLOG_PATH = '/.well-known/h2olog';

@@ -14,7 +14,7 @@ import type {
   Stamp,
   TunnelRecord,
 } from '../correlate/records.js';
-import { PROBE_PATH, protocolVersion } from '../events/catalogue.js';
+import { H2OLOG_PATH, PROBE_PATH, protocolVersion } from '../events/catalogue.js';
 import { earlier, later } from '../correlate/records.js';
 import { COMMON_KEYS } from '../events/types.js';
 import type { FieldSubset, UsedHeaderNames } from '../events/types.js';
@@ -77,6 +77,8 @@ export interface SpanMapperStats {
   tunnelSpans: number;
   continuedTraces: number;
   invalidTraceparents: number;
+  /** Requests of tracers, not exported: h2olog clients' handshakes (h2o-otel's own among them) and its probe. */
+  tracerRequests: number;
 }
 
 function toHrTime(s: Stamp): HrTime {
@@ -129,10 +131,11 @@ export class SpanMapper implements RecordSink {
     tunnelSpans: 0,
     continuedTraces: 0,
     invalidTraceparents: 0,
+    tracerRequests: 0,
   };
   /** Connection spans started (for a link) and not yet ended. */
   private readonly _connSpans = new Map<ConnectionRecord, FinishedSpan>();
-  /** Connections that carried h2o-otel's own probe request (socket source): no span of theirs is exported. */
+  /** Connections that carried a tracer's request (`isTracerRequest`): no span of theirs is exported. */
   private readonly _probeConns = new WeakSet<ConnectionRecord>();
   private readonly _propagator = new W3CTraceContextPropagator();
 
@@ -156,8 +159,9 @@ export class SpanMapper implements RecordSink {
   }
 
   requestCompleted(req: RequestRecord): void {
-    if (isProbe(req)) {
+    if (isTracerRequest(req)) {
       this._probeConns.add(req.conn);
+      this.stats.tracerRequests++;
       return;
     }
     const connSpan = this._connectionSpan(req.conn);
@@ -242,7 +246,7 @@ export class SpanMapper implements RecordSink {
   }
 
   connectionClosed(conn: ConnectionRecord): void {
-    // The probe's connection (one HTTP/1.0 request) is h2o-otel's, not traffic.
+    // A tracer's connection (one HTTP/1.0 request) is not traffic.
     if (this._probeConns.has(conn) && !this._connSpans.has(conn)) return;
     const span = this._connectionSpan(conn);
     this._connSpans.delete(conn);
@@ -491,9 +495,22 @@ function headerValue(req: RequestRecord, name: string): string | undefined {
   return undefined;
 }
 
-/** h2o-otel's own appdata probe request is not traffic of the user's. */
-function isProbe(req: RequestRecord): boolean {
-  return headerValue(req, ':path') === PROBE_PATH;
+/**
+ * Requests that are not the user's traffic: h2o-otel's own appdata probe, and an h2olog client's handshake. H2O
+ * hands the handshake's socket over to its log stream and writes the 200 itself, so the request ends with its
+ * connection and no response: as a span it would be a failed request each time a tracer (another h2o-otel, H2O's
+ * `misc/h2olog`) connects. A request to that path that did get a response (H2O without h2olog there: a 404) is
+ * traffic like any other.
+ */
+function isTracerRequest(req: RequestRecord): boolean {
+  const path = headerValue(req, ':path');
+  if (path === undefined) return false;
+  if (path === PROBE_PATH) return true;
+  return (
+    req.status === undefined &&
+    path.startsWith(H2OLOG_PATH) &&
+    (path.length === H2OLOG_PATH.length || path.charCodeAt(H2OLOG_PATH.length) === 0x3f) /* ? */
+  );
 }
 
 function addPeer(a: Attributes, remote: string): void {
