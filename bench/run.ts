@@ -185,6 +185,12 @@ if (run('otlp')) {
     o.serializer_only_spans_per_s,
     `the real OTLP serializer on the same spans (ratio ${o.ratio_to_serializer})`,
   );
+  row(
+    'otlp_grpc',
+    'serializer share',
+    o.serializer_share_of_export,
+    `of the export's wall time in the serializer it calls; on a CPU ${o.cpu_share_of_export} of it`,
+  );
 }
 if (run('usdt')) {
   const u = await usdtBench(quick ? 20_000 : 200_000, !quick);
@@ -277,6 +283,12 @@ const dir = join(repoRoot, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
 process.stdout.write(`\nwritten to bench/results/latest.json\n`);
+if (results.soak !== undefined) {
+  // Ten minutes a run: kept apart, so a later --quick run does not overwrite the last soak's figures.
+  const soakOnly = { machine: results.machine, soak: results.soak };
+  writeFileSync(join(dir, 'soak.json'), JSON.stringify(soakOnly, null, 2) + '\n');
+  process.stdout.write('and the soak to bench/results/soak.json\n');
+}
 if (run('usdt') || run('server')) {
   process.stdout.write(
     'the last tracer sessions go on detaching their probes in the background for ~10 s (the kernel, ~0.19 s a probe)\n',
