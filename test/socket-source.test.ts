@@ -1,12 +1,15 @@
 // A unix-socket server that speaks H2O's h2olog handshake and streams real capture lines, including a restart.
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { H2oStatusPoller, statusJsonUrl } from '../src/sources/h2o-status.js';
 import { fixture, runCli, startCli } from './helpers/cli.js';
 import { startOtlpReceiver } from './helpers/otlp-receiver.js';
+import { waitFor } from './helpers/wait.js';
 
 interface FakeH2o {
   path: string;
@@ -197,5 +200,120 @@ test('H2O set to `h2olog: ON` sends nothing to an application-data client: detec
     assert.match(res.stderr, /probably configured `h2olog: ON`.*Set `h2olog: appdata`/s);
   } finally {
     await h2o.close();
+  }
+});
+
+/** An HTTP server answering as H2O's status handler does at `/server-status/json`, with `h2olog.lost` set by the test. */
+async function fakeStatus(
+  body: () => string,
+): Promise<{ url: string; paths: string[]; close(): Promise<void> }> {
+  const paths: string[] = [];
+  const server = http.createServer((req, res) => {
+    paths.push(req.url ?? '');
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(body());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/server-status`,
+    paths,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('--h2o-status: events H2O dropped for h2olog clients are read from its status handler, said and counted', async () => {
+  const http1 = await readFile(fixture('http1.jsonl'));
+  const h2o = await fakeH2o([stream(http1, false)]);
+  let lost = 100;
+  const status = await fakeStatus(() => `{\n "connections.active": 3,\n "h2olog.lost": ${lost}\n}`);
+  try {
+    const cli = startCli(['--socket', h2o.path, '--status-interval', '0', '--h2o-status', status.url]);
+    await waitFor(
+      () => status.paths.length >= 1 && /subscribed/.test(cli.stderrSoFar()),
+      'a first status reading',
+      10_000,
+      () => cli.stderrSoFar(),
+    );
+    // H2O's counter is global and since its start: only what it gains while h2o-otel watches is reported.
+    lost = 130;
+    cli.child.kill('SIGTERM');
+    const res = await cli.result;
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(new Set(status.paths), new Set(['/server-status/json?show=events']));
+    assert.match(res.stderr, /H2O dropped 30 trace events so far .*Set `sndbuf: 4194304`/);
+    assert.match(res.stderr, /H2O dropped 30, H2O status reads failed 0,/);
+  } finally {
+    await status.close();
+    await h2o.close();
+  }
+});
+
+test('--h2o-status that cannot be read is said once and counted; the tracing goes on', async () => {
+  const http1 = await readFile(fixture('http1.jsonl'));
+  const h2o = await fakeH2o([stream(http1, true)]);
+  const notH2o = await fakeStatus(() => '{"status": "ok"}');
+  try {
+    const wrong = await runCli([
+      '--socket',
+      h2o.path,
+      '--no-reconnect',
+      '--status-interval',
+      '0',
+      '--h2o-status',
+      notH2o.url,
+    ]);
+    assert.equal(wrong.code, 0, wrong.stderr);
+    assert.match(
+      wrong.stderr,
+      /--h2o-status could not be read \(.*has no "h2olog\.lost".*Point it at .*`status: ON`/,
+    );
+    assert.match(wrong.stderr, /request spans 1, /);
+    assert.doesNotMatch(wrong.stderr, /H2O status reads failed 0,/);
+    await notH2o.close();
+    // Nothing listens there any more.
+    const refused = await runCli([
+      '--socket',
+      h2o.path,
+      '--no-reconnect',
+      '--status-interval',
+      '0',
+      '--h2o-status',
+      notH2o.url,
+    ]);
+    assert.equal(refused.code, 0, refused.stderr);
+    assert.match(refused.stderr, /--h2o-status could not be read \(.*ECONNREFUSED/);
+    assert.equal(refused.stderr.match(/could not be read/g)?.length, 1);
+  } finally {
+    await h2o.close();
+  }
+});
+
+test('--h2o-status is for the socket source and must be an http(s) URL', async () => {
+  const replay = await runCli(['--replay', fixture('http1.jsonl'), '--h2o-status', 'http://127.0.0.1:1/s']);
+  assert.equal(replay.code, 2);
+  assert.match(
+    replay.stderr,
+    /--h2o-status counts the events H2O drops on the h2olog socket: use it with --socket/,
+  );
+  const bad = await runCli(['--socket', '/tmp/x.sock', '--h2o-status', 'localhost:8080']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--h2o-status must be an http:\/\/ or https:\/\/ URL/);
+});
+
+test("H2O's dropped-event counter: growth is summed across H2O restarts, and the first reading is the baseline", async () => {
+  const values = [10, 15, 3, 7];
+  let i = 0;
+  const status = await fakeStatus(() => `{"h2olog.lost": ${values[Math.min(i++, values.length - 1)]}}`);
+  try {
+    const poller = new H2oStatusPoller(`${status.url}/`, 60_000);
+    for (let n = 0; n < values.length; n++) await poller.read();
+    assert.deepEqual(poller.stats, { reads: 4, failures: 0, lost: 5 + 3 + 4, lastError: undefined });
+    assert.equal(
+      statusJsonUrl('http://h:8080/server-status/json'),
+      'http://h:8080/server-status/json?show=events',
+    );
+  } finally {
+    await status.close();
   }
 });

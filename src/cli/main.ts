@@ -28,6 +28,7 @@ import { SpanFactory } from '../otel/finished-span.js';
 import { SpanMapper } from '../otel/span-mapper.js';
 import { Pipeline } from '../pipeline.js';
 import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
+import { H2oStatusPoller } from '../sources/h2o-status.js';
 import { H2ologSocketSource } from '../sources/socket.js';
 import { UsdtError, UsdtSource } from '../sources/usdt/usdt-source.js';
 import { buildCommand, resolveOptions } from './options.js';
@@ -37,6 +38,8 @@ import { StatusReporter } from './status.js';
 /** SIGINT/SIGTERM: everything must be flushed and the process gone within this. */
 const SHUTDOWN_BUDGET_MS = 4_500;
 const TICK_MS = 250;
+/** How often H2O's status handler is read (`--h2o-status`): one small request. */
+const H2O_STATUS_INTERVAL_MS = 5_000;
 
 function createExporter(o: Options): SpanExporter {
   switch (o.exporter.kind) {
@@ -131,6 +134,10 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     mapper,
     recorder,
   );
+  const h2oStatus =
+    o.socket.h2oStatus === undefined
+      ? undefined
+      : new H2oStatusPoller(o.socket.h2oStatus, H2O_STATUS_INTERVAL_MS);
   const status = new StatusReporter(
     {
       decode: pipeline.decodeStats,
@@ -138,6 +145,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       spans: mapper.stats,
       export: processor.stats,
       usdt: () => usdtSource?.stats(),
+      h2oStatus: () => h2oStatus?.stats,
       openConnections: () => pipeline.openConnections,
       openRequests: () => pipeline.openRequests,
       queueLength: () => processor.queueLength,
@@ -160,6 +168,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
             exported: e.exported,
             dropped: e.dropped,
             failed: e.failed,
+            ...(h2oStatus === undefined ? {} : { h2oLost: h2oStatus.stats.lost }),
             ...(u === undefined
               ? {}
               : {
@@ -229,6 +238,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
         exitCode = 1;
       });
     } else if (o.source.kind === 'socket') {
+      h2oStatus?.start();
       socketSource = new H2ologSocketSource(
         {
           path: o.source.path,
@@ -251,8 +261,14 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   } finally {
     clearInterval(ticker);
     clearInterval(statusTimer);
+    h2oStatus?.stop();
     pipeline.end();
-    await Promise.all([processor.shutdown(SHUTDOWN_BUDGET_MS), metrics?.shutdown(SHUTDOWN_BUDGET_MS)]);
+    // H2O's last count of dropped events is read while the spans flush (within its own 2 s), for the summary.
+    await Promise.all([
+      processor.shutdown(SHUTDOWN_BUDGET_MS),
+      metrics?.shutdown(SHUTDOWN_BUDGET_MS),
+      h2oStatus?.read(),
+    ]);
     await recorder?.close();
     status.notices();
     if (qlog !== undefined) {

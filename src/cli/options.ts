@@ -29,6 +29,8 @@ export interface Options {
     readonly addresses: string[];
     readonly applicationData: boolean;
     readonly reconnect: boolean;
+    /** H2O's status handler, read for the events H2O drops when this reader falls behind. */
+    readonly h2oStatus: string | undefined;
   };
   readonly usdt: {
     readonly countOnly: boolean;
@@ -175,6 +177,11 @@ export function buildCommand(): Command {
     .option('--address <ip>', 'socket: only connections from this client IP (repeatable)', collect, [])
     .option('--no-application-data', 'socket: do not ask H2O for header names and values')
     .option('--no-reconnect', 'socket: exit when the stream ends or cannot be opened, instead of retrying')
+    .option(
+      '--h2o-status <url>',
+      "socket: H2O's status handler (e.g. http://127.0.0.1:8080/server-status), read every 5 s for the events " +
+        'H2O dropped because this reader fell behind (h2olog.lost)',
+    )
     .addOption(
       new Option(
         '--quic-events <level>',
@@ -295,6 +302,7 @@ interface Flags {
   address: string[];
   applicationData: boolean;
   reconnect: boolean;
+  h2oStatus?: string;
   pid?: number;
   binary?: string;
   ringSize: number;
@@ -358,6 +366,11 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       'say where events come from: --socket PATH (the h2olog socket), --pid PID or --binary PATH (USDT), or --replay FILE',
     );
 
+  if (f.h2oStatus !== undefined && source.kind !== 'socket')
+    throw new InvalidArgumentError(
+      '--h2o-status counts the events H2O drops on the h2olog socket: use it with --socket (USDT counts its own losses)',
+    );
+
   const protocol =
     f.protocol ??
     protocolFrom(env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ??
@@ -416,6 +429,7 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       addresses: f.address,
       applicationData: f.applicationData,
       reconnect: f.reconnect,
+      h2oStatus: f.h2oStatus === undefined ? undefined : validUrl(f.h2oStatus, '--h2o-status'),
     },
     usdt: {
       countOnly: f.usdtCountOnly === true,

@@ -3,6 +3,7 @@ import type { CorrelatorStats } from '../correlate/correlator.js';
 import type { ExportStats } from '../export/batch-processor.js';
 import type { DecodeStats } from '../events/types.js';
 import type { SpanMapperStats } from '../otel/span-mapper.js';
+import type { H2oStatusStats } from '../sources/h2o-status.js';
 import type { UsdtStats } from '../sources/usdt/usdt-source.js';
 
 export interface StatusSources {
@@ -12,6 +13,8 @@ export interface StatusSources {
   readonly export: ExportStats;
   /** The USDT source's counters, when that is the source. */
   usdt(): UsdtStats | undefined;
+  /** What H2O's status handler said of the events it dropped (`--h2o-status`). */
+  h2oStatus(): H2oStatusStats | undefined;
   openConnections(): number;
   openRequests(): number;
   queueLength(): number;
@@ -25,6 +28,8 @@ export class StatusReporter {
   private _warnedExport = 0;
   private _warnedLost = 0;
   private _warnedReads = 0;
+  private _warnedH2oLost = 0;
+  private _warnedStatusFailure = false;
 
   constructor(
     private readonly _s: StatusSources,
@@ -44,9 +49,10 @@ export class StatusReporter {
     this._lastAt = now;
     const bad = s.decode.malformed + s.decode.tooLong + s.decode.notEvents;
     const u = s.usdt();
+    const h = s.h2oStatus();
     const lost =
       u === undefined
-        ? `lost ${s.decode.reportedLost}`
+        ? `lost ${s.decode.reportedLost}${h === undefined ? '' : `, H2O dropped ${h.lost}`}`
         : `ring lost ${u.lost}, read failures ${u.readFailures}, truncated ${u.truncated}`;
     return (
       `h2o-otel: ${Math.round(evRate)} events/s, ${Math.round(spanRate)} spans/s | ` +
@@ -87,6 +93,22 @@ export class StatusReporter {
           'those header names or values are missing from their spans.',
       );
     }
+    const h = s.h2oStatus();
+    if (h !== undefined && h.lost > this._warnedH2oLost) {
+      this._warnedH2oLost = h.lost;
+      this._write(
+        `h2o-otel: H2O dropped ${h.lost} trace events so far that it could not write to h2olog clients (its ` +
+          '`h2olog.lost`, all clients together): the socket buffer ran full, so spans are missing. Set ' +
+          '`sndbuf: 4194304` (or more) on the h2olog listener in h2o.conf, or trace fewer connections with --sample-ratio.',
+      );
+    }
+    if (h !== undefined && h.failures > 0 && !this._warnedStatusFailure) {
+      this._warnedStatusFailure = true;
+      this._write(
+        `h2o-otel: --h2o-status could not be read (${h.lastError ?? 'unknown error'}), so events H2O drops are not ` +
+          'counted. Point it at the URL of a `status: ON` path in h2o.conf.',
+      );
+    }
     if (s.export.exportErrors > this._warnedExport) {
       this._warnedExport = s.export.exportErrors;
       this._write(
@@ -110,6 +132,7 @@ export class StatusReporter {
       `non-UTF-8 ${d.nonUtf8Lines}`,
       `reported lost ${d.reportedLost}`,
       ...usdtSummary(s.usdt()),
+      ...h2oStatusSummary(s.h2oStatus()),
       `request spans ${s.spans.requestSpans}`,
       `connection spans ${s.spans.connectionSpans}`,
       `continued traces ${s.spans.continuedTraces}`,
@@ -123,6 +146,11 @@ export class StatusReporter {
     ];
     return `h2o-otel: done: ${parts.join(', ')}`;
   }
+}
+
+function h2oStatusSummary(h: H2oStatusStats | undefined): string[] {
+  if (h === undefined) return [];
+  return [`H2O dropped ${h.lost}`, `H2O status reads failed ${h.failures}`];
 }
 
 function usdtSummary(u: UsdtStats | undefined): string[] {

@@ -42,6 +42,12 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
     unit: '{span}',
     description: 'spans whose export failed after retries',
   },
+  h2oLost: {
+    name: 'h2o_otel.h2olog.lost',
+    unit: '{event}',
+    description:
+      "trace events H2O dropped because an h2olog client's socket buffer was full (all clients; read from H2O's status handler)",
+  },
   probeHits: { name: 'h2o_otel.usdt.probe_hits', unit: '{hit}', description: 'USDT probe hits seen by BPF' },
   ringRecords: {
     name: 'h2o_otel.usdt.records',
