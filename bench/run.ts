@@ -241,9 +241,10 @@ if (run('server')) {
   const servers = await serverBench(quick ? 3 : 10);
   const bareNs = (results.usdt as UsdtResult | undefined)?.ns_per_hit_bare_uprobe;
   for (const s of servers) {
-    // What tracing could cost at least: every probe hit traps into the kernel and runs a bare uprobe.
+    // What tracing could cost at least: every probe hit traps into the kernel and runs a bare uprobe. Over the
+    // socket nothing traps: H2O writes the events itself.
     const floor =
-      bareNs === undefined
+      bareNs === undefined || s.source !== 'usdt'
         ? undefined
         : 1 / (1 / s.req_per_s_plain + (s.probe_hits_per_request * bareNs) / 1e9);
     const withFloor = {
@@ -251,9 +252,11 @@ if (run('server')) {
       trap_floor_req_per_s: floor === undefined ? null : Math.round(floor),
       ratio_to_trap_floor: floor === undefined ? null : round(s.req_per_s_traced / floor),
     };
-    results[s.target === 'h2o' ? 'server_h2o' : 'server'] = withFloor;
+    const key = s.target === 'fixture' ? 'server' : s.source === 'usdt' ? 'server_h2o' : 'server_h2o_socket';
+    results[key] = withFloor;
+    const section = `server (${s.target}${s.source === 'socket' ? ', socket' : ''})`;
     row(
-      `server (${s.target})`,
+      section,
       'req/s traced',
       s.req_per_s_traced,
       `plain ${s.req_per_s_plain} (ratio ${s.ratio})` +
@@ -262,11 +265,12 @@ if (run('server')) {
           : `; trap-cost floor ${Math.round(floor)} (${s.probe_hits_per_request} hits × ${bareNs} ns), ` +
             `${withFloor.ratio_to_trap_floor} of it`),
     );
+    const lost = s.source === 'usdt' ? `ring lost ${s.ring_lost}` : `H2O dropped ${s.h2o_dropped}`;
     row(
-      `server (${s.target})`,
+      section,
       'spans / requests',
       `${s.spans_exported} / ${s.requests_served}`,
-      `target equal; ring lost ${s.ring_lost}, spans dropped or failed ${s.spans_dropped_or_failed}`,
+      `target equal; ${lost}, spans dropped or failed ${s.spans_dropped_or_failed}`,
     );
   }
 }
