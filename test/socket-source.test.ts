@@ -254,7 +254,7 @@ test('--h2o-status that cannot be read is said once and counted; the tracing goe
   const h2o = await fakeH2o([stream(http1, true)]);
   const notH2o = await fakeStatus(() => '{"status": "ok"}');
   try {
-    const wrong = await runCli([
+    const args = [
       '--socket',
       h2o.path,
       '--no-reconnect',
@@ -262,7 +262,8 @@ test('--h2o-status that cannot be read is said once and counted; the tracing goe
       '0',
       '--h2o-status',
       notH2o.url,
-    ]);
+    ];
+    const wrong = await runCli(args);
     assert.equal(wrong.code, 0, wrong.stderr);
     assert.match(
       wrong.stderr,
@@ -272,15 +273,7 @@ test('--h2o-status that cannot be read is said once and counted; the tracing goe
     assert.doesNotMatch(wrong.stderr, /H2O status reads failed 0,/);
     await notH2o.close();
     // Nothing listens there any more.
-    const refused = await runCli([
-      '--socket',
-      h2o.path,
-      '--no-reconnect',
-      '--status-interval',
-      '0',
-      '--h2o-status',
-      notH2o.url,
-    ]);
+    const refused = await runCli(args);
     assert.equal(refused.code, 0, refused.stderr);
     assert.match(refused.stderr, /--h2o-status could not be read \(.*ECONNREFUSED/);
     assert.equal(refused.stderr.match(/could not be read/g)?.length, 1);
