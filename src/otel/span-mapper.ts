@@ -77,7 +77,7 @@ export interface SpanMapperStats {
   tunnelSpans: number;
   continuedTraces: number;
   invalidTraceparents: number;
-  /** Requests of tracers, not exported: h2olog clients' handshakes (h2o-otel's own among them) and its probe. */
+  /** Requests of tracers, not exported: other h2olog clients' handshakes (another h2o-otel's too) and h2o-otel's probe. */
   tracerRequests: number;
 }
 
@@ -136,7 +136,7 @@ export class SpanMapper implements RecordSink {
   /** Connection spans started (for a link) and not yet ended. */
   private readonly _connSpans = new Map<ConnectionRecord, FinishedSpan>();
   /** Connections that carried a tracer's request (`isTracerRequest`): no span of theirs is exported. */
-  private readonly _probeConns = new WeakSet<ConnectionRecord>();
+  private readonly _tracerConns = new WeakSet<ConnectionRecord>();
   private readonly _propagator = new W3CTraceContextPropagator();
 
   constructor(
@@ -160,7 +160,7 @@ export class SpanMapper implements RecordSink {
 
   requestCompleted(req: RequestRecord): void {
     if (isTracerRequest(req)) {
-      this._probeConns.add(req.conn);
+      this._tracerConns.add(req.conn);
       this.stats.tracerRequests++;
       return;
     }
@@ -247,7 +247,7 @@ export class SpanMapper implements RecordSink {
 
   connectionClosed(conn: ConnectionRecord): void {
     // A tracer's connection (one HTTP/1.0 request) is not traffic.
-    if (this._probeConns.has(conn) && !this._connSpans.has(conn)) return;
+    if (this._tracerConns.has(conn) && !this._connSpans.has(conn)) return;
     const span = this._connectionSpan(conn);
     this._connSpans.delete(conn);
     const a = span.attributes;
