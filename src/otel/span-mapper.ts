@@ -77,7 +77,10 @@ export interface SpanMapperStats {
   tunnelSpans: number;
   continuedTraces: number;
   invalidTraceparents: number;
-  /** Requests of tracers, not exported: other h2olog clients' handshakes (another h2o-otel's too) and h2o-otel's probe. */
+  /**
+   * Requests of tracers, not exported: other h2olog clients' handshakes (another h2o-otel's too) and h2o-otel's
+   * probe.
+   */
   tracerRequests: number;
 }
 
