@@ -52,8 +52,7 @@ export function usedHeaderNames(mapper: SpanMapper): UsedHeaderNames {
 }
 
 /** The same as a predicate, for the decoders. */
-function headerUse(mapper: SpanMapper): HeaderUse {
-  const used = usedHeaderNames(mapper);
+function headerUse(used: UsedHeaderNames): HeaderUse {
   const request = used.request === 'all' ? undefined : new Set(used.request);
   const response = used.response === 'all' ? undefined : new Set(used.response);
   return (name, isRequest) => {
@@ -85,8 +84,8 @@ export class Pipeline {
     private readonly _mapper: SpanMapper,
     private readonly _recorder: EventRecorder | undefined,
   ) {
-    this._usesHeader = _recorder === undefined ? headerUse(_mapper) : undefined;
     this.usedHeaderNames = _recorder === undefined ? usedHeaderNames(_mapper) : undefined;
+    this._usesHeader = this.usedHeaderNames === undefined ? undefined : headerUse(this.usedHeaderNames);
     const whole = _recorder !== undefined || _opts.qlog !== undefined;
     this.decoderOptions = {
       maxLineBytes: _opts.maxLineBytes,

@@ -21,7 +21,7 @@ import {
   applyQuicEvent,
   applyTlsEvent,
   isRequestStream,
-  isUsedSecret,
+  isEarlyDataSecret,
   newQuicRecord,
   newTlsFacts,
   STREAM_EVENT_TYPES,
@@ -308,7 +308,7 @@ export class Correlator {
   }
 
   private _picotlsEvent(ev: ProbeEvent): void {
-    if (ev.type === 'new_secret' && !isUsedSecret(ev.fields.label)) return;
+    if (ev.type === 'new_secret' && !isEarlyDataSecret(ev.fields.label)) return;
     if (ev.fields.conn_id === undefined) return this._tcpTlsEvent(ev);
     if (ev.type === 'new') return this._quicStart(ev);
     const connId = numberOf(ev.fields.conn_id);
@@ -838,7 +838,7 @@ function endOfHttp1(req: RequestRecord, fallback: Stamp): Stamp {
 
 /**
  * The points of which the correlator reads only some events, told apart by one field (see `isRequestStream`,
- * `isUsedSecret`): a decoder may leave the others undecoded.
+ * `isEarlyDataSecret`): a decoder may leave the others undecoded.
  */
 export const CORRELATOR_FIELD_USES: readonly FieldUse[] = [
   ...[...STREAM_EVENT_TYPES].map((type) => ({
@@ -847,7 +847,7 @@ export const CORRELATOR_FIELD_USES: readonly FieldUse[] = [
     field: 'stream_id',
     used: isRequestStream,
   })),
-  { module: 'picotls', type: 'new_secret', field: 'label', used: isUsedSecret },
+  { module: 'picotls', type: 'new_secret', field: 'label', used: isEarlyDataSecret },
 ];
 
 /** The request headers the correlator reads (to recognise an h2c upgrade). */

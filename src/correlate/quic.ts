@@ -302,7 +302,7 @@ export function applyTlsEvent(
       return undefined;
     }
     case 'new_secret':
-      if (isUsedSecret(f.label)) t.earlyData = true;
+      if (isEarlyDataSecret(f.label)) t.earlyData = true;
       return undefined;
     case 'ech_selection':
       t.ech = f.is_ech === true;
@@ -331,8 +331,8 @@ export function isRequestStream(id: FieldValue | undefined): boolean {
   return n !== undefined && n >= 0 && n % 4 === 0;
 }
 
-/** Of the TLS secrets installed, only early data's tells a span something (`h2o.tls.early_data`). */
-export function isUsedSecret(label: FieldValue | undefined): boolean {
+/** Of the TLS secrets installed, only early data's tells a span something (`h2o.tls.early_data`): the others go unread. */
+export function isEarlyDataSecret(label: FieldValue | undefined): boolean {
   return label === EARLY_DATA_SECRET;
 }
 
