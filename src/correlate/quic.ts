@@ -331,7 +331,10 @@ export function isRequestStream(id: FieldValue | undefined): boolean {
   return n !== undefined && n >= 0 && n % 4 === 0;
 }
 
-/** Of the TLS secrets installed, only early data's tells a span something (`h2o.tls.early_data`): the others go unread. */
+/**
+ * Of the TLS secrets installed, only early data's tells a span something (`h2o.tls.early_data`): the others go
+ * unread.
+ */
 export function isEarlyDataSecret(label: FieldValue | undefined): boolean {
   return label === EARLY_DATA_SECRET;
 }
