@@ -5,10 +5,10 @@
  * and the tracer's CPU relative to the time the fixture took to produce the events.
  */
 import { readFileSync } from 'node:fs';
-import { startAttachedCli } from '../test/helpers/cli.js';
-import type { RunningCli } from '../test/helpers/cli.js';
-import { buildUsdtFixture, get, startUsdtFixture } from '../test/helpers/usdt-fixture.js';
-import type { UsdtFixture } from '../test/helpers/usdt-fixture.js';
+import { startAttachedCli } from '../harness/cli.js';
+import type { RunningCli } from '../harness/cli.js';
+import { buildUsdtFixture, get, startUsdtFixture } from '../harness/usdt-fixture.js';
+import type { UsdtFixture } from '../harness/usdt-fixture.js';
 
 export interface UsdtResult {
   hits: number;

@@ -16,8 +16,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
-import { withReceiver, type OtlpReceiver, type ReceivedMetricPoint } from './helpers/otlp-receiver.js';
-import { waitFor } from './helpers/wait.js';
+import { withReceiver, type OtlpReceiver, type ReceivedMetricPoint } from '../../harness/otlp-receiver.js';
+import { waitFor } from '../../harness/wait.js';
 
 type ProtoExporterConfig = NonNullable<ConstructorParameters<typeof ProtoMetricExporter>[0]>;
 

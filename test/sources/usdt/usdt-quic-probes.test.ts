@@ -2,11 +2,11 @@
 // decodes to the socket format's fields, with the quicly connection pointer mapped to H2O's conn id.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { ProbeEvent } from '../src/events/types.js';
-import { DEFAULT_BPF_OBJECT, UsdtSource } from '../src/sources/usdt/usdt-source.js';
-import { buildUsdtFixture, get, startUsdtFixture } from './helpers/usdt-fixture.js';
-import type { UsdtFixture } from './helpers/usdt-fixture.js';
-import { skipBpf, waitFor } from './helpers/wait.js';
+import type { ProbeEvent } from '../../../src/events/types.js';
+import { DEFAULT_BPF_OBJECT, UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
+import { buildUsdtFixture, get, startUsdtFixture } from '../../../harness/usdt-fixture.js';
+import type { UsdtFixture } from '../../../harness/usdt-fixture.js';
+import { skipBpf, waitFor } from '../../../harness/wait.js';
 
 const QUIC_POINTS = [
   'h2o:h3s_accept',

@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
 import { defaultResource } from '@opentelemetry/resources';
 import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
-import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
-import type { BatchOptions } from '../src/export/batch-processor.js';
-import { createOtlpExporter } from '../src/export/otlp.js';
-import { SpanFactory } from '../src/otel/finished-span.js';
-import { withReceiver } from './helpers/otlp-receiver.js';
-import type { OtlpReceiver } from './helpers/otlp-receiver.js';
+import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
+import type { BatchOptions } from '../../src/export/batch-processor.js';
+import { createOtlpExporter } from '../../src/export/otlp.js';
+import { SpanFactory } from '../../src/otel/finished-span.js';
+import { withReceiver } from '../../harness/otlp-receiver.js';
+import type { OtlpReceiver } from '../../harness/otlp-receiver.js';
 
 function processorFor(receiver: OtlpReceiver, opts: Partial<BatchOptions>): CountingBatchProcessor {
   return new CountingBatchProcessor(

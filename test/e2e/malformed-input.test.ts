@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { fixture, runCli } from './helpers/cli.js';
-import { startOtlpReceiver } from './helpers/otlp-receiver.js';
+import { fixture, runCli } from '../../harness/cli.js';
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js';
 
 test('bad lines are counted, never fatal, and good lines around them still correlate', async () => {
   const good = (await readFile(fixture('http1.jsonl'), 'utf8')).split('\n').filter((l) => l.length > 0);

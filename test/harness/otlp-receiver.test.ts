@@ -11,8 +11,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
-import { withReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';
-import { waitFor } from './helpers/wait.js';
+import { withReceiver, type ReceivedSpan } from '../../harness/otlp-receiver.js';
+import { waitFor } from '../../harness/wait.js';
 
 type ProtoExporterConfig = NonNullable<ConstructorParameters<typeof ProtoTraceExporter>[0]>;
 

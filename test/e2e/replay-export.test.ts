@@ -4,9 +4,9 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fixture, runCli } from './helpers/cli.js';
-import { startOtlpReceiver } from './helpers/otlp-receiver.js';
-import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
+import { fixture, runCli } from '../../harness/cli.js';
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js';
+import type { OtlpReceiver, ReceivedSpan } from '../../harness/otlp-receiver.js';
 
 const SERVER = 2;
 const INTERNAL = 1;

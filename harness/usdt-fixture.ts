@@ -9,7 +9,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** At run time this file is dist/test/helpers/usdt-fixture.js, three levels below the repository root. */
-const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const srcDir = join(repoRoot, 'test', 'fixtures', 'usdt');
 const outDir = join(repoRoot, 'dist', 'usdt-fixture');
 const binPath = join(outDir, 'h2o-usdt-fixture');

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { JsonLineDecoder } from '../src/events/decode-json.js';
-import { encodeEvent } from '../src/events/encode-json.js';
-import { newDecodeStats } from '../src/events/types.js';
-import type { ProbeEvent } from '../src/events/types.js';
-import { fixture } from './helpers/cli.js';
+import { JsonLineDecoder } from '../../src/events/decode-json.js';
+import { encodeEvent } from '../../src/events/encode-json.js';
+import { newDecodeStats } from '../../src/events/types.js';
+import type { ProbeEvent } from '../../src/events/types.js';
+import { fixture } from '../../harness/cli.js';
 
 function decode(
   input: Buffer | string,

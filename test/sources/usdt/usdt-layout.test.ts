@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MAX_ARGS, MAX_PROBES, MAX_STRING, MAX_STRINGS, RECORD } from '../src/events/decode-usdt.js';
-import { USDT_PROBES } from '../src/events/usdt-probes.js';
+import { MAX_ARGS, MAX_PROBES, MAX_STRING, MAX_STRINGS, RECORD } from '../../../src/events/decode-usdt.js';
+import { USDT_PROBES } from '../../../src/events/usdt-probes.js';
 import {
   CONFIG,
   COUNTERS,
@@ -17,8 +17,8 @@ import {
   PROBE_DESC,
   ROLE,
   STR_KIND,
-} from '../src/sources/usdt/bpf-config.js';
-import { repoRoot } from './helpers/cli.js';
+} from '../../../src/sources/usdt/bpf-config.js';
+import { repoRoot } from '../../../harness/cli.js';
 
 const PROGRAM = `
 #include <stdio.h>

@@ -9,7 +9,7 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, Sampler } from '@opentelemetry/sdk-trace-base';
-import { SpanFactory } from '../src/otel/finished-span.js';
+import { SpanFactory } from '../../src/otel/finished-span.js';
 
 function factory(sampler: Sampler): { spans: SpanFactory; out: ReadableSpan[] } {
   const out: ReadableSpan[] = [];

@@ -9,18 +9,18 @@ import { after, test } from 'node:test';
 import { AlwaysOnSampler, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { defaultResource } from '@opentelemetry/resources';
-import { CORRELATOR_FIELD_USES, DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
-import { JsonLineDecoder } from '../src/events/decode-json.js';
-import { EventRecorder } from '../src/events/recorder.js';
-import { newDecodeStats } from '../src/events/types.js';
-import type { DecodeStats, ProbeEvent } from '../src/events/types.js';
-import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
-import { SpanFactory } from '../src/otel/finished-span.js';
-import { headerPolicy } from '../src/otel/header-policy.js';
-import { SpanMapper } from '../src/otel/span-mapper.js';
-import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../src/otel/url.js';
-import { Pipeline } from '../src/pipeline.js';
-import { repoRoot } from './helpers/cli.js';
+import { CORRELATOR_FIELD_USES, DEFAULT_CORRELATOR_OPTIONS } from '../../src/correlate/correlator.js';
+import { JsonLineDecoder } from '../../src/events/decode-json.js';
+import { EventRecorder } from '../../src/events/recorder.js';
+import { newDecodeStats } from '../../src/events/types.js';
+import type { DecodeStats, ProbeEvent } from '../../src/events/types.js';
+import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
+import { SpanFactory } from '../../src/otel/finished-span.js';
+import { headerPolicy } from '../../src/otel/header-policy.js';
+import { SpanMapper } from '../../src/otel/span-mapper.js';
+import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../../src/otel/url.js';
+import { Pipeline } from '../../src/pipeline.js';
+import { repoRoot } from '../../harness/cli.js';
 
 const header = (type: string, name: string, value: string, tail = '}'): string =>
   `{"module":"h2o","type":"${type}","tid":1,"time":5,"conn_id":1,"req_id":1,"name":"${name}",` +

@@ -6,10 +6,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { H2oStatusPoller, statusJsonUrl } from '../src/sources/h2o-status.js';
-import { fixture, runCli, startCli } from './helpers/cli.js';
-import { startOtlpReceiver } from './helpers/otlp-receiver.js';
-import { waitFor } from './helpers/wait.js';
+import { H2oStatusPoller, statusJsonUrl } from '../../src/sources/h2o-status.js';
+import { fixture, runCli, startCli } from '../../harness/cli.js';
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js';
+import { waitFor } from '../../harness/wait.js';
 
 interface FakeH2o {
   path: string;

@@ -5,11 +5,11 @@ import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { subscriptionFor } from '../src/events/catalogue.js';
-import { QLOG_EVENT_NAMES } from '../src/export/qlog.js';
-import { fixture, repoRoot, runCli } from './helpers/cli.js';
-import { startOtlpReceiver } from './helpers/otlp-receiver.js';
-import type { OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver.js';
+import { subscriptionFor } from '../../src/events/catalogue.js';
+import { QLOG_EVENT_NAMES } from '../../src/export/qlog.js';
+import { fixture, repoRoot, runCli } from '../../harness/cli.js';
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js';
+import type { OtlpReceiver, ReceivedSpan } from '../../harness/otlp-receiver.js';
 
 const labFixture = (name: string): string => join(repoRoot, 'test', 'fixtures', 'h2olog', 'lab', name);
 const SERVER = 2;
