@@ -9,12 +9,11 @@ import { defaultResource } from '@opentelemetry/resources';
 import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
-import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
-import { headerPolicy } from '../src/otel/header-policy.js';
-import { SpanFactory } from '../src/otel/finished-span.js';
-import { SpanMapper } from '../src/otel/span-mapper.js';
+import { DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../src/otel/url.js';
-import { Pipeline } from '../src/pipeline.js';
+import { buildPipeline } from '../src/pipeline.js';
+import type { Pipeline } from '../src/pipeline.js';
+import { JsonLinesSession } from '../src/sources/json-lines.js';
 import { JsonLineDecoder } from '../src/events/decode-json.js';
 import { newDecodeStats } from '../src/events/types.js';
 import type { ProbeEvent } from '../src/events/types.js';
@@ -71,40 +70,31 @@ export interface PipelineRun {
   unusedEvents: number;
 }
 
-/** Correlates and drops the records: the pipeline up to the correlator, for the stage ladder. */
-class RecordsOnly extends SpanMapper {
-  override requestCompleted(): void {}
-  override connectionClosed(): void {}
-}
-
-function benchMapper(processor: CountingBatchProcessor, recordsOnly = false): SpanMapper {
-  const spans = new SpanFactory(processor, {
-    sampler: new AlwaysOnSampler(),
-    resource: defaultResource(),
-    scope: { name: 'h2o-otel-bench' },
-  });
-  const opts = {
-    // The stream has H2O's response header lines, which H2O sends only when some are captured.
-    headers: headerPolicy({
-      request: ['user-agent'],
-      response: ['content-type'],
-      sanitize: [],
-      maxValueLength: 4096,
-    }),
-    sensitiveQueryParams: new Set(DEFAULT_SENSITIVE_QUERY_PARAMS),
-  };
-  return recordsOnly ? new RecordsOnly(spans, opts) : new SpanMapper(spans, opts);
+/** The pipeline as the CLI builds it, with the stream's captured headers (H2O sends response header lines only then). */
+function benchPipeline(exporter: SpanExporter, maxQueueSize: number, stopAtRecords = false): Pipeline {
+  return buildPipeline(
+    {
+      correlator: DEFAULT_CORRELATOR_OPTIONS,
+      maxLineBytes: 16 << 20,
+      headers: {
+        request: ['user-agent'],
+        response: ['content-type'],
+        sanitize: [],
+        maxValueLength: 4096,
+      },
+      sensitiveQueryParams: DEFAULT_SENSITIVE_QUERY_PARAMS,
+      sampler: new AlwaysOnSampler(),
+      resource: defaultResource(),
+      batch: { ...DEFAULT_BATCH_OPTIONS, maxQueueSize },
+    },
+    { exporter, stopAtRecords },
+  );
 }
 
 /** Decode only (lines → events, as the pipeline decodes them), the first rung of the stage ladder: seconds. */
 export function decodeSeconds(bytes: Buffer): number {
-  const mapper = benchMapper(new CountingBatchProcessor(new DiscardExporter(), DEFAULT_BATCH_OPTIONS));
-  const pipeline = new Pipeline(
-    { correlator: DEFAULT_CORRELATOR_OPTIONS, maxLineBytes: 16 << 20, qlog: undefined },
-    mapper,
-    undefined,
-  );
-  const decoder = new JsonLineDecoder(pipeline.decoderOptions, newDecodeStats());
+  const pipeline = benchPipeline(new DiscardExporter(), DEFAULT_BATCH_OPTIONS.maxQueueSize);
+  const decoder = new JsonLineDecoder(pipeline.decode.json, newDecodeStats());
   const out: ProbeEvent[] = [];
   const t0 = process.hrtime.bigint();
   for (let off = 0; off < bytes.length; off += CHUNK) {
@@ -124,15 +114,10 @@ export async function runPipeline(
   exporter: SpanExporter = new SerializingExporter(),
   upTo: 'correlate' | 'export' = 'export',
 ): Promise<PipelineRun> {
-  const processor = new CountingBatchProcessor(exporter, { ...DEFAULT_BATCH_OPTIONS, maxQueueSize: 1 << 20 });
-  const mapper = benchMapper(processor, upTo === 'correlate');
-  const pipeline = new Pipeline(
-    { correlator: DEFAULT_CORRELATOR_OPTIONS, maxLineBytes: 16 << 20, qlog: undefined },
-    mapper,
-    undefined,
-  );
+  const pipeline = benchPipeline(exporter, 1 << 20, upTo === 'correlate');
+  const { processor, stats } = pipeline;
   const t0 = process.hrtime.bigint();
-  const session = pipeline.newSession();
+  const session = new JsonLinesSession(pipeline);
   for (let off = 0; off < bytes.length; off += CHUNK) {
     session.push(bytes.subarray(off, Math.min(off + CHUNK, bytes.length)));
     // Let the batch processor's exports run between chunks, as they do between socket reads.
@@ -143,13 +128,13 @@ export async function runPipeline(
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   await processor.shutdown(5000);
   return {
-    events: pipeline.decodeStats.events,
-    spans: mapper.stats.requestSpans + mapper.stats.connectionSpans + mapper.stats.tunnelSpans,
+    events: stats.decode.events,
+    spans: stats.spans.requestSpans + stats.spans.connectionSpans + stats.spans.tunnelSpans,
     seconds,
     otlpBytes: exporter instanceof SerializingExporter ? exporter.bytes : 0,
     serializeSeconds: exporter instanceof SerializingExporter ? Number(exporter.serializeNs) / 1e9 : 0,
-    dropped: processor.stats.dropped + processor.stats.failed,
-    unusedHeaders: pipeline.decodeStats.unusedHeaders,
-    unusedEvents: pipeline.decodeStats.unusedEvents,
+    dropped: stats.export.dropped + stats.export.failed,
+    unusedHeaders: stats.decode.unusedHeaders,
+    unusedEvents: stats.decode.unusedEvents,
   };
 }

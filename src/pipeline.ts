@@ -1,7 +1,15 @@
 /**
- * Wires the stages: bytes from a source → decode → (record) → correlate → map → the span processor.
- * One `Session` per source session (one socket connection, one replay): H2O conn ids are only unique within it.
+ * The whole flow, wired once: the CLI, the benchmark and the tests all build it here.
+ *
+ *   source ─► SourceSink (one per session) ─┬─ events ─► correlator ─┐
+ *                                           │  (taps: --record, qlog) ├─► span mapper ─► sampler ─► processor ─► exporter
+ *                                           └─ finished records ─────┘
+ *
+ * Sources decode their own input (how much: `decode`) and push into the sink of each of their sessions; a session
+ * is one id space (H2O's conn ids restart with the server), so each gets its own correlator.
  */
+import type { Resource } from '@opentelemetry/resources';
+import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import {
   CORRELATOR_FIELD_USES,
   CORRELATOR_REQUEST_HEADERS,
@@ -9,41 +17,158 @@ import {
   newCorrelatorStats,
 } from './correlate/correlator.js';
 import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.js';
-import { JsonLineDecoder } from './events/decode-json.js';
-import type { JsonDecoderOptions } from './events/decode-json.js';
+import type { ConnectionRecord, RecordSink, RequestRecord } from './correlate/records.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
 import type { DecodeStats, HeaderUse, ProbeEvent, UsedHeaderNames } from './events/types.js';
+import { CountingBatchProcessor } from './export/batch-processor.js';
+import type { BatchOptions, ExportStats } from './export/batch-processor.js';
 import type { QlogDirectory, QlogSession } from './export/qlog.js';
-import type { SpanMapper } from './otel/span-mapper.js';
+import { SpanFactory } from './otel/finished-span.js';
+import { headerPolicy } from './otel/header-policy.js';
+import type { HeaderPolicyOptions } from './otel/header-policy.js';
+import { SpanMapper } from './otel/span-mapper.js';
+import type { SpanMapperStats } from './otel/span-mapper.js';
+import type { DecodePlan, Sessions, SourceSink } from './sources/sink.js';
 
-/** What a byte source feeds: raw bytes of one session, then its end. */
-export interface ChunkSink {
-  push(chunk: Buffer): void;
-  end(): void;
-}
-
-/** What an event source (USDT) feeds: decoded events of one session, then its end. */
-export interface EventSink {
-  /** Which header events are worth decoding; undefined: all of them. */
-  readonly usesHeader: HeaderUse | undefined;
-  /** `unusedHeaders`: header events the source left undecoded (see `usesHeader`), counted as events. */
-  pushEvents(events: readonly ProbeEvent[], unusedHeaders?: number): void;
-  end(): void;
-}
-
-export interface PipelineOptions {
+/** What the pipeline is: plain data, from the options. */
+export interface PipelineConfig {
   readonly correlator: CorrelatorOptions;
+  /** JSON lines longer than this are dropped and counted. */
   readonly maxLineBytes: number;
-  /** `--qlog-dir`: where QUIC connections are also written as qlog. */
-  readonly qlog: QlogDirectory | undefined;
+  readonly headers: HeaderPolicyOptions;
+  readonly sensitiveQueryParams: readonly string[];
+  readonly sampler: Sampler;
+  readonly resource: Resource;
+  readonly batch: BatchOptions;
 }
+
+/** What it writes to: the exporter, and the taps that see every event. */
+export interface PipelineEdges {
+  readonly exporter: SpanExporter;
+  /** `--record`: every event, as JSON lines. It also turns off every decoding shortcut. */
+  readonly recorder?: EventRecorder;
+  /** `--qlog-dir`: QUIC connections as qlog. It keeps QUIC and TLS lines whole. */
+  readonly qlog?: QlogDirectory;
+  /** Stop at the correlator's records, mapping nothing (the benchmark's stage ladder). */
+  readonly stopAtRecords?: boolean;
+}
+
+export interface PipelineStats {
+  readonly decode: DecodeStats;
+  readonly correlate: CorrelatorStats;
+  readonly spans: SpanMapperStats;
+  readonly export: ExportStats;
+}
+
+export const SCOPE = { name: 'h2o-otel', version: '0.1.0' } as const;
+
+export class Pipeline implements Sessions {
+  readonly decode: DecodePlan;
+  readonly stats: PipelineStats;
+  readonly processor: CountingBatchProcessor;
+  /** Whether some response header is captured: only then must H2O send them. */
+  readonly capturesResponseHeaders: boolean;
+  sessions = 0;
+  private readonly _records: RecordSink;
+  private readonly _open = new Set<Session>();
+
+  constructor(
+    private readonly _config: PipelineConfig,
+    private readonly _edges: PipelineEdges,
+  ) {
+    this.processor = new CountingBatchProcessor(_edges.exporter, _config.batch);
+    const spans = new SpanFactory(this.processor, {
+      sampler: _config.sampler,
+      resource: _config.resource,
+      scope: SCOPE,
+    });
+    const headers = headerPolicy(_config.headers);
+    this.capturesResponseHeaders = headers.anyResponse;
+    const mapper = new SpanMapper(spans, {
+      headers,
+      sensitiveQueryParams: new Set(_config.sensitiveQueryParams),
+    });
+    this._records = _edges.stopAtRecords === true ? DISCARD_RECORDS : mapper;
+    this.decode = decodePlan(_config, mapper, _edges);
+    this.stats = {
+      decode: this.decode.stats,
+      correlate: newCorrelatorStats(),
+      spans: mapper.stats,
+      export: this.processor.stats,
+    };
+  }
+
+  open(): SourceSink {
+    this.sessions++;
+    const session = new Session(
+      new Correlator(this._config.correlator, this._records, this.stats.correlate),
+      this._records,
+      this._edges.recorder,
+      this._edges.qlog?.session(),
+      this._open,
+    );
+    this._open.add(session);
+    return session;
+  }
+
+  get openConnections(): number {
+    let n = 0;
+    for (const s of this._open) n += s.correlator.openConnections;
+    return n;
+  }
+
+  get openRequests(): number {
+    let n = 0;
+    for (const s of this._open) n += s.correlator.openRequests;
+    return n;
+  }
+
+  /** Called on a timer while live, so deadlines fire when H2O is quiet. */
+  tick(nowMs: number): void {
+    for (const s of this._open) s.correlator.tick(nowMs);
+  }
+
+  /** Every open session ends: what is still open becomes spans. */
+  end(): void {
+    for (const s of [...this._open]) s.end();
+  }
+}
+
+/** The pipeline for `config`, writing to `edges`. */
+export function buildPipeline(config: PipelineConfig, edges: PipelineEdges): Pipeline {
+  return new Pipeline(config, edges);
+}
+
+const DISCARD_RECORDS: RecordSink = {
+  requestCompleted() {},
+  connectionClosed() {},
+};
 
 /**
- * Which headers must be decoded: those the correlator or the mapper reads or captures. A browser sends a dozen
- * headers per request (accept-*, sec-*, cookie, …) and only a few change a span.
+ * Decode only what some span uses: header lines of names no span reads, QUIC and TLS lines no span shows, and
+ * `conn_stats` fields beyond the few spans show are left unparsed — unless `--record` keeps every event whole, or
+ * `--qlog-dir` the QUIC and TLS ones.
  */
-export function usedHeaderNames(mapper: SpanMapper): UsedHeaderNames {
+function decodePlan(config: PipelineConfig, mapper: SpanMapper, edges: PipelineEdges): DecodePlan {
+  const usedHeaderNames = edges.recorder === undefined ? headerNamesUsed(mapper) : undefined;
+  const usesHeader = usedHeaderNames === undefined ? undefined : headerUse(usedHeaderNames);
+  const whole = edges.recorder !== undefined || edges.qlog !== undefined;
+  return {
+    stats: newDecodeStats(),
+    usesHeader,
+    usedHeaderNames,
+    json: {
+      maxLineBytes: config.maxLineBytes,
+      usesHeader,
+      fieldUses: whole ? undefined : CORRELATOR_FIELD_USES,
+      fieldSubsets: whole ? undefined : mapper.usedFields(),
+    },
+  };
+}
+
+/** The headers the correlator or the mapper reads or captures: a browser sends a dozen, few change a span. */
+function headerNamesUsed(mapper: SpanMapper): UsedHeaderNames {
   const m = mapper.usedHeaderNames();
   return {
     request: m.request === 'all' ? 'all' : [...CORRELATOR_REQUEST_HEADERS, ...m.request],
@@ -51,7 +176,6 @@ export function usedHeaderNames(mapper: SpanMapper): UsedHeaderNames {
   };
 }
 
-/** The same as a predicate, for the decoders. */
 function headerUse(used: UsedHeaderNames): HeaderUse {
   const request = used.request === 'all' ? undefined : new Set(used.request);
   const response = used.response === 'all' ? undefined : new Set(used.response);
@@ -61,149 +185,35 @@ function headerUse(used: UsedHeaderNames): HeaderUse {
   };
 }
 
-export class Pipeline {
-  readonly decodeStats: DecodeStats = newDecodeStats();
-  readonly correlatorStats: CorrelatorStats = newCorrelatorStats();
-  sessions = 0;
-  private _current: Session | undefined;
-  /** Sessions open at the same time (one per traced process). */
-  private readonly _concurrent = new Set<Session>();
-
-  /** Header lines no span uses are not parsed, unless `--record` keeps every event. */
-  private readonly _usesHeader: HeaderUse | undefined;
-  /** The same as lists, for a source that filters before decoding (BPF); undefined with `--record`. */
-  readonly usedHeaderNames: UsedHeaderNames | undefined;
-  /**
-   * How each session's JSON decoder reads lines: nor are the QUIC and TLS lines no span uses parsed, and of
-   * `conn_stats` only what spans show is read, unless `--record` or `--qlog-dir` keeps every event whole.
-   */
-  readonly decoderOptions: JsonDecoderOptions;
-
-  constructor(
-    private readonly _opts: PipelineOptions,
-    private readonly _mapper: SpanMapper,
-    private readonly _recorder: EventRecorder | undefined,
-  ) {
-    this.usedHeaderNames = _recorder === undefined ? usedHeaderNames(_mapper) : undefined;
-    this._usesHeader = this.usedHeaderNames === undefined ? undefined : headerUse(this.usedHeaderNames);
-    const whole = _recorder !== undefined || _opts.qlog !== undefined;
-    this.decoderOptions = {
-      maxLineBytes: _opts.maxLineBytes,
-      usesHeader: this._usesHeader,
-      fieldUses: whole ? undefined : CORRELATOR_FIELD_USES,
-      fieldSubsets: whole ? undefined : _mapper.usedFields(),
-    };
-  }
-
-  /** Start a new id space; the previous session (if any) is flushed first. */
-  newSession(): ChunkSink {
-    this._current?.end();
-    this.sessions++;
-    const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
-    const decoder = new JsonLineDecoder(this.decoderOptions, this.decodeStats);
-    this._current = new Session(
-      decoder,
-      correlator,
-      this._recorder,
-      this._opts.qlog?.session(),
-      this.decodeStats,
-      this._usesHeader,
-      undefined,
-    );
-    return this._current;
-  }
-
-  /** A session that runs beside the others (its own id space, e.g. one traced process); ends on its own. */
-  openEventSession(): EventSink {
-    this.sessions++;
-    const correlator = new Correlator(this._opts.correlator, this._mapper, this.correlatorStats);
-    const session = new Session(
-      undefined,
-      correlator,
-      this._recorder,
-      this._opts.qlog?.session(),
-      this.decodeStats,
-      this._usesHeader,
-      () => this._concurrent.delete(session),
-    );
-    this._concurrent.add(session);
-    return session;
-  }
-
-  private *_open(): Iterable<Session> {
-    if (this._current !== undefined) yield this._current;
-    yield* this._concurrent;
-  }
-
-  get openConnections(): number {
-    let n = 0;
-    for (const s of this._open()) n += s.correlator.openConnections;
-    return n;
-  }
-
-  get openRequests(): number {
-    let n = 0;
-    for (const s of this._open()) n += s.correlator.openRequests;
-    return n;
-  }
-
-  /** Called on a timer while live, so deadlines fire when H2O is quiet. */
-  tick(nowMs: number): void {
-    for (const s of this._open()) s.correlator.tick(nowMs);
-  }
-
-  end(): void {
-    for (const s of [...this._open()]) s.end();
-    this._current = undefined;
-  }
-}
-
-class Session implements ChunkSink, EventSink {
-  private readonly _batch: ProbeEvent[] = [];
+class Session implements SourceSink {
   private _ended = false;
 
-  /** `_decoder` is undefined for sessions fed with decoded events. */
   constructor(
-    private readonly _decoder: JsonLineDecoder | undefined,
     readonly correlator: Correlator,
+    private readonly _records: RecordSink,
     private readonly _recorder: EventRecorder | undefined,
     private readonly _qlog: QlogSession | undefined,
-    private readonly _stats: DecodeStats,
-    readonly usesHeader: HeaderUse | undefined,
-    private readonly _onEnd: (() => void) | undefined,
+    private readonly _open: Set<Session>,
   ) {}
 
-  push(chunk: Buffer): void {
-    if (this._ended || this._decoder === undefined) return;
-    this._batch.length = 0;
-    this._decoder.push(chunk, this._batch);
-    this._deliver(this._batch);
-  }
-
-  pushEvents(events: readonly ProbeEvent[], unusedHeaders = 0): void {
+  pushEvents(events: readonly ProbeEvent[]): void {
     if (this._ended) return;
-    this._stats.events += events.length + unusedHeaders;
-    this._stats.unusedHeaders += unusedHeaders;
-    this._deliver(events);
-  }
-
-  end(): void {
-    if (this._ended) return;
-    if (this._decoder !== undefined) {
-      this._batch.length = 0;
-      this._decoder.end(this._batch);
-      this._deliver(this._batch);
-    }
-    this._ended = true;
-    this.correlator.flush('source_ended');
-    this._qlog?.end();
-    this._onEnd?.();
-  }
-
-  private _deliver(events: readonly ProbeEvent[]): void {
-    if (events.length === 0) return;
     this._recorder?.write(events);
     this._qlog?.write(events);
     this.correlator.process(events);
+  }
+
+  pushRecords(requests: readonly RequestRecord[], connections: readonly ConnectionRecord[]): void {
+    if (this._ended) return;
+    for (const r of requests) this._records.requestCompleted(r);
+    for (const c of connections) this._records.connectionClosed(c);
+  }
+
+  end(): void {
+    if (this._ended) return;
+    this._ended = true;
+    this.correlator.flush('source_ended');
+    this._qlog?.end();
+    this._open.delete(this);
   }
 }

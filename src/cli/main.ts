@@ -16,17 +16,13 @@ import {
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { subscriptionFor, usdtPointsFor } from '../events/catalogue.js';
 import { EventRecorder } from '../events/recorder.js';
-import { CountingBatchProcessor } from '../export/batch-processor.js';
 import { ConsoleTreeExporter } from '../export/console-exporter.js';
 import { DiscardExporter } from '../export/discard-exporter.js';
 import { createOtlpExporter } from '../export/otlp.js';
 import { QlogDirectory } from '../export/qlog.js';
 import { SelfMetrics } from '../export/self-metrics.js';
-import { headerPolicy } from '../otel/header-policy.js';
 import { samplerFrom, SamplerConfigError } from '../otel/sampler.js';
-import { SpanFactory } from '../otel/finished-span.js';
-import { SpanMapper } from '../otel/span-mapper.js';
-import { Pipeline } from '../pipeline.js';
+import { buildPipeline } from '../pipeline.js';
 import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
 import { H2oStatusPoller } from '../sources/h2o-status.js';
 import { H2ologSocketSource } from '../sources/socket.js';
@@ -102,19 +98,6 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     }
   }
 
-  const processor = new CountingBatchProcessor(createExporter(o), o.batch);
-  const resource = createResource(o, env);
-  const spans = new SpanFactory(processor, {
-    sampler,
-    resource,
-    scope: { name: 'h2o-otel', version: '0.1.0' },
-  });
-  const policy = headerPolicy(o.headers);
-  const needs = { responseHeaders: policy.anyResponse, quicEvents: o.quicEvents };
-  const mapper = new SpanMapper(spans, {
-    headers: policy,
-    sensitiveQueryParams: new Set(o.sensitiveQueryParams),
-  });
   const recorder = o.record === undefined ? undefined : new EventRecorder(o.record);
   let qlog: QlogDirectory | undefined;
   if (o.qlog !== undefined) {
@@ -125,25 +108,28 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       return 1;
     }
   }
-  const pipeline = new Pipeline(
+  const resource = createResource(o, env);
+  const pipeline = buildPipeline(
     {
       correlator: o.correlator,
       maxLineBytes: o.maxLineBytes,
-      qlog,
+      headers: o.headers,
+      sensitiveQueryParams: o.sensitiveQueryParams,
+      sampler,
+      resource,
+      batch: o.batch,
     },
-    mapper,
-    recorder,
+    { exporter: createExporter(o), recorder, qlog },
   );
+  const processor = pipeline.processor;
+  const needs = { responseHeaders: pipeline.capturesResponseHeaders, quicEvents: o.quicEvents };
   const h2oStatus =
     o.socket.h2oStatus === undefined
       ? undefined
       : new H2oStatusPoller(o.socket.h2oStatus, H2O_STATUS_INTERVAL_MS);
   const status = new StatusReporter(
     {
-      decode: pipeline.decodeStats,
-      correlate: pipeline.correlatorStats,
-      spans: mapper.stats,
-      export: processor.stats,
+      ...pipeline.stats,
       usdt: () => usdtSource?.stats(),
       h2oStatus: () => h2oStatus?.stats,
       openConnections: () => pipeline.openConnections,
@@ -157,9 +143,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     o.metrics === undefined
       ? undefined
       : new SelfMetrics({ ...o.metrics, resource }, () => {
-          const d = pipeline.decodeStats;
-          const m = mapper.stats;
-          const e = processor.stats;
+          const { decode: d, spans: m, export: e } = pipeline.stats;
           const u = usdtSource?.stats();
           return {
             events: d.events,
@@ -198,9 +182,9 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
           maxValueBytes: o.headers.maxValueLength,
           objectPath: o.usdt.objectPath,
           countOnly: o.usdt.countOnly,
-          usedHeaderNames: pipeline.usedHeaderNames,
+          usedHeaderNames: pipeline.decode.usedHeaderNames,
         },
-        { session: () => pipeline.openEventSession(), info: say, warn: say },
+        { sessions: pipeline, info: say, warn: say },
       );
     } catch (err) {
       if (!(err instanceof UsdtError)) throw err;
@@ -230,7 +214,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     input === undefined ? setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref() : undefined;
   try {
     if (input !== undefined) {
-      await replay(input, pipeline.newSession(), abort.signal);
+      await replay(input, pipeline, abort.signal);
     } else if (usdtSource !== undefined) {
       await usdtSource.run().catch((err: unknown) => {
         if (!(err instanceof UsdtError)) throw err;
@@ -251,7 +235,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
           minBackoffMs: 250,
           maxBackoffMs: 10_000,
         },
-        { session: () => pipeline.newSession(), info: say, warn: say },
+        { sessions: pipeline, info: say, warn: say },
       );
       await socketSource.run().catch((err: unknown) => {
         process.stderr.write(`h2o-otel: ${(err as Error).message}\n`);

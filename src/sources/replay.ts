@@ -2,7 +2,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { ChunkSink } from '../pipeline.js';
+import { JsonLinesSession } from './json-lines.js';
+import type { Sessions } from './sink.js';
 
 export class ReplayError extends Error {}
 
@@ -24,7 +25,8 @@ export async function openReplayInput(path: string): Promise<Readable> {
 }
 
 /** Feed the whole input into one session; resolves when it has been read and the session ended. */
-export async function replay(input: Readable, sink: ChunkSink, signal?: AbortSignal): Promise<void> {
+export async function replay(input: Readable, sessions: Sessions, signal?: AbortSignal): Promise<void> {
+  const sink = new JsonLinesSession(sessions);
   try {
     for await (const chunk of input) {
       if (signal?.aborted === true) break;

@@ -7,7 +7,8 @@
 import net from 'node:net';
 import pRetry, { AbortError } from 'p-retry';
 import { PROBE_PATH } from '../events/catalogue.js';
-import type { ChunkSink } from '../pipeline.js';
+import { JsonLinesSession } from './json-lines.js';
+import type { Sessions } from './sink.js';
 
 export interface SocketSourceOptions {
   readonly path: string;
@@ -25,8 +26,8 @@ export interface SocketSourceOptions {
 }
 
 export interface SocketSourceListener {
-  /** A subscription was accepted: a new id space starts. */
-  session(): ChunkSink;
+  /** Each accepted subscription is a new session (a new id space). */
+  readonly sessions: Sessions;
   info(message: string): void;
   warn(message: string): void;
 }
@@ -112,7 +113,7 @@ export class H2ologSocketSource {
       this._socket = socket;
       let header: Buffer[] = [];
       let headerBytes = 0;
-      let sink: ChunkSink | undefined;
+      let sink: JsonLinesSession | undefined;
       let refusal: Buffer[] | undefined;
       let refusalStatus = '';
 
@@ -135,7 +136,7 @@ export class H2ologSocketSource {
         const statusLine = all.subarray(0, all.indexOf('\r\n')).toString('latin1');
         const rest = all.subarray(end + HEADER_END.length);
         if (/^HTTP\/1\.\d 200\b/.test(statusLine)) {
-          sink = this._listener.session();
+          sink = new JsonLinesSession(this._listener.sessions);
           this._lastWarning = '';
           this._listener.info(`subscribed to ${this._opts.path} (${this._opts.trace.length} trace points)`);
           if (rest.length > 0) sink.push(rest);

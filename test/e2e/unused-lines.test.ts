@@ -14,12 +14,10 @@ import { JsonLineDecoder } from '../../src/events/decode-json.js';
 import { EventRecorder } from '../../src/events/recorder.js';
 import { newDecodeStats } from '../../src/events/types.js';
 import type { DecodeStats, ProbeEvent } from '../../src/events/types.js';
-import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
-import { SpanFactory } from '../../src/otel/finished-span.js';
-import { headerPolicy } from '../../src/otel/header-policy.js';
-import { SpanMapper } from '../../src/otel/span-mapper.js';
+import { DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../../src/otel/url.js';
-import { Pipeline } from '../../src/pipeline.js';
+import { buildPipeline } from '../../src/pipeline.js';
+import { JsonLinesSession } from '../../src/sources/json-lines.js';
 import { repoRoot } from '../../harness/cli.js';
 
 const header = (type: string, name: string, value: string, tail = '}'): string =>
@@ -207,34 +205,24 @@ interface Run {
 
 async function spansOf(file: string, record: boolean, input?: Buffer): Promise<Run> {
   const exporter = new InMemorySpanExporter();
-  const processor = new CountingBatchProcessor(exporter, DEFAULT_BATCH_OPTIONS);
-  const mapper = new SpanMapper(
-    new SpanFactory(processor, {
-      sampler: new AlwaysOnSampler(),
-      resource: defaultResource(),
-      scope: { name: 't' },
-    }),
-    {
-      headers: headerPolicy({
-        request: ['x-request-id'],
-        response: ['content-type'],
-        sanitize: [],
-        maxValueLength: 64,
-      }),
-      sensitiveQueryParams: new Set(DEFAULT_SENSITIVE_QUERY_PARAMS),
-    },
-  );
   // `--record` keeps every event, so it also turns the skip off: the reference run.
   const recorder = record ? new EventRecorder(join(dir, 'rec.jsonl')) : undefined;
-  const pipeline = new Pipeline(
-    { correlator: DEFAULT_CORRELATOR_OPTIONS, maxLineBytes: 1 << 20, qlog: undefined },
-    mapper,
-    recorder,
+  const pipeline = buildPipeline(
+    {
+      correlator: DEFAULT_CORRELATOR_OPTIONS,
+      maxLineBytes: 1 << 20,
+      headers: { request: ['x-request-id'], response: ['content-type'], sanitize: [], maxValueLength: 64 },
+      sensitiveQueryParams: DEFAULT_SENSITIVE_QUERY_PARAMS,
+      sampler: new AlwaysOnSampler(),
+      resource: defaultResource(),
+      batch: DEFAULT_BATCH_OPTIONS,
+    },
+    { exporter, recorder },
   );
-  const session = pipeline.newSession();
+  const session = new JsonLinesSession(pipeline);
   session.push(input ?? (await readFile(file)));
   session.end();
-  await processor.forceFlush();
+  await pipeline.processor.forceFlush();
   await recorder?.close();
   const shape = (s: ReadableSpan): string =>
     JSON.stringify([
@@ -249,8 +237,8 @@ async function spansOf(file: string, record: boolean, input?: Buffer): Promise<R
     ]);
   return {
     spans: exporter.getFinishedSpans().map(shape).sort(),
-    skipped: pipeline.decodeStats.unusedHeaders,
-    skippedOther: pipeline.decodeStats.unusedEvents,
+    skipped: pipeline.stats.decode.unusedHeaders,
+    skippedOther: pipeline.stats.decode.unusedEvents,
   };
 }
 

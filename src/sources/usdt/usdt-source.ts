@@ -12,7 +12,7 @@ import koffi from 'koffi';
 import { clockOffset, RECORD, UsdtRecordDecoder, newUsdtDecodeStats } from '../../events/decode-usdt.js';
 import type { UsdtDecodeStats } from '../../events/decode-usdt.js';
 import type { ProbeEvent, UsedHeaderNames } from '../../events/types.js';
-import type { EventSink } from '../../pipeline.js';
+import type { Sessions, SourceSink } from '../sink.js';
 import { usdtProbe } from '../../events/usdt-probes.js';
 import type { UsdtProbe } from '../../events/usdt-probes.js';
 import {
@@ -55,7 +55,8 @@ export interface UsdtSourceOptions {
 }
 
 export interface UsdtSourceListener {
-  session(pid: number): EventSink;
+  /** Each traced process is a session of its own (its own id space). */
+  readonly sessions: Sessions;
   info(message: string): void;
   warn(message: string): void;
 }
@@ -99,7 +100,7 @@ const CAPABILITY_HELP =
 
 interface Session {
   readonly pid: number;
-  readonly sink: EventSink;
+  readonly sink: SourceSink;
   readonly decoder: UsdtRecordDecoder;
   readonly batch: ProbeEvent[];
   readonly startTime: string | undefined;
@@ -426,11 +427,11 @@ export class UsdtSource {
   }
 
   private _openSession(pid: number): Session {
-    const sink = this._listener.session(pid);
+    const sessions = this._listener.sessions;
     const s: Session = {
       pid,
-      sink,
-      decoder: new UsdtRecordDecoder(this._clock, this._decodeStats, sink.usesHeader),
+      sink: sessions.open(),
+      decoder: new UsdtRecordDecoder(this._clock, this._decodeStats, sessions.decode.usesHeader),
       batch: [],
       startTime: processStartTime(pid),
     };
@@ -462,8 +463,9 @@ export class UsdtSource {
       const n = ring.drain(this._onRecord, RECORDS_PER_BATCH);
       for (const s of this._sessions.values()) {
         const unused = s.decoder.takeUnusedHeaders();
-        if (s.batch.length === 0 && unused === 0) continue;
-        s.sink.pushEvents(s.batch, unused);
+        this._countEvents(s.batch.length, unused);
+        if (s.batch.length === 0) continue;
+        s.sink.pushEvents(s.batch);
         s.batch.length = 0;
       }
       total += n;
@@ -476,12 +478,17 @@ export class UsdtSource {
   /** Header hits BPF dropped (names no span uses) count as events, as the ones dropped after decoding do. */
   private _deliverSkippedHeaders(): void {
     if (this._counters === undefined) return;
-    const s = this._lastSession ?? this._sessions.values().next().value;
-    if (s === undefined) return;
     const now = Number(this._counters.readBigUInt64LE(COUNTERS.skippedHeaders));
     if (now === this._skippedHeadersDelivered) return;
-    s.sink.pushEvents([], now - this._skippedHeadersDelivered);
+    this._countEvents(0, now - this._skippedHeadersDelivered);
     this._skippedHeadersDelivered = now;
+  }
+
+  /** Header events left undecoded (`unusedHeaders`) are events too, as for the JSON decoder. */
+  private _countEvents(decoded: number, unusedHeaders: number): void {
+    const stats = this._listener.sessions.decode.stats;
+    stats.events += decoded + unusedHeaders;
+    stats.unusedHeaders += unusedHeaders;
   }
 
   private readonly _poll = (): void => {

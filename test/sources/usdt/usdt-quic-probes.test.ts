@@ -2,6 +2,7 @@
 // decodes to the socket format's fields, with the quicly connection pointer mapped to H2O's conn id.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { newDecodeStats } from '../../../src/events/types.js';
 import type { ProbeEvent } from '../../../src/events/types.js';
 import { DEFAULT_BPF_OBJECT, UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
 import { buildUsdtFixture, get, startUsdtFixture } from '../../../harness/usdt-fixture.js';
@@ -46,11 +47,19 @@ describe('quicly probes through the kernel', { skip: skipBpf }, () => {
         objectPath: DEFAULT_BPF_OBJECT,
       },
       {
-        session: () => ({
-          usesHeader: undefined,
-          pushEvents: (batch) => void events.push(...batch),
-          end: () => undefined,
-        }),
+        sessions: {
+          decode: {
+            stats: newDecodeStats(),
+            json: { maxLineBytes: 1 << 20 },
+            usesHeader: undefined,
+            usedHeaderNames: undefined,
+          },
+          open: () => ({
+            pushEvents: (batch) => void events.push(...batch),
+            pushRecords: () => assert.fail('the USDT source pushes events'),
+            end: () => undefined,
+          }),
+        },
         info: (m) => said.push(m),
         warn: (m) => said.push(m),
       },
