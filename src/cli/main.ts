@@ -102,7 +102,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   let qlog: QlogDirectory | undefined;
   if (o.qlog !== undefined) {
     try {
-      qlog = new QlogDirectory(o.qlog.dir, o.qlog.maxBytes);
+      qlog = await QlogDirectory.open(o.qlog.dir, o.qlog.maxBytes);
     } catch (err) {
       process.stderr.write(`h2o-otel: --qlog-dir ${o.qlog.dir}: ${(err as Error).message}\n`);
       return 1;
@@ -253,7 +253,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       metrics?.shutdown(SHUTDOWN_BUDGET_MS),
       h2oStatus?.read(),
     ]);
-    await recorder?.close();
+    await Promise.all([recorder?.close(), qlog?.drain()]);
     status.notices();
     if (qlog !== undefined) {
       const q = qlog.stats;

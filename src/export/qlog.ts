@@ -4,7 +4,7 @@
  * group_id is the connection's original destination CID. Files are appended as events arrive, finished when quicly
  * frees the connection, and the directory is kept under a size bound by deleting the oldest finished files.
  */
-import { appendFileSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { appendFile, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { numberOf } from '../events/types.js';
 import type { FieldValue, ProbeEvent } from '../events/types.js';
@@ -43,31 +43,45 @@ export interface QlogStats {
   writeErrors: number;
 }
 
-/** The directory and its size bound; shared by every session (each traced process or socket connection). */
+/** Bytes of qlog text waiting for the disk at most; beyond it records are dropped and counted as write errors. */
+const MAX_QUEUED_BYTES = 64 << 20;
+
+/**
+ * The directory and its size bound; shared by every session (each traced process or socket connection). Files are
+ * written asynchronously, one write at a time in order, so the event loop never waits for the disk.
+ */
 export class QlogDirectory {
   readonly stats: QlogStats = { files: 0, events: 0, rotated: 0, writeErrors: 0 };
   private readonly _finished: { path: string; bytes: number }[] = [];
   private _bytes = 0;
   private _sessions = 0;
   private _lastError: string | undefined;
+  /** The end of the write queue: appends and deletions run in the order they were asked for. */
+  private _tail: Promise<void> = Promise.resolve();
+  private _queuedBytes = 0;
 
-  constructor(
+  private constructor(
     readonly dir: string,
     private readonly _maxBytes: number,
-  ) {
-    mkdirSync(dir, { recursive: true });
-    // Files from earlier runs count against the bound too, oldest first.
-    const old = readdirSync(dir)
-      .filter((f) => f.endsWith('.sqlog'))
-      .map((f) => {
-        const st = statSync(join(dir, f));
+  ) {}
+
+  /** The directory, created if missing; files a previous run left count towards the bound, oldest deleted first. */
+  static async open(dir: string, maxBytes: number): Promise<QlogDirectory> {
+    await mkdir(dir, { recursive: true });
+    const q = new QlogDirectory(dir, maxBytes);
+    const names = (await readdir(dir)).filter((f) => f.endsWith('.sqlog'));
+    const old = await Promise.all(
+      names.map(async (f) => {
+        const st = await stat(join(dir, f));
         return { path: join(dir, f), bytes: st.size, mtime: st.mtimeMs };
-      })
-      .sort((a, b) => a.mtime - b.mtime);
+      }),
+    );
+    old.sort((a, b) => a.mtime - b.mtime);
     for (const f of old) {
-      this._finished.push({ path: f.path, bytes: f.bytes });
-      this._bytes += f.bytes;
+      q._finished.push({ path: f.path, bytes: f.bytes });
+      q._bytes += f.bytes;
     }
+    return q;
   }
 
   get lastError(): string | undefined {
@@ -78,16 +92,25 @@ export class QlogDirectory {
     return new QlogSession(this, ++this._sessions);
   }
 
-  /** Append `text` to `path`; false (and counted) when the disk refuses. */
+  /** Queue `text` for the end of `path`; false (and counted) when the disk is too far behind to take more. */
   append(path: string, text: string): boolean {
-    try {
-      appendFileSync(path, text);
-    } catch (err) {
-      this.stats.writeErrors++;
-      this._lastError = (err as Error).message;
+    const bytes = Buffer.byteLength(text);
+    if (this._queuedBytes + bytes > MAX_QUEUED_BYTES) {
+      this._failed(new Error(`the disk fell ${MAX_QUEUED_BYTES >> 20} MiB behind; qlog records dropped`));
       return false;
     }
-    this._bytes += Buffer.byteLength(text);
+    this._queuedBytes += bytes;
+    this._bytes += bytes;
+    this._tail = this._tail.then(() =>
+      appendFile(path, text).then(
+        () => void (this._queuedBytes -= bytes),
+        (err: unknown) => {
+          this._queuedBytes -= bytes;
+          this._bytes -= bytes;
+          this._failed(err as Error);
+        },
+      ),
+    );
     return true;
   }
 
@@ -96,14 +119,21 @@ export class QlogDirectory {
     this._finished.push({ path, bytes });
     while (this._bytes > this._maxBytes && this._finished.length > 0) {
       const oldest = this._finished.shift()!;
-      try {
-        unlinkSync(oldest.path);
-      } catch {
-        // already gone
-      }
+      // Already gone is fine: someone cleaned the directory.
+      this._tail = this._tail.then(() => unlink(oldest.path).catch(() => undefined));
       this._bytes -= oldest.bytes;
       this.stats.rotated++;
     }
+  }
+
+  /** Every queued write done (or failed and counted). */
+  drain(): Promise<void> {
+    return this._tail;
+  }
+
+  private _failed(err: Error): void {
+    this.stats.writeErrors++;
+    this._lastError = err.message;
   }
 }
 
