@@ -1,6 +1,6 @@
-// A real OTLP/gRPC + OTLP/HTTP (protobuf) trace and metrics receiver for tests. It decodes the bytes
-// the OpenTelemetry exporters put on the wire using the official .proto files in
-// test/fixtures/otlp-proto, so tests exercise the actual serialization instead of a mock.
+// A real OTLP/gRPC + OTLP/HTTP (protobuf) receiver for tests and the benchmark. It decodes the bytes h2o-otel's
+// exporters put on the wire with the official .proto files in test/fixtures/otlp-proto, so tests exercise the actual
+// serialization instead of a mock. It understands what h2o-otel sends: spans, and its counters (OTLP sums).
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,8 +12,7 @@ import { gunzip } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 
-export type OtlpValue =
-  string | number | boolean | bigint | Uint8Array | null | OtlpValue[] | { [key: string]: OtlpValue };
+export type OtlpValue = string | number | boolean | bigint | null | OtlpValue[];
 
 export type OtlpAttributes = Record<string, OtlpValue>;
 
@@ -43,21 +42,16 @@ export interface ReceivedSpan {
   scope: { name: string; version: string };
 }
 
+/** One data point of a cumulative sum (h2o-otel's self-metrics are observable counters). */
 export interface ReceivedMetricPoint {
   name: string;
   description: string;
   unit: string;
-  kind: 'sum' | 'gauge' | 'histogram';
-  /** Sums only. */
-  monotonic: boolean | undefined;
-  /**
-   * Sum/gauge value (asInt as number when safe, else bigint; asDouble as number; NaN when the point
-   * carries no value at all); histogram: the count.
-   */
+  /** Other kinds are not decoded (h2o-otel sends none). */
+  kind: 'sum';
+  monotonic: boolean;
+  /** asInt as number when safe, else bigint; asDouble as number. */
   value: number | bigint;
-  /** Histograms only. */
-  histogram:
-    { count: number; sum: number | undefined; bucketCounts: number[]; explicitBounds: number[] } | undefined;
   attributes: OtlpAttributes;
   timeUnixNano: bigint;
   resource: OtlpAttributes;
@@ -72,10 +66,8 @@ export interface ReceivedRequest {
   headers: Record<string, string>;
   /** 0 for metric exports. */
   spanCount: number;
-  /** Metric data points in the request (decodable kinds only); 0 for trace exports. */
+  /** Metric data points in the request; 0 for trace exports. */
   pointCount: number;
-  /** false when the request was refused because of setFailure('unavailable'). */
-  accepted: boolean;
 }
 
 export interface OtlpReceiver {
@@ -86,11 +78,11 @@ export interface OtlpReceiver {
    * or `${httpUrl}/v1/metrics`.
    */
   readonly httpUrl: string;
-  /** Spans from accepted requests, in arrival order (both transports). */
+  /** Spans in arrival order (both transports). */
   readonly spans: ReceivedSpan[];
-  /** Metric data points from accepted metric exports, in arrival order (both transports). */
+  /** Sum data points in arrival order (both transports). */
   readonly metrics: ReceivedMetricPoint[];
-  /** Every export call of either signal, accepted or not. */
+  /** Every export call of either signal. */
   readonly requests: ReceivedRequest[];
   /** Resolves with all spans once at least n arrived; rejects after timeoutMs (default 10 s). */
   waitForSpans(n: number, timeoutMs?: number): Promise<ReceivedSpan[]>;
@@ -103,8 +95,6 @@ export interface OtlpReceiver {
     pred?: (p: ReceivedMetricPoint) => boolean,
     timeoutMs?: number,
   ): Promise<ReceivedMetricPoint>;
-  /** 'unavailable' refuses every export (gRPC UNAVAILABLE / HTTP 503) until reset to 'none'. */
-  setFailure(mode: 'none' | 'unavailable'): void;
   close(): Promise<void>;
 }
 
@@ -121,15 +111,12 @@ const ROUTES: Record<Signal, { grpcPath: string; httpPath: string }> = {
 
 // Shapes produced by Type.toObject with the options below (defaults, arrays, oneofs, BigInt longs).
 interface RawAnyValue {
-  value?:
-    'stringValue' | 'boolValue' | 'intValue' | 'doubleValue' | 'arrayValue' | 'kvlistValue' | 'bytesValue';
+  value?: 'stringValue' | 'boolValue' | 'intValue' | 'doubleValue' | 'arrayValue';
   stringValue?: string;
   boolValue?: boolean;
   intValue?: bigint;
   doubleValue?: number;
   arrayValue?: { values: RawAnyValue[] };
-  kvlistValue?: { values: RawKeyValue[] };
-  bytesValue?: Uint8Array;
 }
 interface RawKeyValue {
   key: string;
@@ -166,23 +153,12 @@ interface RawNumberDataPoint {
   asDouble?: number;
   asInt?: bigint;
 }
-interface RawHistogramDataPoint {
-  attributes: RawKeyValue[];
-  timeUnixNano: bigint;
-  count: bigint;
-  /** proto3 `optional`: absent (not 0) when the exporter did not set it. */
-  sum?: number;
-  bucketCounts: bigint[];
-  explicitBounds: number[];
-}
 interface RawMetric {
   name: string;
   description: string;
   unit: string;
-  data?: 'gauge' | 'sum' | 'histogram' | 'exponentialHistogram' | 'summary';
-  gauge?: { dataPoints: RawNumberDataPoint[] };
+  data?: string;
   sum?: { dataPoints: RawNumberDataPoint[]; isMonotonic: boolean };
-  histogram?: { dataPoints: RawHistogramDataPoint[] };
 }
 interface RawExportMetricsRequest {
   resourceMetrics: {
@@ -267,12 +243,8 @@ function toValue(v: RawAnyValue | null): OtlpValue {
       return v.doubleValue ?? 0;
     case 'arrayValue':
       return (v.arrayValue?.values ?? []).map(toValue);
-    case 'kvlistValue':
-      return toAttributes(v.kvlistValue?.values ?? []);
-    case 'bytesValue':
-      return new Uint8Array(v.bytesValue ?? []);
     default:
-      // Unset AnyValue (or string_value_strindex, which only profiles use).
+      // Kinds h2o-otel never sends (maps, bytes) show as null, so an assertion on them fails.
       return null;
   }
 }
@@ -325,18 +297,7 @@ function toSpans(req: RawExportTraceRequest): ReceivedSpan[] {
   return out;
 }
 
-function numberValue(p: RawNumberDataPoint): number | bigint {
-  if (p.value === 'asInt') return safeInt(p.asInt ?? 0n);
-  if (p.value === 'asDouble') return p.asDouble ?? 0;
-  // Neither oneof member set (e.g. a NO_RECORDED_VALUE point): NaN never passes for a real 0 in assertions.
-  return NaN;
-}
-
-/**
- * Flattens a metrics export to one entry per data point. Exponential histograms and summaries have no
- * ReceivedMetricPoint shape (no exporter used by these tests emits them): they are reported through
- * `skipped` so a waitForMetric timeout names them instead of silently missing.
- */
+/** One entry per sum data point; a metric of another kind is named in `skipped` for the wait's message. */
 function toMetricPoints(req: RawExportMetricsRequest, skipped: string[]): ReceivedMetricPoint[] {
   const out: ReceivedMetricPoint[] = [];
   for (const rm of req.resourceMetrics) {
@@ -344,41 +305,23 @@ function toMetricPoints(req: RawExportMetricsRequest, skipped: string[]): Receiv
     for (const sm of rm.scopeMetrics) {
       const scope = { name: sm.scope?.name ?? '', version: sm.scope?.version ?? '' };
       for (const m of sm.metrics) {
-        const common = { name: m.name, description: m.description, unit: m.unit, resource, scope };
-        if (m.data === 'sum' || m.data === 'gauge') {
-          const monotonic = m.data === 'sum' ? (m.sum?.isMonotonic ?? false) : undefined;
-          for (const p of m[m.data]?.dataPoints ?? []) {
-            out.push({
-              ...common,
-              kind: m.data,
-              monotonic,
-              value: numberValue(p),
-              histogram: undefined,
-              attributes: toAttributes(p.attributes),
-              timeUnixNano: p.timeUnixNano,
-            });
-          }
-        } else if (m.data === 'histogram') {
-          for (const p of m.histogram?.dataPoints ?? []) {
-            // fixed64 counts: a test will not get anywhere near 2^53 observations.
-            const count = Number(p.count);
-            out.push({
-              ...common,
-              kind: 'histogram',
-              monotonic: undefined,
-              value: count,
-              histogram: {
-                count,
-                sum: p.sum,
-                bucketCounts: p.bucketCounts.map(Number),
-                explicitBounds: p.explicitBounds,
-              },
-              attributes: toAttributes(p.attributes),
-              timeUnixNano: p.timeUnixNano,
-            });
-          }
-        } else {
+        if (m.data !== 'sum') {
           skipped.push(`${m.name} (${m.data ?? 'no data'})`);
+          continue;
+        }
+        for (const p of m.sum?.dataPoints ?? []) {
+          out.push({
+            name: m.name,
+            description: m.description,
+            unit: m.unit,
+            kind: 'sum',
+            monotonic: m.sum?.isMonotonic ?? false,
+            value: p.value === 'asInt' ? safeInt(p.asInt ?? 0n) : (p.asDouble ?? NaN),
+            attributes: toAttributes(p.attributes),
+            timeUnixNano: p.timeUnixNano,
+            resource,
+            scope,
+          });
         }
       }
     }
@@ -398,37 +341,31 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   // Metric kinds this receiver cannot represent, likewise reported by waitForMetric on timeout.
   const skipped: string[] = [];
   const waiters = new Set<() => void>();
-  let failure: 'none' | 'unavailable' = 'none';
 
-  /** Shared by both transports and signals; returns whether the export was accepted. */
+  /** Shared by both transports and signals; throws on a body that does not decode. */
   const ingest = (
     kind: Signal,
     transport: ReceivedRequest['transport'],
     headers: Record<string, string>,
     body: Uint8Array,
   ) => {
-    // Decode before looking at the failure mode so malformed bodies are rejected as such either way.
     const received =
       kind === 'traces'
         ? { spans: toSpans(decodeTraces(body)), points: [] }
         : { spans: [], points: toMetricPoints(decodeMetrics(body), skipped) };
-    const accepted = failure === 'none';
     requests.push({
       kind,
       transport,
       headers,
       spanCount: received.spans.length,
       pointCount: received.points.length,
-      accepted,
     });
-    if (!accepted) return false;
     spans.push(...received.spans);
     metrics.push(...received.points);
     for (const wake of [...waiters]) wake();
-    return true;
   };
 
-  /** Settles with check()'s first non-undefined result, re-checked after every accepted export. */
+  /** Settles with check()'s first non-undefined result, re-checked after every export. */
   const waitUntil = <T>(check: () => T | undefined, timeoutMs: number, describe: () => string) =>
     new Promise<T>((resolve, reject) => {
       const wake = () => {
@@ -483,9 +420,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         headers[key] = typeof value === 'string' ? value : value.toString('base64');
       }
       try {
-        if (ingest(kind, 'grpc', headers, call.request)) callback(null, emptyResponses[kind]);
-        else
-          callback({ code: grpc.status.UNAVAILABLE, details: 'otlp-receiver: failure mode "unavailable"' });
+        ingest(kind, 'grpc', headers, call.request);
+        callback(null, emptyResponses[kind]);
       } catch (err) {
         errors.push(`grpc ${kind}: ${errorMessage(err)}`);
         callback({ code: grpc.status.INVALID_ARGUMENT, details: errorMessage(err) });
@@ -526,8 +462,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
     try {
-      if (ingest(kind, 'http', headers, body)) reply(200, emptyResponses[kind], 'application/x-protobuf');
-      else reply(503, 'otlp-receiver: failure mode "unavailable"');
+      ingest(kind, 'http', headers, body);
+      reply(200, emptyResponses[kind], 'application/x-protobuf');
     } catch (err) {
       errors.push(`http ${kind}: ${errorMessage(err)}`);
       reply(400, `otlp-receiver: ${errorMessage(err)}`);
@@ -578,9 +514,6 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
           );
         },
       );
-    },
-    setFailure(mode) {
-      failure = mode;
     },
     async close() {
       // Exporters may keep channels / keep-alive sockets open; force them shut so the test process exits.
