@@ -14,7 +14,7 @@ import { BasicTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@op
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
-import { withReceiver, type ReceivedSpan } from '../../harness/otlp-receiver.js';
+import { withReceiver, type OtlpReceiver, type ReceivedSpan } from '../../harness/otlp-receiver.js';
 
 type ProtoExporterConfig = NonNullable<ConstructorParameters<typeof ProtoTraceExporter>[0]>;
 
@@ -104,64 +104,42 @@ function assertSample(spans: ReceivedSpan[]): void {
   }
 }
 
-void test('gRPC exporter: spans, attributes, events, links, status and metadata arrive intact', () =>
-  withReceiver(async (receiver) => {
+/** The exporters as h2o-otel configures them: a header on every request, gzip optional for HTTP. */
+const TRACE_EXPORTERS: Record<string, (r: OtlpReceiver) => SpanExporter> = {
+  grpc: (r) => {
     const metadata = new Metadata();
-    metadata.set('x-h2o-test', 'grpc-secret');
-    const provider = newProvider(new GrpcTraceExporter({ url: receiver.grpcUrl, metadata }));
-    try {
-      emitSample(provider);
-      await provider.forceFlush();
-      assertSample(await receiver.waitForSpans(2));
-      assert.ok(receiver.requests.length >= 1);
-      for (const req of receiver.requests) {
-        assert.equal(req.transport, 'grpc');
-        assert.equal(req.headers['x-h2o-test'], 'grpc-secret');
-      }
-    } finally {
-      await provider.shutdown();
-    }
-  }));
-
-void test('HTTP/protobuf exporter: spans, attributes, events, links, status and headers arrive intact', () =>
-  withReceiver(async (receiver) => {
-    const exporter = new ProtoTraceExporter({
-      url: `${receiver.httpUrl}/v1/traces`,
-      headers: { 'x-h2o-test': 'http-secret' },
-    });
-    const provider = newProvider(exporter);
-    try {
-      emitSample(provider);
-      await provider.forceFlush();
-      assertSample(await receiver.waitForSpans(2));
-      assert.ok(receiver.requests.length >= 1);
-      for (const req of receiver.requests) {
-        assert.equal(req.transport, 'http');
-        assert.equal(req.headers['x-h2o-test'], 'http-secret');
-        assert.equal(req.headers['content-type'], 'application/x-protobuf');
-      }
-    } finally {
-      await provider.shutdown();
-    }
-  }));
-
-void test('HTTP/protobuf exporter with gzip: decodes compressed bodies', () =>
-  withReceiver(async (receiver) => {
-    const exporter = new ProtoTraceExporter({
-      url: `${receiver.httpUrl}/v1/traces`,
+    metadata.set('x-h2o-test', 'secret');
+    return new GrpcTraceExporter({ url: r.grpcUrl, metadata });
+  },
+  http: (r) => new ProtoTraceExporter({ url: `${r.httpUrl}/v1/traces`, headers: { 'x-h2o-test': 'secret' } }),
+  'http+gzip': (r) =>
+    new ProtoTraceExporter({
+      url: `${r.httpUrl}/v1/traces`,
+      headers: { 'x-h2o-test': 'secret' },
       // The enum lives in a transitive package; its runtime value is the plain string.
       compression: 'gzip' as ProtoExporterConfig['compression'],
-    });
-    const provider = newProvider(exporter);
-    try {
-      emitSample(provider);
-      await provider.forceFlush();
-      assertSample(await receiver.waitForSpans(2));
-      assert.equal(receiver.requests[0]?.headers['content-encoding'], 'gzip');
-    } finally {
-      await provider.shutdown();
-    }
-  }));
+    }),
+};
+
+for (const [name, exporter] of Object.entries(TRACE_EXPORTERS)) {
+  void test(`${name}: spans, attributes, events, links, status and headers arrive intact`, () =>
+    withReceiver(async (receiver) => {
+      const provider = newProvider(exporter(receiver));
+      try {
+        emitSample(provider);
+        await provider.forceFlush();
+        assertSample(await receiver.waitForSpans(2));
+        assert.ok(receiver.requests.length >= 1);
+        for (const req of receiver.requests) {
+          assert.equal(req.transport, name === 'grpc' ? 'grpc' : 'http');
+          assert.equal(req.headers['x-h2o-test'], 'secret');
+          if (name === 'http+gzip') assert.equal(req.headers['content-encoding'], 'gzip');
+        }
+      } finally {
+        await provider.shutdown();
+      }
+    }));
+}
 
 for (const transport of ['grpc', 'http'] as const) {
   void test(`${transport}: a counter arrives as a monotonic sum with its attributes and resource`, () =>
