@@ -182,7 +182,6 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
           maxValueBytes: o.headers.maxValueLength,
           objectPath: o.usdt.objectPath,
           countOnly: o.usdt.countOnly,
-          usedHeaderNames: pipeline.decode.usedHeaderNames,
         },
         { sessions: pipeline, info: say, warn: say },
       );

@@ -12,8 +12,8 @@ import { parseHeaderList, signalUrl } from '../export/otlp.js';
 import type { OtlpProtocol } from '../export/otlp.js';
 import { parseNameList } from '../otel/header-policy.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../otel/url.js';
-import { DEFAULT_BPF_OBJECT } from '../sources/usdt/usdt-source.js';
-import type { UsdtTarget } from '../sources/usdt/usdt-source.js';
+import { DEFAULT_BPF_OBJECT } from '../sources/usdt/defaults.js';
+import type { UsdtTarget } from '../sources/usdt/defaults.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

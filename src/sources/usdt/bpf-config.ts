@@ -3,8 +3,9 @@
  * descriptors written into the program's .rodata before it is loaded, and the counters read from its .bss.
  * A test checks these offsets against the C header compiled with gcc.
  */
-import { MAX_PROBES, MAX_STRING, MAX_STRINGS } from '../../events/decode-usdt.js';
+import type { UsedHeaderNames } from '../../events/types.js';
 import type { UsdtProbe } from '../../events/usdt-probes.js';
+import { MAX_PROBES, MAX_STRING, MAX_STRINGS } from './record-decoder.js';
 
 export const CONFIG = {
   sampleThreshold: 0,
@@ -119,6 +120,28 @@ export function writeConfig(mem: Buffer, v: ConfigValues): void {
       s++;
     });
   }
+}
+
+/**
+ * The `header_names` map's entries: each used header name, with the directions (HEADER_FILTER bits) it is used in.
+ * Names longer than a key never reach the map's lookup: BPF sends them on and user space decides.
+ */
+export function headerNameEntries(used: UsedHeaderNames): { key: Buffer; value: Buffer }[] {
+  const bits = new Map<string, number>();
+  const add = (names: readonly string[] | 'all', bit: number): void => {
+    if (names === 'all') return;
+    for (const n of names) bits.set(n, (bits.get(n) ?? 0) | bit);
+  };
+  add(used.request, HEADER_FILTER.request);
+  add(used.response, HEADER_FILTER.response);
+  const entries: { key: Buffer; value: Buffer }[] = [];
+  for (const [name, bit] of bits) {
+    if (Buffer.byteLength(name) > HEADER_KEY_BYTES) continue;
+    const key = Buffer.alloc(HEADER_KEY_BYTES);
+    key.write(name);
+    entries.push({ key, value: Buffer.of(bit) });
+  }
+  return entries;
 }
 
 export interface BpfCounters {

@@ -1,6 +1,7 @@
 /**
  * Lists the USDT probes an executable declares (`.note.stapsdt`), so h2o-otel can say before attaching that H2O
- * was built without DTrace, which probes this build lacks, and which argument specs libbpf 1.1 cannot read.
+ * was built without DTrace, which probes this build lacks, and which argument specs libbpf 1.1 cannot read
+ * (see probe-selection.ts).
  * Reads only the ELF headers and the note section, not the whole (large) binary.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
@@ -77,12 +78,4 @@ function parseNotes(buf: Buffer): UsdtNote[] {
     });
   }
   return notes;
-}
-
-/**
- * libbpf 1.1 (Debian 12), like every release before its 2025 fix, rejects scale-index-base memory operands (`8@0(%rbp,%rdx)`, `-4@-8(%rax,%rcx,4)`): such a
- * probe site cannot be attached.
- */
-export function hasIndexedArgument(args: string): boolean {
-  return /\(%\w+,\s*%\w+/.test(args);
 }

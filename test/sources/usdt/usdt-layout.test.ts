@@ -6,7 +6,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MAX_ARGS, MAX_PROBES, MAX_STRING, MAX_STRINGS, RECORD } from '../../../src/events/decode-usdt.js';
 import { USDT_PROBES } from '../../../src/events/usdt-probes.js';
 import {
   CONFIG,
@@ -18,6 +17,13 @@ import {
   ROLE,
   STR_KIND,
 } from '../../../src/sources/usdt/bpf-config.js';
+import {
+  MAX_ARGS,
+  MAX_PROBES,
+  MAX_STRING,
+  MAX_STRINGS,
+  RECORD,
+} from '../../../src/sources/usdt/record-decoder.js';
 import { repoRoot } from '../../../harness/cli.js';
 
 const PROGRAM = `

@@ -5,7 +5,7 @@
  * Each record starts with an 8-byte header: a u32 length whose top bits say BUSY (still being written) and
  * DISCARD, then a u32 page offset; records are 8-byte aligned.
  */
-import koffi from 'koffi';
+import { BpfError } from './errors.js';
 import type { Native, Pointer } from './native.js';
 import { PROT_READ, PROT_WRITE } from './native.js';
 
@@ -13,8 +13,6 @@ const BUSY = 0x8000_0000;
 const DISCARD = 0x4000_0000;
 const LENGTH = 0x3fff_ffff;
 const HEADER = 8;
-
-export class RingMapError extends Error {}
 
 export class RingReader {
   private readonly _consumer: Pointer;
@@ -35,17 +33,17 @@ export class RingReader {
     this._page = page;
     const consumer = _native.libc.mmap(page, PROT_READ | PROT_WRITE, fd, 0);
     if (consumer === null)
-      throw new RingMapError(`mmap of the ring buffer's consumer page failed (errno ${_native.errno()})`);
+      throw new BpfError(`mmap of the ring buffer's consumer page failed (errno ${_native.errno()})`);
     const producer = _native.libc.mmap(page + 2 * size, PROT_READ, fd, page);
     if (producer === null) {
       _native.libc.munmap(consumer, page);
-      throw new RingMapError(`mmap of the ring buffer's data failed (errno ${_native.errno()})`);
+      throw new BpfError(`mmap of the ring buffer's data failed (errno ${_native.errno()})`);
     }
     this._consumer = consumer;
     this._producer = producer;
-    this._cons = new BigUint64Array(koffi.view(consumer, 8));
-    this._prod = new BigUint64Array(koffi.view(producer, 8));
-    this._data = Buffer.from(koffi.view(producer, page + 2 * size), page, 2 * size);
+    this._cons = new BigUint64Array(_native.view(consumer, 8));
+    this._prod = new BigUint64Array(_native.view(producer, 8));
+    this._data = Buffer.from(_native.view(producer, page + 2 * size), page, 2 * size);
     this._mask = size - 1;
   }
 

@@ -1,17 +1,17 @@
 /**
- * The system libbpf (libbpf.so.1) and the few libc calls the USDT source needs, through koffi. Loaded lazily, so
- * the socket and replay sources never touch native code. libbpf's own messages are captured (not printed) and
- * attached to the errors that need them.
+ * The system libbpf (libbpf.so.1) and the few libc calls the BPF sources need, through koffi: the only module that
+ * imports it, so the socket and replay sources never touch native code. libbpf's own messages are captured (not
+ * printed) and attached to the errors that need them.
  */
 import koffi from 'koffi';
+import { BpfError } from './errors.js';
 
 export type Pointer = bigint;
 
-export class NativeLoadError extends Error {}
-
 export interface Native {
   readonly bpf: {
-    objectOpenFile(path: string): Pointer | null;
+    /** `btfCustomPath`: relocate CO-RE accesses against this BTF instead of the kernel's. */
+    objectOpenFile(path: string, btfCustomPath: string | undefined): Pointer | null;
     objectLoad(obj: Pointer): number;
     objectClose(obj: Pointer): void;
     findMap(obj: Pointer, name: string): Pointer | null;
@@ -39,6 +39,8 @@ export interface Native {
     clocks(): { realtime: bigint; monotonic: bigint };
     pageSize(): number;
   };
+  /** `len` bytes of native memory at `ptr`, without a copy. */
+  view(ptr: Pointer, len: number): ArrayBuffer;
   /** errno of the last native call. */
   errno(): number;
   /** libbpf messages since the last call (cleared). */
@@ -56,7 +58,7 @@ export function loadNative(): Native {
   try {
     lib = koffi.load('libbpf.so.1');
   } catch (err) {
-    throw new NativeLoadError(
+    throw new BpfError(
       `cannot load libbpf.so.1 (${(err as Error).message.split('\n')[0]}): install it with ` +
         '`apt-get install libbpf1` (Debian 12 / Ubuntu 22.04 and later ship libbpf 1.x)',
     );
@@ -64,10 +66,22 @@ export function loadNative(): Native {
   const libc = koffi.load('libc.so.6');
   koffi.opaque('bpf_object');
   koffi.struct('bpf_usdt_opts', { sz: 'size_t', usdt_cookie: 'uint64_t' });
+  // libbpf 1.1's struct up to btf_custom_path; a smaller `sz` tells libbpf the rest is unset.
+  const openOpts = koffi.struct('h2o_otel_object_open_opts', {
+    sz: 'size_t',
+    object_name: 'const char *',
+    relaxed_maps: 'bool',
+    pin_root_path: 'const char *',
+    attach_prog_fd: 'uint32_t',
+    kconfig: 'const char *',
+    btf_custom_path: 'const char *',
+  });
   koffi.struct('h2o_otel_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
   const printFn = koffi.proto('int h2o_otel_libbpf_print_fn(int level, const char *fmt, void *ap)');
 
-  const openFile = lib.func('void *bpf_object__open_file(const char *path, void *opts)');
+  const openFile = lib.func(
+    'void *bpf_object__open_file(const char *path, const h2o_otel_object_open_opts *opts)',
+  );
   const load = lib.func('int bpf_object__load(void *obj)');
   const close = lib.func('void bpf_object__close(void *obj)');
   const findMap = lib.func('void *bpf_object__find_map_by_name(void *obj, const char *name)');
@@ -113,7 +127,11 @@ export function loadNative(): Native {
 
   cached = {
     bpf: {
-      objectOpenFile: (path) => openFile(path, null) as Pointer | null,
+      objectOpenFile: (path, btfCustomPath) =>
+        openFile(
+          path,
+          btfCustomPath === undefined ? null : { sz: koffi.sizeof(openOpts), btf_custom_path: btfCustomPath },
+        ) as Pointer | null,
       objectLoad: (obj) => load(obj) as number,
       objectClose: (obj) => void close(obj),
       findMap: (obj, name) => findMap(obj, name) as Pointer | null,
@@ -145,8 +163,15 @@ export function loadNative(): Native {
       },
       pageSize: () => Number(sysconf(30 /* _SC_PAGESIZE */)),
     },
+    view: (ptr, len) => koffi.view(ptr, len),
     errno: () => koffi.errno(),
     takeMessages: () => messages.splice(0),
   };
   return cached;
+}
+
+/** The last few libbpf messages since the last call, for an error message. */
+export function libbpfSays(native: Native): string {
+  const lines = native.takeMessages().filter((l) => !/^libbpf: (loading|elf: skipping)/.test(l));
+  return lines.length === 0 ? 'no detail from libbpf' : lines.slice(-3).join(' / ');
 }

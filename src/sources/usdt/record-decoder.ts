@@ -3,10 +3,10 @@
  * correlator cannot tell the sources apart. One decoder per traced process: quicly's connection pointers, which
  * this decoder maps to H2O conn ids, are only meaningful within one process.
  */
-import { decodeUtf8Escaping } from './utf8.js';
-import type { FieldValue, HeaderUse, ProbeEvent } from './types.js';
-import { USDT_PROBES } from './usdt-probes.js';
-import type { UsdtProbe } from './usdt-probes.js';
+import { decodeUtf8Escaping } from '../../events/utf8.js';
+import type { FieldValue, HeaderUse, ProbeEvent } from '../../events/types.js';
+import { USDT_PROBES } from '../../events/usdt-probes.js';
+import type { UsdtProbe } from '../../events/usdt-probes.js';
 
 /** Offsets in `struct h2o_usdt_record`; a test checks them against the C header. */
 export const RECORD = {
@@ -65,6 +65,8 @@ export class UsdtRecordDecoder {
   private readonly _quicConn = new Map<FieldValue, number>();
   private readonly _pending = new Map<FieldValue, ProbeEvent[]>();
   private _unusedHeaders = 0;
+  /** The sub-millisecond part of the time `_timeMs` read last: two numbers without an object per record. */
+  private _timeSubNs = 0;
 
   /** `usesHeader`: header records of other names are counted (`takeUnusedHeaders`), not decoded. */
   constructor(
@@ -155,18 +157,18 @@ export class UsdtRecordDecoder {
         if (connId !== undefined) fields.conn_id = connId;
       }
     }
-    const { timeMs, timeSubNs } = this._time(buf, off);
     return {
       module: probe.provider,
       type: probe.logName,
       tid: buf.readUInt32LE(off + RECORD.tid),
-      timeMs,
-      timeSubNs,
+      timeMs: this._timeMs(buf, off),
+      timeSubNs: this._timeSubNs,
       fields,
     };
   }
 
-  private _time(buf: Buffer, off: number): { timeMs: number; timeSubNs: number } {
+  /** The record's epoch time in ms; its sub-millisecond ns are left in `_timeSubNs`. */
+  private _timeMs(buf: Buffer, off: number): number {
     const lo = buf.readUInt32LE(off + RECORD.tsNs);
     const hi = buf.readUInt32LE(off + RECORD.tsNs + 4);
     let ms: number;
@@ -187,7 +189,8 @@ export class UsdtRecordDecoder {
       ms++;
       sub -= 1e6;
     }
-    return { timeMs: ms, timeSubNs: sub };
+    this._timeSubNs = sub;
+    return ms;
   }
 
   /** quicly events carry only the connection pointer: add H2O's conn id, known from `h3s_accept`. */
