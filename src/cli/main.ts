@@ -26,7 +26,8 @@ import { buildPipeline } from '../pipeline.js';
 import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
 import { H2oStatusPoller } from '../sources/h2o-status.js';
 import { H2ologSocketSource } from '../sources/socket.js';
-import { UsdtError, UsdtSource } from '../sources/usdt/usdt-source.js';
+import { BpfError } from '../sources/bpf/errors.js';
+import type { UsdtSource } from '../sources/usdt/usdt-source.js';
 import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
 import { StatusReporter } from './status.js';
@@ -171,8 +172,10 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   let socketSource: H2ologSocketSource | undefined;
   let usdtSource: UsdtSource | undefined;
   if (o.source.kind === 'usdt') {
+    // koffi's native addon is loaded only to trace a process.
+    const usdt = await import('../sources/usdt/usdt-source.js');
     try {
-      usdtSource = new UsdtSource(
+      usdtSource = new usdt.UsdtSource(
         {
           target: o.source.target,
           points: usdtPointsFor(needs),
@@ -186,7 +189,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
         { sessions: pipeline, info: say, warn: say },
       );
     } catch (err) {
-      if (!(err instanceof UsdtError)) throw err;
+      if (!(err instanceof BpfError)) throw err;
       process.stderr.write(`h2o-otel: ${err.message}\n`);
       return 1;
     }
@@ -216,7 +219,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       await replay(input, pipeline, abort.signal);
     } else if (usdtSource !== undefined) {
       await usdtSource.run().catch((err: unknown) => {
-        if (!(err instanceof UsdtError)) throw err;
+        if (!(err instanceof BpfError)) throw err;
         process.stderr.write(`h2o-otel: ${err.message}\n`);
         exitCode = 1;
       });
