@@ -6,7 +6,8 @@
  *                                           └─ finished records ─────┘
  *
  * Sources decode their own input (how much: `decode`) and push into the sink of each of their sessions; a session
- * is one id space (H2O's conn ids restart with the server), so each gets its own correlator.
+ * is one id space (H2O's conn ids restart with the server), so each gets its own correlator. On their way to the
+ * mapper, records pass the tracer-request filter, which drops tracers' own requests (`correlate/tracer-requests.ts`).
  */
 import type { Resource } from '@opentelemetry/resources';
 import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -18,6 +19,8 @@ import {
 } from './correlate/correlator.js';
 import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.js';
 import type { ConnectionRecord, RecordSink, RequestRecord } from './correlate/records.js';
+import { TracerRequestFilter } from './correlate/tracer-requests.js';
+import type { TracerRequestStats } from './correlate/tracer-requests.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
 import type { DecodeStats, HeaderUse, ProbeEvent, UsedHeaderNames } from './events/types.js';
@@ -58,6 +61,7 @@ export interface PipelineStats {
   readonly decode: DecodeStats;
   readonly correlate: CorrelatorStats;
   readonly spans: SpanMapperStats;
+  readonly tracers: TracerRequestStats;
   readonly export: ExportStats;
 }
 
@@ -89,12 +93,14 @@ export class Pipeline implements Sessions {
       headers,
       sensitiveQueryParams: new Set(_config.sensitiveQueryParams),
     });
-    this._records = _edges.stopAtRecords === true ? DISCARD_RECORDS : mapper;
+    const tracers = new TracerRequestFilter(mapper);
+    this._records = _edges.stopAtRecords === true ? DISCARD_RECORDS : tracers;
     this.decode = decodePlan(_config, mapper, _edges);
     this.stats = {
       decode: this.decode.stats,
       correlate: newCorrelatorStats(),
       spans: mapper.stats,
+      tracers: tracers.stats,
       export: this.processor.stats,
     };
   }

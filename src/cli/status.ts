@@ -3,6 +3,7 @@ import type { CorrelatorStats } from '../correlate/correlator.js';
 import type { ExportStats } from '../export/batch-processor.js';
 import type { DecodeStats } from '../events/types.js';
 import type { SpanMapperStats } from '../otel/span-mapper.js';
+import type { TracerRequestStats } from '../correlate/tracer-requests.js';
 import type { H2oStatusStats } from '../sources/h2o-status.js';
 import type { UsdtStats } from '../sources/usdt/usdt-source.js';
 
@@ -10,6 +11,7 @@ export interface StatusSources {
   readonly decode: DecodeStats;
   readonly correlate: CorrelatorStats;
   readonly spans: SpanMapperStats;
+  readonly tracers: TracerRequestStats;
   readonly export: ExportStats;
   /** The USDT source's counters, when that is the source. */
   usdt(): UsdtStats | undefined;
@@ -136,7 +138,7 @@ export class StatusReporter {
       `request spans ${s.spans.requestSpans}`,
       `connection spans ${s.spans.connectionSpans}`,
       `continued traces ${s.spans.continuedTraces}`,
-      `tracer requests ${s.spans.tracerRequests}`,
+      `tracer requests ${s.tracers.tracerRequests}`,
       `mid-flight ${s.correlate.midFlightRequests}`,
       `orphan events ${s.correlate.orphanEvents}`,
       `evicted conns ${s.correlate.evictedConnections}`,

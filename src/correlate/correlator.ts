@@ -15,6 +15,8 @@ import type {
   RecordSink,
   RequestRecord,
   Stamp,
+  TlsFacts,
+  TransportEvent,
 } from './records.js';
 import { later } from './records.js';
 import {
@@ -27,7 +29,6 @@ import {
   STREAM_EVENT_TYPES,
   streamEvent,
 } from './quic.js';
-import type { TlsFacts, TransportEvent } from './quic.js';
 import { applyConnectEvent, closeAttempts, tunnelOpen } from './tunnel.js';
 
 export interface CorrelatorOptions {
@@ -270,8 +271,8 @@ export class Correlator {
     const req = conn.requests.get(streamId);
     if (req !== undefined) {
       this._addRequestEvent(req, e);
-      if (e.name === 'quic.stream_destroy' && req.streamDone !== undefined) {
-        this._completeRequest(conn, req, later(req.streamDone, e.at), undefined);
+      if (e.type === 'stream_on_destroy' && req.streamDone !== undefined) {
+        this._completeRequest(conn, req, later(req.streamDone, e), undefined);
       }
       return;
     }
@@ -437,8 +438,8 @@ export class Correlator {
     if (conn === undefined || req === undefined) return void this.stats.orphanEvents++;
     conn.record.last = ev;
     req.streamStats = ev.fields;
-    const destroyed = req.transportEvents.some((e) => e.name === 'quic.stream_destroy');
-    const streamEventsSeen = req.transportEvents.some((e) => e.name === 'quic.stream_open');
+    const destroyed = req.transportEvents.some((e) => e.type === 'stream_on_destroy');
+    const streamEventsSeen = req.transportEvents.some((e) => e.type === 'stream_on_open');
     if (!streamEventsSeen || destroyed) return this._completeRequest(conn, req, ev, undefined);
     // Subscribed to stream events: `stream_on_destroy` follows at once; the sweep ends it if not.
     req.streamDone = ev;

@@ -3,7 +3,6 @@
  * Times are the ProbeEvents that marked them (ms + sub-ms ns), so no time object is allocated per event.
  */
 import type { FieldValue, ProbeEvent } from '../events/types.js';
-import type { QuicRecord, TlsFacts, TransportEvent } from './quic.js';
 
 export type Stamp = Pick<ProbeEvent, 'timeMs' | 'timeSubNs'>;
 
@@ -32,6 +31,49 @@ export type IncompleteReason =
   | 'evicted'
   /** The source ended (socket closed, H2O restarted, replay finished) while it was open. */
   | 'source_ended';
+
+/**
+ * A quicly or picotls event kept for a span: the probe event itself, which its record already holds as a stamp, so
+ * keeping it allocates nothing. The correlator decides which events are kept (`correlate/quic.ts`); `otel/` names
+ * them.
+ */
+export type TransportEvent = ProbeEvent;
+
+export interface TlsFacts {
+  start: Stamp | undefined;
+  done: Stamp | undefined;
+  /** picotls result of the last handshake message: 0 ok, 514/523 in progress, else an alert or error. */
+  lastResult: number | undefined;
+  ech: boolean | undefined;
+  /** A CLIENT_EARLY_TRAFFIC_SECRET was derived: a resumed session offering 0-RTT. */
+  earlyData: boolean;
+}
+
+export interface QuicRecord {
+  /** The client's first destination CID (`quicly:accept.dcid`): qlog's group_id. */
+  originalDcid: string | undefined;
+  /** Set by a version negotiation (`quicly:version_switch`); otherwise H2O does not log the version. */
+  version: number | undefined;
+  /** Sub-events in order, at most `cap` kept (the rest counted in `droppedEvents`). */
+  readonly events: TransportEvent[];
+  droppedEvents: number;
+  packetsLost: number;
+  ptos: number;
+  congestionEvents: number;
+  ecnCe: number;
+  keyUpdates: number;
+  pathsCreated: number;
+  handshakeComplete: boolean;
+  handshakeDone: Stamp | undefined;
+  /** The first CONNECTION_CLOSE sent or received (`quicly:{transport,application}_close_{send,receive}`). */
+  close: TransportEvent | undefined;
+  idleTimeout: boolean;
+  /** `quicly:conn_stats` (socket source only: USDT passes a struct pointer). */
+  stats: Readonly<Record<string, FieldValue>> | undefined;
+  /** `quicly:free` seen: nothing more will come. */
+  freed: boolean;
+  readonly tls: TlsFacts;
+}
 
 export interface Header {
   /** Lower-cased name as H2O reports it (pseudo-headers start with `:`). */
@@ -129,6 +171,12 @@ export interface RequestRecord {
   /** Set when the request arrived over HTTP/1.1 with `Upgrade: h2c` and was answered over HTTP/2. */
   upgradedToHttp2: boolean;
   incomplete: IncompleteReason | undefined;
+}
+
+/** The value of the first request header of that name. */
+export function requestHeader(req: RequestRecord, name: string): string | undefined {
+  for (const h of req.requestHeaders) if (h.name === name) return h.value;
+  return undefined;
 }
 
 /** Where the correlator delivers complete records. */

@@ -1,0 +1,110 @@
+/**
+ * Correlator records and probe events built by hand, for tests of the stages after the correlator on plain data,
+ * and a span mapper whose spans are collected.
+ */
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
+import { defaultResource } from '@opentelemetry/resources';
+import type { ConnectionRecord, Header, RequestRecord, Stamp } from '../src/correlate/records.js';
+import type { FieldValue, ProbeEvent } from '../src/events/types.js';
+import { SpanFactory } from '../src/otel/finished-span.js';
+import { headerPolicy } from '../src/otel/header-policy.js';
+import type { HeaderPolicyOptions } from '../src/otel/header-policy.js';
+import { SpanMapper } from '../src/otel/span-mapper.js';
+
+export function at(timeMs: number, timeSubNs = 0): Stamp {
+  return { timeMs, timeSubNs };
+}
+
+export function probe(
+  module: string,
+  type: string,
+  fields: Record<string, FieldValue>,
+  timeMs = 1000,
+): ProbeEvent {
+  return { module, type, tid: 1, timeMs, timeSubNs: 0, fields };
+}
+
+export function connection(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
+  return {
+    connId: 7,
+    protocol: 'http/1',
+    tid: 1,
+    start: at(1000),
+    last: at(1100),
+    end: at(1100),
+    uuid: undefined,
+    sock: undefined,
+    remote: undefined,
+    http1ConnId: undefined,
+    requestCount: 1,
+    closeStats: undefined,
+    quic: undefined,
+    tls: undefined,
+    bytesWritten: 0,
+    writes: 0,
+    writeFailures: 0,
+    incomplete: undefined,
+    ...over,
+  };
+}
+
+/** `headers`: request headers as name → value (a list for a repeated header). */
+export function request(
+  conn: ConnectionRecord,
+  headers: Record<string, string | string[]>,
+  over: Partial<RequestRecord> = {},
+): RequestRecord {
+  const requestHeaders: Header[] = [];
+  for (const [name, v] of Object.entries(headers)) {
+    for (const value of Array.isArray(v) ? v : [v]) requestHeaders.push({ name, value });
+  }
+  return {
+    conn,
+    reqId: 1,
+    httpVersion: undefined,
+    start: at(1010),
+    requestHeaders,
+    hiddenHeaders: 0,
+    droppedHeaders: 0,
+    status: 200,
+    responseStart: at(1020),
+    responseHeaders: [],
+    lastWrite: undefined,
+    end: at(1030),
+    streamStats: undefined,
+    transportEvents: [],
+    droppedTransportEvents: 0,
+    packetsLost: 0,
+    ptos: 0,
+    streamDone: undefined,
+    tunnel: undefined,
+    upgradedToHttp2: false,
+    incomplete: undefined,
+    ...over,
+  };
+}
+
+export const NO_CAPTURE: HeaderPolicyOptions = {
+  request: [],
+  response: [],
+  sanitize: [],
+  maxValueLength: 64,
+};
+
+/** A span mapper that samples everything, and the spans it ended, in order. */
+export function collectingMapper(
+  headers: HeaderPolicyOptions = NO_CAPTURE,
+  sensitiveQueryParams: readonly string[] = ['token'],
+): { mapper: SpanMapper; spans: ReadableSpan[] } {
+  const spans: ReadableSpan[] = [];
+  const factory = new SpanFactory(
+    { onEnd: (s) => spans.push(s) },
+    { sampler: new AlwaysOnSampler(), resource: defaultResource(), scope: { name: 'test' } },
+  );
+  const mapper = new SpanMapper(factory, {
+    headers: headerPolicy(headers),
+    sensitiveQueryParams: new Set(sensitiveQueryParams),
+  });
+  return { mapper, spans };
+}
