@@ -18,25 +18,22 @@ export interface TracerRequestStats {
 
 export class TracerRequestFilter implements RecordSink {
   readonly stats: TracerRequestStats = { tracerRequests: 0 };
-  /** Connections that carried a tracer's request. */
-  private readonly _tracerConns = new WeakSet<ConnectionRecord>();
-  /** Connections of which a request was passed on: they are traffic whatever else they carried. */
-  private readonly _trafficConns = new WeakSet<ConnectionRecord>();
+  /** Connections that carried a tracer's request, with how many: one that carried more requests is traffic. */
+  private readonly _tracerConns = new WeakMap<ConnectionRecord, number>();
 
   constructor(private readonly _next: RecordSink) {}
 
   requestCompleted(req: RequestRecord): void {
     if (isTracerRequest(req)) {
-      this._tracerConns.add(req.conn);
+      this._tracerConns.set(req.conn, (this._tracerConns.get(req.conn) ?? 0) + 1);
       this.stats.tracerRequests++;
       return;
     }
-    this._trafficConns.add(req.conn);
     this._next.requestCompleted(req);
   }
 
   connectionClosed(conn: ConnectionRecord): void {
-    if (this._tracerConns.has(conn) && !this._trafficConns.has(conn)) return;
+    if (this._tracerConns.get(conn) === conn.requestCount) return;
     this._next.connectionClosed(conn);
   }
 }

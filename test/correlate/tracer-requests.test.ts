@@ -56,8 +56,9 @@ test('a tracer’s request and its connection are dropped and counted; traffic p
 
 test('a connection that carried traffic too is kept, whichever came first', () => {
   const { filter, requests, connections } = filtered();
-  const before = connection({ connId: 1 });
-  const after = connection({ connId: 2 });
+  // Each carried two requests, as the correlator counts them.
+  const before = connection({ connId: 1, requestCount: 2 });
+  const after = connection({ connId: 2, requestCount: 2 });
   filter.requestCompleted(request(before, { ':path': '/a' }));
   filter.requestCompleted(request(before, { ':path': H2OLOG_PATH }, noResponse));
   filter.requestCompleted(request(after, { ':path': H2OLOG_PATH }, noResponse));
