@@ -22,6 +22,8 @@ import {
 } from './parsers.js';
 import { DEFAULT_SERVICE_NAME, resourceAttributeList } from './resource.js';
 
+// Fixed intervals of the CLI's lifecycle: not options, kept beside the defaults they go with.
+
 /** How often H2O's status handler is read (`--h2o-status`): one small request. */
 export const H2O_STATUS_INTERVAL_MS = 5_000;
 /** SIGINT/SIGTERM: everything must be flushed and the process gone within this. */
