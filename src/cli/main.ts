@@ -7,12 +7,7 @@ import { realpathSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { CommanderError, InvalidArgumentError } from 'commander';
-import {
-  defaultResource,
-  detectResources,
-  envDetector,
-  resourceFromAttributes,
-} from '@opentelemetry/resources';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { subscriptionFor, usdtPointsFor } from '../events/catalogue.js';
 import { EventRecorder } from '../events/recorder.js';
@@ -28,15 +23,10 @@ import { H2oStatusPoller } from '../sources/h2o-status.js';
 import { H2ologSocketSource } from '../sources/socket.js';
 import { BpfError } from '../sources/bpf/errors.js';
 import type { UsdtSource } from '../sources/usdt/usdt-source.js';
+import { H2O_STATUS_INTERVAL_MS, NOTICE_INTERVAL_MS, SHUTDOWN_BUDGET_MS, TICK_MS } from './option-table.js';
 import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
 import { StatusReporter } from './status.js';
-
-/** SIGINT/SIGTERM: everything must be flushed and the process gone within this. */
-const SHUTDOWN_BUDGET_MS = 4_500;
-const TICK_MS = 250;
-/** How often H2O's status handler is read (`--h2o-status`): one small request. */
-const H2O_STATUS_INTERVAL_MS = 5_000;
 
 function createExporter(o: Options): SpanExporter {
   switch (o.exporter.kind) {
@@ -47,16 +37,6 @@ function createExporter(o: Options): SpanExporter {
     case 'otlp':
       return createOtlpExporter(o.exporter);
   }
-}
-
-function createResource(o: Options, env: Env) {
-  let resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'h2o' }));
-  if (env.OTEL_RESOURCE_ATTRIBUTES !== undefined || env.OTEL_SERVICE_NAME !== undefined) {
-    resource = resource.merge(detectResources({ detectors: [envDetector] }));
-  }
-  if (o.serviceName !== undefined)
-    resource = resource.merge(resourceFromAttributes({ 'service.name': o.serviceName }));
-  return resource;
 }
 
 export async function main(argv: readonly string[], env: Env): Promise<number> {
@@ -74,20 +54,16 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       return 2;
     }
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof SamplerConfigError) {
+      process.stderr.write(`h2o-otel: ${err.message}\n`);
+      return 2;
+    }
     throw err;
   }
   const say = (line: string): void => {
     if (!o.quiet) process.stderr.write(line + '\n');
   };
 
-  let sampler;
-  try {
-    sampler = samplerFrom(o.sampler.name, o.sampler.arg);
-  } catch (err) {
-    if (!(err instanceof SamplerConfigError)) throw err;
-    process.stderr.write(`h2o-otel: ${err.message}\n`);
-    return 2;
-  }
   let input: Readable | undefined;
   if (o.source.kind === 'replay') {
     try {
@@ -109,14 +85,14 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       return 1;
     }
   }
-  const resource = createResource(o, env);
+  const resource = defaultResource().merge(resourceFromAttributes(o.resourceAttributes));
   const pipeline = buildPipeline(
     {
       correlator: o.correlator,
       maxLineBytes: o.maxLineBytes,
       headers: o.headers,
       sensitiveQueryParams: o.sensitiveQueryParams,
-      sampler,
+      sampler: samplerFrom(o.sampler.name, o.sampler.arg),
       resource,
       batch: o.batch,
     },
@@ -208,7 +184,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   const statusTimer =
     o.statusIntervalSec > 0
       ? setInterval(() => status.report(true), o.statusIntervalSec * 1000).unref()
-      : setInterval(() => status.notices(), 1000).unref();
+      : setInterval(() => status.notices(), NOTICE_INTERVAL_MS).unref();
 
   let exitCode = 0;
   // Live sources: advance the correlators' clocks while H2O is quiet, so deadlines still fire.

@@ -1,4 +1,10 @@
-/** The OTLP trace and metric exporters (gRPC, HTTP/protobuf) from explicit options resolved by the CLI. */
+/**
+ * The OTLP trace and metric exporters (gRPC, HTTP/protobuf), configured only by the values given here.
+ *
+ * The SDK exporters fall back to the OTEL_EXPORTER_OTLP_* variables for any setting left undefined, so every
+ * setting is always passed: what is passed wins over the variables (the SDK adds a variable's header only under a
+ * name not passed, and the CLI passes the same variables' headers already).
+ */
 import { Metadata } from '@grpc/grpc-js';
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
@@ -8,14 +14,21 @@ import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf';
+export type OtlpCompression = 'none' | 'gzip';
+
+/** The SDK's own defaults, passed explicitly so that no variable is consulted. */
+export const DEFAULT_OTLP_TIMEOUT_MS = 10_000;
+export const DEFAULT_OTLP_COMPRESSION: OtlpCompression = 'none';
 
 export interface OtlpOptions {
   readonly protocol: OtlpProtocol;
-  /** Full URL of the traces endpoint (HTTP: ends with /v1/traces; gRPC: scheme://host:port). */
+  /** Full URL of the signal's endpoint (HTTP: ends with /v1/traces or /v1/metrics; gRPC: scheme://host:port). */
   readonly url: string;
-  /** Headers given on the command line. The exporters add OTEL_EXPORTER_OTLP_(TRACES_)HEADERS themselves, and
-   * read the TIMEOUT and COMPRESSION variables too: passing them again would duplicate gRPC metadata. */
   readonly headers: Readonly<Record<string, string>>;
+  /** One export request's deadline (default DEFAULT_OTLP_TIMEOUT_MS). */
+  readonly timeoutMillis?: number;
+  /** Default DEFAULT_OTLP_COMPRESSION. */
+  readonly compression?: OtlpCompression;
 }
 
 function metadataOf(headers: Readonly<Record<string, string>>): Metadata {
@@ -24,42 +37,37 @@ function metadataOf(headers: Readonly<Record<string, string>>): Metadata {
   return metadata;
 }
 
+type GrpcConfig = NonNullable<ConstructorParameters<typeof GrpcTraceExporter>[0]>;
+type ProtoConfig = NonNullable<ConstructorParameters<typeof ProtoTraceExporter>[0]>;
+
+function grpcConfig(o: OtlpOptions): GrpcConfig {
+  return {
+    url: o.url,
+    metadata: metadataOf(o.headers),
+    timeoutMillis: o.timeoutMillis ?? DEFAULT_OTLP_TIMEOUT_MS,
+    // The SDK types compression as its own string enum, whose values are these two words.
+    compression: (o.compression ?? DEFAULT_OTLP_COMPRESSION) as GrpcConfig['compression'],
+  };
+}
+
+function protoConfig(o: OtlpOptions): ProtoConfig {
+  return {
+    url: o.url,
+    headers: { ...o.headers },
+    timeoutMillis: o.timeoutMillis ?? DEFAULT_OTLP_TIMEOUT_MS,
+    compression: (o.compression ?? DEFAULT_OTLP_COMPRESSION) as ProtoConfig['compression'],
+  };
+}
+
 export function createOtlpExporter(o: OtlpOptions): SpanExporter {
-  if (o.protocol === 'grpc') return new GrpcTraceExporter({ url: o.url, metadata: metadataOf(o.headers) });
-  return new ProtoTraceExporter({ url: o.url, headers: { ...o.headers } });
+  return o.protocol === 'grpc'
+    ? new GrpcTraceExporter(grpcConfig(o))
+    : new ProtoTraceExporter(protoConfig(o));
 }
 
-/** Same options, `url` being the metrics endpoint (HTTP: ends with /v1/metrics). */
+/** Same options, `url` being the metrics endpoint. */
 export function createOtlpMetricExporter(o: OtlpOptions): PushMetricExporter {
-  if (o.protocol === 'grpc') return new GrpcMetricExporter({ url: o.url, metadata: metadataOf(o.headers) });
-  return new ProtoMetricExporter({ url: o.url, headers: { ...o.headers } });
-}
-
-/** Base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT) → the URL of one signal for a protocol. */
-export function signalUrl(
-  base: string,
-  protocol: OtlpProtocol,
-  signal: 'traces' | 'metrics' = 'traces',
-): string {
-  if (protocol === 'grpc') return base;
-  return base.replace(/\/+$/, '') + `/v1/${signal}`;
-}
-
-/** `k1=v1,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS; values URL-encoded) → a record. */
-export function parseHeaderList(text: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (text === undefined) return out;
-  for (const part of text.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) continue;
-    const key = part.slice(0, eq).trim().toLowerCase();
-    let value = part.slice(eq + 1).trim();
-    try {
-      value = decodeURIComponent(value);
-    } catch {
-      // Not URL-encoded: keep as written.
-    }
-    if (key.length > 0) out[key] = value;
-  }
-  return out;
+  return o.protocol === 'grpc'
+    ? new GrpcMetricExporter(grpcConfig(o))
+    : new ProtoMetricExporter(protoConfig(o));
 }
