@@ -280,70 +280,77 @@ function endpoint(text: unknown): Record<string, string | number> | undefined {
     : { ip_v4: m[1]!, port_v4: Number(m[2]) };
 }
 
+interface QlogEvent {
+  readonly time: number;
+  readonly name: string;
+  readonly data: object;
+}
+
+function event(time: number, name: string, data: object): QlogEvent {
+  return { time, name, data };
+}
+
 /** One quicly event → a qlog event record (time in ms since the epoch, with the source's sub-ms precision). */
-export function qlogRecord(ev: ProbeEvent): { time: number; name: string; data: object } | undefined {
+export function qlogRecord(ev: ProbeEvent): QlogEvent | undefined {
   const f = ev.fields;
   const time = ev.timeMs + ev.timeSubNs / 1e6;
-  const r = (name: string, data: object): { time: number; name: string; data: object } => ({
-    time,
-    name,
-    data,
-  });
   switch (ev.type) {
     case 'accept':
-      return r('quic:connection_started', { dst_cid: f.dcid, protocol: 'QUIC' });
+      return event(time, 'quic:connection_started', { dst_cid: f.dcid, protocol: 'QUIC' });
     case 'new_path':
-      return r('quic:path_assigned', {
+      return event(time, 'quic:path_assigned', {
         path_id: String(num(f.path_index)),
         path_remote: endpoint(f.remote) ?? {},
       });
     case 'crypto_handshake':
-      return num(f.ret) === 0 ? r('quic:connection_state_updated', { new: 'handshake_complete' }) : undefined;
+      return num(f.ret) === 0
+        ? event(time, 'quic:connection_state_updated', { new: 'handshake_complete' })
+        : undefined;
     case 'handshake_done_send':
-      return r('quic:connection_state_updated', { new: 'handshake_confirmed' });
+      return event(time, 'quic:connection_state_updated', { new: 'handshake_confirmed' });
     case 'packet_sent':
-      return r('quic:packet_sent', {
+      return event(time, 'quic:packet_sent', {
         header: packetHeader(f),
         raw: { length: num(f.len) },
         is_ack_only: f.ack_only === true,
       });
     case 'packet_received':
-      return r('quic:packet_received', {
+      return event(time, 'quic:packet_received', {
         header: packetHeader(f),
         raw: { payload_length: num(f.decrypted_len) },
       });
     case 'packet_acked':
-      return r('quic:packets_acked', { packet_numbers: [num(f.pn)] });
+      return event(time, 'quic:packets_acked', { packet_numbers: [num(f.pn)] });
     case 'packet_lost':
-      return r('quic:packet_lost', { header: packetHeader(f), trigger: 'reordering_threshold' });
+      return event(time, 'quic:packet_lost', { header: packetHeader(f), trigger: 'reordering_threshold' });
     case 'cc_ack_received':
-      return r('quic:recovery_metrics_updated', {
+      return event(time, 'quic:recovery_metrics_updated', {
         congestion_window: num(f.cwnd),
         bytes_in_flight: num(f.inflight),
       });
     case 'cc_congestion':
-      return r('quic:congestion_state_updated', { new: 'recovery', trigger: 'loss' });
+      return event(time, 'quic:congestion_state_updated', { new: 'recovery', trigger: 'loss' });
     case 'pto':
-      return r('quic:timer_updated', {
+      return event(time, 'quic:timer_updated', {
         timer_type: 'pto',
         event_type: 'expired',
         pto_count: num(f.pto_count),
       });
     case 'ecn_validation':
-      return r('quic:ecn_state_updated', { new: ECN_STATES[num(f.state)] ?? 'unknown' });
+      return event(time, 'quic:ecn_state_updated', { new: ECN_STATES[num(f.state)] ?? 'unknown' });
     case 'crypto_send_key_update':
     case 'crypto_receive_key_update':
-      return r('quic:key_updated', {
+      return event(time, 'quic:key_updated', {
         key_type: ev.type === 'crypto_send_key_update' ? 'server_1rtt_secret' : 'client_1rtt_secret',
         key_phase: num(f.phase),
         trigger: ev.type === 'crypto_send_key_update' ? 'local_update' : 'remote_update',
       });
     case 'stream_on_open':
-      return r('quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'open' });
+      return event(time, 'quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'open' });
     case 'stream_on_destroy':
-      return r('quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'destroyed' });
+      return event(time, 'quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'destroyed' });
     case 'stream_send':
-      return r('quic:stream_data_moved', {
+      return event(time, 'quic:stream_data_moved', {
         stream_id: num(f.stream_id),
         offset: num(f.off),
         length: num(f.data_len),
@@ -354,15 +361,15 @@ export function qlogRecord(ev: ProbeEvent): { time: number; name: string; data: 
     case 'transport_close_receive':
     case 'application_close_send':
     case 'application_close_receive':
-      return r('quic:connection_closed', {
+      return event(time, 'quic:connection_closed', {
         owner: ev.type.endsWith('_send') ? 'local' : 'remote',
         [ev.type.startsWith('transport') ? 'connection_code' : 'application_code']: num(f.error_code),
         reason: f.reason_phrase ?? '',
       });
     case 'idle_timeout':
-      return r('quic:connection_closed', { owner: 'local', trigger: 'idle_timeout' });
+      return event(time, 'quic:connection_closed', { owner: 'local', trigger: 'idle_timeout' });
     case 'conn_stats':
-      return r('quic:recovery_metrics_updated', {
+      return event(time, 'quic:recovery_metrics_updated', {
         min_rtt: num(f['rtt.minimum']),
         smoothed_rtt: num(f['rtt.smoothed']),
         latest_rtt: num(f['rtt.latest']),
