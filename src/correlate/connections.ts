@@ -142,8 +142,10 @@ export class ConnectionTable {
 
   /** An event of the connection: it is alive. */
   touch(conn: ConnState, ev: Stamp): void {
+    const before = conn.record.last.timeMs;
     conn.record.last = ev;
-    this._deadlines.connectionChanged(conn);
+    // A later last event only moves the idle deadline away; threads' clocks may still step back a little.
+    if (ev.timeMs < before) this._deadlines.connectionChanged(conn);
   }
 
   /** A field a deadline of `req` depends on changed. */

@@ -4,12 +4,11 @@
  * once (see `DeadlineWatch`); a sweep pops only the due connections, handles them in opening order (the order a
  * scan of the table meets them, which fixes the order records reach the sink), and re-keys each from its state.
  */
-import { QUIC_TAIL_MS } from './conn-state.js';
+import { endOfHttp1, QUIC_TAIL_MS } from './conn-state.js';
 import type { ConnState, DeadlineWatch } from './conn-state.js';
 import type { ConnectionTable } from './connections.js';
 import type { CorrelatorOptions } from './options.js';
 import type { Protocol, RequestRecord } from './records.js';
-import { endOfHttp1 } from './conn-state.js';
 import { closeAttempts, tunnelOpen } from './tunnel.js';
 
 /**
