@@ -2,7 +2,9 @@
 import { Correlator, DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
 import type { CorrelatorOptions } from '../src/correlate/correlator.js';
 import type { ConnectionRecord, RecordSink, RequestRecord } from '../src/correlate/records.js';
+import { newDecodeStats } from '../src/events/types.js';
 import type { FieldValue, ProbeEvent } from '../src/events/types.js';
+import type { Sessions, SourceSink } from '../src/sources/sink.js';
 
 /** An epoch-like base so event times look like H2O's. */
 export const T0 = 1_700_000_000_000;
@@ -68,4 +70,17 @@ export function http1Exchange(
     h2o('send_response', start + 1, { conn_id: conn, req_id: req, status: 200 }, tid),
     h2o('writev', start + 2, { sock, ret: 100 }, tid),
   ];
+}
+
+/** What a source is given, decoding everything, with `open` for each new session. */
+export function sessionsFor(open: () => SourceSink): Sessions {
+  return {
+    decode: {
+      stats: newDecodeStats(),
+      json: { maxLineBytes: 1 << 20 },
+      usesHeader: undefined,
+      usedHeaderNames: undefined,
+    },
+    open,
+  };
 }

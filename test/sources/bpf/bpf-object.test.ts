@@ -10,12 +10,12 @@ import type { BpfObjectOptions } from '../../../src/sources/bpf/bpf-object.js';
 import { BpfError } from '../../../src/sources/bpf/errors.js';
 import { loadNative } from '../../../src/sources/bpf/native.js';
 import type { Native } from '../../../src/sources/bpf/native.js';
-import { newDecodeStats } from '../../../src/events/types.js';
 import { COUNTERS } from '../../../src/sources/usdt/bpf-config.js';
 import { DEFAULT_BPF_OBJECT } from '../../../src/sources/usdt/defaults.js';
 import { UsdtError, UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
 import { buildUsdtFixture } from '../../../harness/usdt-fixture.js';
 import { skipBpf } from '../../../harness/wait.js';
+import { sessionsFor } from '../../../harness/probe-events.js';
 
 /** File descriptors this process holds: BPF objects, maps, links and ring mappings all hold some. */
 const openFds = (): number => readdirSync('/proc/self/fd').length;
@@ -111,15 +111,7 @@ describe('BPF object lifecycle', { skip: skipBpf }, () => {
         objectPath: '/nonexistent/h2o_usdt.bpf.o',
       },
       {
-        sessions: {
-          decode: {
-            stats: newDecodeStats(),
-            json: { maxLineBytes: 1 << 20 },
-            usesHeader: undefined,
-            usedHeaderNames: undefined,
-          },
-          open: () => assert.fail('no session without a load'),
-        },
+        sessions: sessionsFor(() => assert.fail('no session without a load')),
         info: () => undefined,
         warn: () => undefined,
       },

@@ -2,13 +2,13 @@
 // decodes to the socket format's fields, with the quicly connection pointer mapped to H2O's conn id.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { newDecodeStats } from '../../../src/events/types.js';
 import type { ProbeEvent } from '../../../src/events/types.js';
 import { DEFAULT_BPF_OBJECT } from '../../../src/sources/usdt/defaults.js';
 import { UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
 import { buildUsdtFixture, get, startUsdtFixture } from '../../../harness/usdt-fixture.js';
 import type { UsdtFixture } from '../../../harness/usdt-fixture.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
+import { sessionsFor } from '../../../harness/probe-events.js';
 
 const QUIC_POINTS = [
   'h2o:h3s_accept',
@@ -48,19 +48,11 @@ describe('quicly probes through the kernel', { skip: skipBpf }, () => {
         objectPath: DEFAULT_BPF_OBJECT,
       },
       {
-        sessions: {
-          decode: {
-            stats: newDecodeStats(),
-            json: { maxLineBytes: 1 << 20 },
-            usesHeader: undefined,
-            usedHeaderNames: undefined,
-          },
-          open: () => ({
-            pushEvents: (batch) => void events.push(...batch),
-            pushRecords: () => assert.fail('the USDT source pushes events'),
-            end: () => undefined,
-          }),
-        },
+        sessions: sessionsFor(() => ({
+          pushEvents: (batch) => void events.push(...batch),
+          pushRecords: () => assert.fail('the USDT source pushes events'),
+          end: () => undefined,
+        })),
         info: (m) => said.push(m),
         warn: (m) => said.push(m),
       },
