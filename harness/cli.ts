@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Tests compile to dist/test/**, so the repository root is two levels above dist/test. */
+/** This file compiles to dist/harness/, two levels below the repository root. */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 export const fixture = (name: string): string => join(repoRoot, 'test', 'fixtures', 'h2olog', name);

@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** At run time this file is dist/test/helpers/usdt-fixture.js, three levels below the repository root. */
+/** At run time this file is dist/harness/usdt-fixture.js, two levels below the repository root. */
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const srcDir = join(repoRoot, 'test', 'fixtures', 'usdt');
 const outDir = join(repoRoot, 'dist', 'usdt-fixture');

@@ -30,6 +30,7 @@ import type { QlogDirectory, QlogSession } from './export/qlog.js';
 import { SpanFactory } from './otel/finished-span.js';
 import { headerPolicy } from './otel/header-policy.js';
 import type { HeaderPolicyOptions } from './otel/header-policy.js';
+import { INSTRUMENTATION_SCOPE } from './otel/scope.js';
 import { SpanMapper } from './otel/span-mapper.js';
 import type { SpanMapperStats } from './otel/span-mapper.js';
 import type { DecodePlan, Sessions, SourceSink } from './sources/sink.js';
@@ -65,8 +66,6 @@ export interface PipelineStats {
   readonly export: ExportStats;
 }
 
-export const SCOPE = { name: 'h2o-otel', version: '0.1.0' } as const;
-
 export class Pipeline implements Sessions {
   readonly decode: DecodePlan;
   readonly stats: PipelineStats;
@@ -85,7 +84,7 @@ export class Pipeline implements Sessions {
     const spans = new SpanFactory(this.processor, {
       sampler: _config.sampler,
       resource: _config.resource,
-      scope: SCOPE,
+      scope: INSTRUMENTATION_SCOPE,
     });
     const headers = headerPolicy(_config.headers);
     this.capturesResponseHeaders = headers.anyResponse;

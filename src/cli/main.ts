@@ -23,7 +23,14 @@ import { H2oStatusPoller } from '../sources/h2o-status.js';
 import { H2ologSocketSource } from '../sources/socket.js';
 import { BpfError } from '../sources/bpf/errors.js';
 import type { UsdtSource } from '../sources/usdt/usdt-source.js';
-import { H2O_STATUS_INTERVAL_MS, NOTICE_INTERVAL_MS, SHUTDOWN_BUDGET_MS, TICK_MS } from './option-table.js';
+import {
+  H2O_STATUS_INTERVAL_MS,
+  NOTICE_INTERVAL_MS,
+  RECONNECT_MAX_BACKOFF_MS,
+  RECONNECT_MIN_BACKOFF_MS,
+  SHUTDOWN_BUDGET_MS,
+  TICK_MS,
+} from './option-table.js';
 import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
 import { StatusReporter } from './status.js';
@@ -210,8 +217,8 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
           addresses: o.socket.addresses,
           applicationData: o.socket.applicationData,
           reconnect: o.socket.reconnect,
-          minBackoffMs: 250,
-          maxBackoffMs: 10_000,
+          minBackoffMs: RECONNECT_MIN_BACKOFF_MS,
+          maxBackoffMs: RECONNECT_MAX_BACKOFF_MS,
         },
         { sessions: pipeline, info: say, warn: say },
       );
@@ -225,13 +232,15 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     clearInterval(statusTimer);
     h2oStatus?.stop();
     pipeline.end();
-    // H2O's last count of dropped events is read while the spans flush (within its own 2 s), for the summary.
+    // H2O's last count of dropped events is read while the spans flush (within its own 2 s), for the summary;
+    // the recording and the qlog files are written out meanwhile, not after a slow collector used the budget.
     await Promise.all([
       processor.shutdown(SHUTDOWN_BUDGET_MS),
       metrics?.shutdown(SHUTDOWN_BUDGET_MS),
       h2oStatus?.read(),
+      recorder?.close(),
+      qlog?.drain(),
     ]);
-    await Promise.all([recorder?.close(), qlog?.drain()]);
     status.notices();
     if (qlog !== undefined) {
       const q = qlog.stats;

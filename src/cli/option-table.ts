@@ -32,6 +32,9 @@ export const SHUTDOWN_BUDGET_MS = 4_500;
 export const TICK_MS = 250;
 /** With --status-interval 0, notices (losses, misconfiguration) are still checked this often. */
 export const NOTICE_INTERVAL_MS = 1_000;
+/** `--socket`: reconnecting to H2O backs off from this to the maximum, doubling (with jitter). */
+export const RECONNECT_MIN_BACKOFF_MS = 250;
+export const RECONNECT_MAX_BACKOFF_MS = 10_000;
 
 const COMPRESSIONS = ['none', 'gzip'] as const;
 

@@ -4,7 +4,7 @@
  * are capped, the close, quicly's final statistics and TLS facts. Pure: the correlator owns the records and their
  * lifetimes; `otel/quic-events.ts` names what is kept.
  */
-import { numberOf } from '../events/types.js';
+import { numberOf, numberOr0 } from '../events/types.js';
 import type { FieldValue, ProbeEvent } from '../events/types.js';
 import type { QuicRecord, TlsFacts, TransportEvent } from './records.js';
 
@@ -28,10 +28,6 @@ export function newQuicRecord(): QuicRecord {
     freed: false,
     tls: newTlsFacts(),
   };
-}
-
-function n(v: FieldValue | undefined): number {
-  return numberOf(v) ?? 0;
 }
 
 /**
@@ -59,7 +55,7 @@ function applyQuiclyEvent(q: QuicRecord, ev: ProbeEvent): TransportEvent | undef
       return q.close === undefined && !q.freed ? ev : undefined;
     case 'crypto_handshake':
       // quicly reports every handshake message; 0 means done (later ones are post-handshake messages).
-      if (n(f.ret) !== 0 || q.handshakeComplete) return undefined;
+      if (numberOr0(f.ret) !== 0 || q.handshakeComplete) return undefined;
       q.handshakeComplete = true;
       return ev;
     case 'handshake_done_send':
@@ -79,7 +75,7 @@ function applyQuiclyEvent(q: QuicRecord, ev: ProbeEvent): TransportEvent | undef
       q.congestionEvents++;
       return ev;
     case 'ecn_congestion':
-      q.ecnCe = n(f.ce_count);
+      q.ecnCe = numberOr0(f.ce_count);
       return ev;
     case 'transport_close_send':
     case 'transport_close_receive':
@@ -92,7 +88,7 @@ function applyQuiclyEvent(q: QuicRecord, ev: ProbeEvent): TransportEvent | undef
       return ev;
     case 'version_switch':
       // Server side, quicly names the version only when the client's was not supported (version negotiation).
-      q.version = n(f.new_version);
+      q.version = numberOr0(f.new_version);
       return ev;
     case 'promote_path':
     case 'ecn_validation':
@@ -126,10 +122,10 @@ export function applyTlsEvent(t: TlsFacts, ev: ProbeEvent): TransportEvent | und
       t.start ??= ev;
       return undefined;
     case 'receive_message': {
-      const result = n(f.result);
+      const result = numberOr0(f.result);
       t.lastResult = result;
       // Server side: the client's Finished (20) accepted ends the handshake.
-      if (n(f.message) === 20 && result === 0) {
+      if (numberOr0(f.message) === 20 && result === 0) {
         t.done ??= ev;
         return ev;
       }
@@ -187,7 +183,7 @@ export function streamEvent(ev: ProbeEvent): TransportEvent | undefined {
     case 'stream_on_receive_reset':
       return ev;
     case 'stream_send':
-      return n(ev.fields.off) === 0 || ev.fields.is_fin === true ? ev : undefined;
+      return numberOr0(ev.fields.off) === 0 || ev.fields.is_fin === true ? ev : undefined;
     default:
       return undefined;
   }

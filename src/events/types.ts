@@ -31,6 +31,11 @@ export function numberOf(v: FieldValue | undefined): number | undefined {
   return undefined;
 }
 
+/** A numeric field as a number, 0 when it is missing or not a number (counters, codes and ids H2O sends). */
+export function numberOr0(v: FieldValue | undefined): number {
+  return numberOf(v) ?? 0;
+}
+
 /** Whether a header of this name (request or response) can change a span: decoders skip the others. */
 export type HeaderUse = (name: string, request: boolean) => boolean;
 

@@ -1,9 +1,10 @@
 /**
- * The OTLP trace and metric exporters (gRPC, HTTP/protobuf), configured only by the values given here.
+ * The OTLP trace and metric exporters (gRPC, HTTP/protobuf), configured by the values given here.
  *
  * The SDK exporters fall back to the OTEL_EXPORTER_OTLP_* variables for any setting left undefined, so every
- * setting is always passed: what is passed wins over the variables (the SDK adds a variable's header only under a
- * name not passed, and the CLI passes the same variables' headers already).
+ * setting h2o-otel resolves is always passed, and wins (the SDK adds a variable's header only under a name not
+ * passed, and the CLI passes the same variables' headers already). The gRPC exporter's TLS settings
+ * (`..._CERTIFICATE`, `..._CLIENT_KEY`, `..._CLIENT_CERTIFICATE`, `..._INSECURE`) are the SDK's own: it reads them.
  */
 import { Metadata } from '@grpc/grpc-js';
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';

@@ -6,7 +6,7 @@
  */
 import { appendFile, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { numberOf } from '../events/types.js';
+import { numberOr0 } from '../events/types.js';
 import type { FieldValue, ProbeEvent } from '../events/types.js';
 
 /** Event names h2o-otel writes, all from draft-ietf-quic-qlog-quic-events. */
@@ -105,8 +105,9 @@ export class QlogDirectory {
       appendFile(path, text).then(
         () => void (this._queuedBytes -= bytes),
         (err: unknown) => {
+          // `_bytes` keeps them: the file is subtracted whole when it rotates out, and a size estimated too
+          // high only rotates a little early.
           this._queuedBytes -= bytes;
-          this._bytes -= bytes;
           this._failed(err as Error);
         },
       ),
@@ -261,13 +262,9 @@ function stampName(ev: ProbeEvent): string {
     .replace(/\.\d+Z$/, 'Z');
 }
 
-function num(v: FieldValue | undefined): number {
-  return numberOf(v) ?? 0;
-}
-
 function packetHeader(f: Record<string, FieldValue>): { packet_type: string; packet_number: number } {
-  const t = num(f.packet_type);
-  return { packet_type: PACKET_TYPES[t] ?? 'unknown', packet_number: num(f.pn) };
+  const t = numberOr0(f.packet_type);
+  return { packet_type: PACKET_TYPES[t] ?? 'unknown', packet_number: numberOr0(f.pn) };
 }
 
 /** `1.2.3.4:443` / `[::1]:443` → a qlog path endpoint. */
@@ -299,11 +296,11 @@ export function qlogRecord(ev: ProbeEvent): QlogEvent | undefined {
       return event(time, 'quic:connection_started', { dst_cid: f.dcid, protocol: 'QUIC' });
     case 'new_path':
       return event(time, 'quic:path_assigned', {
-        path_id: String(num(f.path_index)),
+        path_id: String(numberOr0(f.path_index)),
         path_remote: endpoint(f.remote) ?? {},
       });
     case 'crypto_handshake':
-      return num(f.ret) === 0
+      return numberOr0(f.ret) === 0
         ? event(time, 'quic:connection_state_updated', { new: 'handshake_complete' })
         : undefined;
     case 'handshake_done_send':
@@ -311,22 +308,22 @@ export function qlogRecord(ev: ProbeEvent): QlogEvent | undefined {
     case 'packet_sent':
       return event(time, 'quic:packet_sent', {
         header: packetHeader(f),
-        raw: { length: num(f.len) },
+        raw: { length: numberOr0(f.len) },
         is_ack_only: f.ack_only === true,
       });
     case 'packet_received':
       return event(time, 'quic:packet_received', {
         header: packetHeader(f),
-        raw: { payload_length: num(f.decrypted_len) },
+        raw: { payload_length: numberOr0(f.decrypted_len) },
       });
     case 'packet_acked':
-      return event(time, 'quic:packets_acked', { packet_numbers: [num(f.pn)] });
+      return event(time, 'quic:packets_acked', { packet_numbers: [numberOr0(f.pn)] });
     case 'packet_lost':
       return event(time, 'quic:packet_lost', { header: packetHeader(f), trigger: 'reordering_threshold' });
     case 'cc_ack_received':
       return event(time, 'quic:recovery_metrics_updated', {
-        congestion_window: num(f.cwnd),
-        bytes_in_flight: num(f.inflight),
+        congestion_window: numberOr0(f.cwnd),
+        bytes_in_flight: numberOr0(f.inflight),
       });
     case 'cc_congestion':
       return event(time, 'quic:congestion_state_updated', { new: 'recovery', trigger: 'loss' });
@@ -334,26 +331,29 @@ export function qlogRecord(ev: ProbeEvent): QlogEvent | undefined {
       return event(time, 'quic:timer_updated', {
         timer_type: 'pto',
         event_type: 'expired',
-        pto_count: num(f.pto_count),
+        pto_count: numberOr0(f.pto_count),
       });
     case 'ecn_validation':
-      return event(time, 'quic:ecn_state_updated', { new: ECN_STATES[num(f.state)] ?? 'unknown' });
+      return event(time, 'quic:ecn_state_updated', { new: ECN_STATES[numberOr0(f.state)] ?? 'unknown' });
     case 'crypto_send_key_update':
     case 'crypto_receive_key_update':
       return event(time, 'quic:key_updated', {
         key_type: ev.type === 'crypto_send_key_update' ? 'server_1rtt_secret' : 'client_1rtt_secret',
-        key_phase: num(f.phase),
+        key_phase: numberOr0(f.phase),
         trigger: ev.type === 'crypto_send_key_update' ? 'local_update' : 'remote_update',
       });
     case 'stream_on_open':
-      return event(time, 'quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'open' });
+      return event(time, 'quic:stream_state_updated', { stream_id: numberOr0(f.stream_id), new: 'open' });
     case 'stream_on_destroy':
-      return event(time, 'quic:stream_state_updated', { stream_id: num(f.stream_id), new: 'destroyed' });
+      return event(time, 'quic:stream_state_updated', {
+        stream_id: numberOr0(f.stream_id),
+        new: 'destroyed',
+      });
     case 'stream_send':
       return event(time, 'quic:stream_data_moved', {
-        stream_id: num(f.stream_id),
-        offset: num(f.off),
-        length: num(f.data_len),
+        stream_id: numberOr0(f.stream_id),
+        offset: numberOr0(f.off),
+        length: numberOr0(f.data_len),
         from: 'application',
         to: 'transport',
       });
@@ -363,18 +363,18 @@ export function qlogRecord(ev: ProbeEvent): QlogEvent | undefined {
     case 'application_close_receive':
       return event(time, 'quic:connection_closed', {
         owner: ev.type.endsWith('_send') ? 'local' : 'remote',
-        [ev.type.startsWith('transport') ? 'connection_code' : 'application_code']: num(f.error_code),
+        [ev.type.startsWith('transport') ? 'connection_code' : 'application_code']: numberOr0(f.error_code),
         reason: f.reason_phrase ?? '',
       });
     case 'idle_timeout':
       return event(time, 'quic:connection_closed', { owner: 'local', trigger: 'idle_timeout' });
     case 'conn_stats':
       return event(time, 'quic:recovery_metrics_updated', {
-        min_rtt: num(f['rtt.minimum']),
-        smoothed_rtt: num(f['rtt.smoothed']),
-        latest_rtt: num(f['rtt.latest']),
-        rtt_variance: num(f['rtt.variance']),
-        congestion_window: num(f['cc.cwnd']),
+        min_rtt: numberOr0(f['rtt.minimum']),
+        smoothed_rtt: numberOr0(f['rtt.smoothed']),
+        latest_rtt: numberOr0(f['rtt.latest']),
+        rtt_variance: numberOr0(f['rtt.variance']),
+        congestion_window: numberOr0(f['cc.cwnd']),
       });
     default:
       return undefined;

@@ -8,6 +8,7 @@ import type { Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import type { OtlpOptions } from './otlp.js';
 import { createOtlpMetricExporter } from './otlp.js';
+import { INSTRUMENTATION_SCOPE } from '../otel/scope.js';
 
 /** Counter readings, whatever produced them (the CLI passes closures over the stages' stats). */
 export type CounterReadings = () => Readonly<Record<string, number>>;
@@ -100,7 +101,7 @@ export class SelfMetrics {
         }),
       ],
     });
-    const meter = this._provider.getMeter('h2o-otel', '0.1.0');
+    const meter = this._provider.getMeter(INSTRUMENTATION_SCOPE.name, INSTRUMENTATION_SCOPE.version);
     const counters = new Map<string, ObservableCounter>();
     for (const [key, spec] of Object.entries(SELF_COUNTERS)) {
       counters.set(

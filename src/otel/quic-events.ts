@@ -4,7 +4,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { TimedEvent } from '@opentelemetry/sdk-trace-base';
-import { numberOf } from '../events/types.js';
+import { numberOr0 } from '../events/types.js';
 import type { FieldValue } from '../events/types.js';
 import type { TransportEvent } from '../correlate/records.js';
 import type { FinishedSpan } from './finished-span.js';
@@ -33,7 +33,7 @@ function spanEvent(ev: TransportEvent): TimedEvent | undefined {
   if (ev.module === 'picotls') {
     // Kept: the handshake's end (result 0) or its failure.
     if (ev.type !== 'receive_message') return undefined;
-    const result = n(f.result);
+    const result = numberOr0(f.result);
     return result === 0
       ? { name: 'tls.handshake_complete', attributes: {}, time }
       : { name: 'tls.handshake_failed', attributes: { 'tls.result': result }, time };
@@ -42,13 +42,16 @@ function spanEvent(ev: TransportEvent): TimedEvent | undefined {
     case 'new_path':
       return {
         name: 'quic.path_new',
-        attributes: { 'quic.path.index': n(f.path_index), 'network.peer.address': String(f.remote ?? '') },
+        attributes: {
+          'quic.path.index': numberOr0(f.path_index),
+          'network.peer.address': String(f.remote ?? ''),
+        },
         time,
       };
     case 'promote_path':
-      return { name: 'quic.path_promoted', attributes: { 'quic.path.index': n(f.path_index) }, time };
+      return { name: 'quic.path_promoted', attributes: { 'quic.path.index': numberOr0(f.path_index) }, time };
     case 'delete_path':
-      return { name: 'quic.path_deleted', attributes: { 'quic.path.index': n(f.path_index) }, time };
+      return { name: 'quic.path_deleted', attributes: { 'quic.path.index': numberOr0(f.path_index) }, time };
     case 'crypto_handshake':
       return { name: 'quic.handshake_complete', attributes: {}, time };
     case 'handshake_done_send':
@@ -58,7 +61,7 @@ function spanEvent(ev: TransportEvent): TimedEvent | undefined {
       return {
         name: 'quic.key_update',
         attributes: {
-          'quic.key_phase': n(f.phase),
+          'quic.key_phase': numberOr0(f.phase),
           'quic.trigger': ev.type === 'crypto_send_key_update' ? 'local' : 'remote',
         },
         time,
@@ -66,16 +69,19 @@ function spanEvent(ev: TransportEvent): TimedEvent | undefined {
     case 'packet_lost':
       return {
         name: 'quic.packet_lost',
-        attributes: { 'quic.packet.number': n(f.pn), 'quic.packet.type': packetTypeName(f.packet_type) },
+        attributes: {
+          'quic.packet.number': numberOr0(f.pn),
+          'quic.packet.type': packetTypeName(f.packet_type),
+        },
         time,
       };
     case 'pto':
       return {
         name: 'quic.pto',
         attributes: {
-          'quic.bytes_in_flight': n(f.inflight),
-          'quic.cwnd': n(f.cwnd),
-          'quic.pto_count': n(f.pto_count),
+          'quic.bytes_in_flight': numberOr0(f.inflight),
+          'quic.cwnd': numberOr0(f.cwnd),
+          'quic.pto_count': numberOr0(f.pto_count),
         },
         time,
       };
@@ -83,20 +89,24 @@ function spanEvent(ev: TransportEvent): TimedEvent | undefined {
       return {
         name: 'quic.congestion',
         attributes: {
-          'quic.packet.number': n(f.max_lost_pn),
-          'quic.bytes_in_flight': n(f.flight ?? f.inflight),
-          'quic.cwnd': n(f.cwnd),
+          'quic.packet.number': numberOr0(f.max_lost_pn),
+          'quic.bytes_in_flight': numberOr0(f.flight ?? f.inflight),
+          'quic.cwnd': numberOr0(f.cwnd),
         },
         time,
       };
     case 'ecn_validation':
       return {
         name: 'quic.ecn_validation',
-        attributes: { 'quic.ecn.state': n(f.state ?? f.ecn_state) },
+        attributes: { 'quic.ecn.state': numberOr0(f.state ?? f.ecn_state) },
         time,
       };
     case 'ecn_congestion':
-      return { name: 'quic.ecn_congestion', attributes: { 'quic.ecn.ce_count': n(f.ce_count) }, time };
+      return {
+        name: 'quic.ecn_congestion',
+        attributes: { 'quic.ecn.ce_count': numberOr0(f.ce_count) },
+        time,
+      };
     case 'transport_close_send':
     case 'transport_close_receive':
     case 'application_close_send':
@@ -105,13 +115,17 @@ function spanEvent(ev: TransportEvent): TimedEvent | undefined {
     case 'idle_timeout':
       return { name: 'quic.idle_timeout', attributes: {}, time };
     case 'handshake_timeout':
-      return { name: 'quic.handshake_timeout', attributes: { 'quic.elapsed_ms': n(f.elapsed) }, time };
+      return {
+        name: 'quic.handshake_timeout',
+        attributes: { 'quic.elapsed_ms': numberOr0(f.elapsed) },
+        time,
+      };
     case 'stateless_reset_receive':
       return { name: 'quic.stateless_reset', attributes: {}, time };
     case 'version_switch':
       return {
         name: 'quic.version_switch',
-        attributes: { 'quic.version': quicVersion(n(f.new_version)) },
+        attributes: { 'quic.version': quicVersion(numberOr0(f.new_version)) },
         time,
       };
     case 'stream_on_open':
@@ -132,9 +146,9 @@ function spanEvent(ev: TransportEvent): TimedEvent | undefined {
       };
     case 'stream_send':
       // Kept: the first and the last (FIN) data of the response.
-      return n(f.off) === 0
+      return numberOr0(f.off) === 0
         ? { name: 'quic.stream_first_data', attributes: {}, time }
-        : { name: 'quic.stream_fin_sent', attributes: { 'quic.stream.offset': n(f.off) }, time };
+        : { name: 'quic.stream_fin_sent', attributes: { 'quic.stream.offset': numberOr0(f.off) }, time };
     default:
       return undefined;
   }
@@ -166,8 +180,8 @@ export function quicClose(ev: TransportEvent): QuicClose {
   return {
     side: ev.type.endsWith('_send') ? 'sent' : 'received',
     kind,
-    errorCode: num(f.error_code),
-    frameType: kind === 'transport' ? num(f.frame_type) : undefined,
+    errorCode: exactNumber(f.error_code),
+    frameType: kind === 'transport' ? exactNumber(f.frame_type) : undefined,
     reason: typeof f.reason_phrase === 'string' ? f.reason_phrase : '',
   };
 }
@@ -217,16 +231,13 @@ function packetTypeName(v: FieldValue | undefined): string {
   return typeof v === 'number' ? (PACKET_TYPES[v] ?? String(v)) : 'unknown';
 }
 
-function n(v: FieldValue | undefined): number {
-  return numberOf(v) ?? 0;
-}
-
 /** A u64 as an attribute value: a number when exact, else its decimal text. */
 function exact(v: FieldValue | undefined): number | string {
   if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
   return typeof v === 'number' ? v : 0;
 }
 
-function num(v: FieldValue | undefined): number | bigint {
+/** A u64 field exactly (a bigint above 2^53), 0 when missing. */
+function exactNumber(v: FieldValue | undefined): number | bigint {
   return typeof v === 'number' || typeof v === 'bigint' ? v : 0;
 }

@@ -11,7 +11,11 @@ import type { JsonDecoderOptions } from '../events/decode-json.js';
 export interface SourceSink {
   /** Decoded probe events of this session, in order. */
   pushEvents(events: readonly ProbeEvent[]): void;
-  /** Finished requests and closed connections of this session (they skip the correlator). */
+  /**
+   * Finished requests and closed connections of this session (they skip the correlator). A request's connection
+   * must be pushed too, once it has closed or before `end()`: its span ends only then. The source counts what it
+   * read in `DecodePlan.stats`; the `--record` and qlog taps see events only.
+   */
   pushRecords(requests: readonly RequestRecord[], connections: readonly ConnectionRecord[]): void;
   /** The session ended: whatever is still open completes now. */
   end(): void;

@@ -35,7 +35,6 @@ import { clockOffset, newUsdtDecodeStats, RECORD, UsdtRecordDecoder } from './re
 import type { ClockOffset, UsdtDecodeStats } from './record-decoder.js';
 
 /** Something the user must fix; the message says what. The CLI prints it and exits 1. */
-export { BpfError as UsdtError };
 
 export interface UsdtSourceOptions {
   readonly target: UsdtTarget;
@@ -65,8 +64,6 @@ export interface UsdtStats extends BpfCounters {
   readonly processes: number;
   readonly decode: UsdtDecodeStats;
 }
-
-export type UsdtEnd = PollEnd;
 
 const ESRCH = 3;
 const NO_COUNTS: BpfCounters = {
@@ -104,7 +101,7 @@ export class UsdtSource {
   }
 
   /** Attach, then stream until stopped (SIGTERM) or, with `--pid`, until the process exits. */
-  async run(): Promise<UsdtEnd> {
+  async run(): Promise<PollEnd> {
     checkCapabilities('attaching to USDT probes');
     const binary = this._executable();
     this._selected = this._select(binary);

@@ -12,7 +12,7 @@ import { loadNative } from '../../../src/sources/bpf/native.js';
 import type { Native } from '../../../src/sources/bpf/native.js';
 import { COUNTERS } from '../../../src/sources/usdt/bpf-config.js';
 import { DEFAULT_BPF_OBJECT } from '../../../src/sources/usdt/defaults.js';
-import { UsdtError, UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
+import { UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
 import { buildUsdtFixture } from '../../../harness/usdt-fixture.js';
 import { skipBpf } from '../../../harness/wait.js';
 import { sessionsFor } from '../../../harness/probe-events.js';
@@ -98,7 +98,7 @@ describe('BPF object lifecycle', { skip: skipBpf }, () => {
     obj.close(); // a second close has nothing left to do
   });
 
-  test('the USDT source: a bad object fails run() with a UsdtError and leaves nothing attached or open', async () => {
+  test('the USDT source: a bad object fails run() with a BpfError and leaves nothing attached or open', async () => {
     baseline = openFds();
     const source = new UsdtSource(
       {
@@ -118,7 +118,7 @@ describe('BPF object lifecycle', { skip: skipBpf }, () => {
     );
     await assert.rejects(
       source.run(),
-      (err: unknown) => err instanceof UsdtError && /cannot open the BPF object/.test(err.message),
+      (err: unknown) => err instanceof BpfError && /cannot open the BPF object/.test(err.message),
     );
     assert.equal(source.attachedLinks, 0);
     assert.equal(openFds(), baseline);
