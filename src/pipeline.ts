@@ -1,13 +1,14 @@
 /**
  * The whole flow, wired once: the CLI, the benchmark and the tests all build it here.
  *
- *   source ─► SourceSink (one per session) ─┬─ events ─► correlator ─┐
- *                                           │  (taps: --record, qlog) ├─► span mapper ─► sampler ─► processor ─► exporter
- *                                           └─ finished records ─────┘
+ *   source ─► SourceSink ─┬─ events ─► correlator ─┐
+ *            (per session) │  (taps: --record, qlog) ├─► tracer filter ─► span mapper ─► sampler ─► processor ─► exporter
+ *                          └─ finished records ─────┘
  *
  * Sources decode their own input (how much: `decode`) and push into the sink of each of their sessions; a session
  * is one id space (H2O's conn ids restart with the server), so each gets its own correlator. On their way to the
  * mapper, records pass the tracer-request filter, which drops tracers' own requests (`correlate/tracer-requests.ts`).
+ * Each stage holds the next, so they are built from the exporter back.
  */
 import type { Resource } from '@opentelemetry/resources';
 import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
