@@ -5,6 +5,7 @@
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
 import { defaultResource } from '@opentelemetry/resources';
+import { newConnectionRecord, newRequestRecord } from '../src/correlate/records.js';
 import type { ConnectionRecord, Header, RequestRecord, Stamp } from '../src/correlate/records.js';
 import type { FieldValue, ProbeEvent } from '../src/events/types.js';
 import { SpanFactory } from '../src/otel/finished-span.js';
@@ -27,24 +28,10 @@ export function probe(
 
 export function connection(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
   return {
-    connId: 7,
-    protocol: 'http/1',
-    tid: 1,
-    start: at(1000),
+    ...newConnectionRecord(7, 'http/1', 1, at(1000), undefined),
     last: at(1100),
     end: at(1100),
-    uuid: undefined,
-    sock: undefined,
-    remote: undefined,
-    http1ConnId: undefined,
     requestCount: 1,
-    closeStats: undefined,
-    quic: undefined,
-    tls: undefined,
-    bytesWritten: 0,
-    writes: 0,
-    writeFailures: 0,
-    incomplete: undefined,
     ...over,
   };
 }
@@ -60,27 +47,11 @@ export function request(
     for (const value of Array.isArray(v) ? v : [v]) requestHeaders.push({ name, value });
   }
   return {
-    conn,
-    reqId: 1,
-    httpVersion: undefined,
-    start: at(1010),
+    ...newRequestRecord(conn, 1, at(1010), undefined),
     requestHeaders,
-    hiddenHeaders: 0,
-    droppedHeaders: 0,
     status: 200,
     responseStart: at(1020),
-    responseHeaders: [],
-    lastWrite: undefined,
     end: at(1030),
-    streamStats: undefined,
-    transportEvents: [],
-    droppedTransportEvents: 0,
-    packetsLost: 0,
-    ptos: 0,
-    streamDone: undefined,
-    tunnel: undefined,
-    upgradedToHttp2: false,
-    incomplete: undefined,
     ...over,
   };
 }

@@ -9,13 +9,13 @@ import { endOfHttp1 } from './conn-state.js';
 import type { ConnState, DeadlineWatch } from './conn-state.js';
 import type { CorrelatorOptions, CorrelatorStats } from './options.js';
 import type {
-  ConnectionRecord,
   IncompleteReason,
   Protocol,
   RecordSink,
   RequestRecord,
   Stamp,
 } from './records.js';
+import { newConnectionRecord, newRequestRecord } from './records.js';
 import { closeAttempts, tunnelOpen } from './tunnel.js';
 
 /** The counter an event is counted under when the connection or request it names is not open. */
@@ -95,26 +95,13 @@ export class ConnectionTable {
       this._stats.evictedConnections++;
       this.closeConnection(oldest, oldest.record.last, 'evicted', 'evicted');
     }
-    const record: ConnectionRecord = {
+    const record = newConnectionRecord(
       connId,
       protocol,
-      tid: ev.tid,
-      start: ev,
-      last: ev,
-      end: undefined,
-      uuid: undefined,
-      sock: undefined,
-      remote: undefined,
-      http1ConnId: undefined,
-      requestCount: 0,
-      closeStats: undefined,
-      quic: undefined,
-      tls: undefined,
-      bytesWritten: 0,
-      writes: 0,
-      writeFailures: 0,
-      incomplete: midFlight ? 'attached_mid_flight' : undefined,
-    };
+      ev.tid,
+      ev,
+      midFlight ? 'attached_mid_flight' : undefined,
+    );
     const conn: ConnState = {
       record,
       requests: new Map(),
@@ -164,29 +151,7 @@ export class ConnectionTable {
       this._stats.evictedRequests++;
       this.completeRequest(conn, oldest, oldest.responseStart ?? start, 'evicted');
     }
-    const req: RequestRecord = {
-      conn: conn.record,
-      reqId,
-      httpVersion: undefined,
-      start,
-      requestHeaders: [],
-      hiddenHeaders: 0,
-      droppedHeaders: 0,
-      status: undefined,
-      responseStart: undefined,
-      responseHeaders: [],
-      lastWrite: undefined,
-      end: undefined,
-      streamStats: undefined,
-      transportEvents: conn.pendingStream?.get(reqId) ?? [],
-      droppedTransportEvents: 0,
-      packetsLost: 0,
-      ptos: 0,
-      streamDone: undefined,
-      tunnel: undefined,
-      upgradedToHttp2: false,
-      incomplete,
-    };
+    const req = newRequestRecord(conn.record, reqId, start, incomplete, conn.pendingStream?.get(reqId));
     conn.pendingStream?.delete(reqId);
     conn.requests.set(reqId, req);
     conn.record.requestCount++;

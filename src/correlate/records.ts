@@ -184,3 +184,66 @@ export interface RecordSink {
   requestCompleted(req: RequestRecord): void;
   connectionClosed(conn: ConnectionRecord): void;
 }
+
+/** A connection first seen at `start`, nothing else known of it yet. */
+export function newConnectionRecord(
+  connId: number,
+  protocol: Protocol | undefined,
+  tid: number,
+  start: Stamp,
+  incomplete: IncompleteReason | undefined,
+): ConnectionRecord {
+  return {
+    connId,
+    protocol,
+    tid,
+    start,
+    last: start,
+    end: undefined,
+    uuid: undefined,
+    sock: undefined,
+    remote: undefined,
+    http1ConnId: undefined,
+    requestCount: 0,
+    closeStats: undefined,
+    quic: undefined,
+    tls: undefined,
+    bytesWritten: 0,
+    writes: 0,
+    writeFailures: 0,
+    incomplete,
+  };
+}
+
+/** A request of `conn` first seen at `start`, with the stream events that came before it (HTTP/3). */
+export function newRequestRecord(
+  conn: ConnectionRecord,
+  reqId: number,
+  start: Stamp,
+  incomplete: IncompleteReason | undefined,
+  transportEvents: TransportEvent[] = [],
+): RequestRecord {
+  return {
+    conn,
+    reqId,
+    httpVersion: undefined,
+    start,
+    requestHeaders: [],
+    hiddenHeaders: 0,
+    droppedHeaders: 0,
+    status: undefined,
+    responseStart: undefined,
+    responseHeaders: [],
+    lastWrite: undefined,
+    end: undefined,
+    streamStats: undefined,
+    transportEvents,
+    droppedTransportEvents: 0,
+    packetsLost: 0,
+    ptos: 0,
+    streamDone: undefined,
+    tunnel: undefined,
+    upgradedToHttp2: false,
+    incomplete,
+  };
+}
