@@ -8,13 +8,7 @@ import type { FieldValue, ProbeEvent } from '../events/types.js';
 import { endOfHttp1 } from './conn-state.js';
 import type { ConnState, DeadlineWatch } from './conn-state.js';
 import type { CorrelatorOptions, CorrelatorStats } from './options.js';
-import type {
-  IncompleteReason,
-  Protocol,
-  RecordSink,
-  RequestRecord,
-  Stamp,
-} from './records.js';
+import type { IncompleteReason, Protocol, RecordSink, RequestRecord, Stamp } from './records.js';
 import { newConnectionRecord, newRequestRecord } from './records.js';
 import { closeAttempts, tunnelOpen } from './tunnel.js';
 
