@@ -275,6 +275,11 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // Whoever read stdout (`--help | head`, traces piped to a pager) has gone: nothing is left to print for.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
   main(process.argv, process.env).then(
     (code) => {
       process.exitCode = code;
