@@ -5,17 +5,11 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { AlwaysOnSampler, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { defaultResource } from '@opentelemetry/resources';
-import { DEFAULT_CORRELATOR_OPTIONS } from '../../src/correlate/correlator.js';
-import { DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
 import { DEFAULT_SANITIZED_HEADERS } from '../../src/otel/header-policy.js';
 import type { HeaderPolicyOptions } from '../../src/otel/header-policy.js';
-import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../../src/otel/url.js';
-import { buildPipeline } from '../../src/pipeline.js';
-import { JsonLinesSession } from '../../src/sources/json-lines.js';
 import { repoRoot } from '../../harness/cli.js';
 import { spanShapes } from '../../harness/span-shape.js';
+import { replayInto, testPipeline } from '../../harness/pipeline.js';
 
 const CONFIGS: Record<string, HeaderPolicyOptions> = {
   defaults: { request: [], response: [], sanitize: [...DEFAULT_SANITIZED_HEADERS], maxValueLength: 4096 },
@@ -28,25 +22,9 @@ const CONFIGS: Record<string, HeaderPolicyOptions> = {
 };
 
 async function spansOf(file: string, headers: HeaderPolicyOptions): Promise<unknown> {
-  const exporter = new InMemorySpanExporter();
-  const pipeline = buildPipeline(
-    {
-      correlator: DEFAULT_CORRELATOR_OPTIONS,
-      maxLineBytes: 1 << 20,
-      headers,
-      sensitiveQueryParams: DEFAULT_SENSITIVE_QUERY_PARAMS,
-      sampler: new AlwaysOnSampler(),
-      resource: defaultResource(),
-      batch: { ...DEFAULT_BATCH_OPTIONS, maxQueueSize: 1 << 20 },
-    },
-    { exporter },
-  );
-  const session = new JsonLinesSession(pipeline);
-  session.push(await readFile(join(repoRoot, file)));
-  session.end();
-  await pipeline.processor.forceFlush();
+  const spans = await replayInto(testPipeline(headers), await readFile(join(repoRoot, file)));
   // Through JSON, as the golden files were written: undefined fields drop out the same way.
-  return JSON.parse(JSON.stringify(spanShapes(exporter.getFinishedSpans())));
+  return JSON.parse(JSON.stringify(spanShapes(spans)));
 }
 
 const spansDir = join(repoRoot, 'test', 'fixtures', 'spans');

@@ -6,19 +6,14 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { AlwaysOnSampler, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { defaultResource } from '@opentelemetry/resources';
-import { CORRELATOR_FIELD_USES, DEFAULT_CORRELATOR_OPTIONS } from '../../src/correlate/correlator.js';
+import { CORRELATOR_FIELD_USES } from '../../src/correlate/correlator.js';
 import { JsonLineDecoder } from '../../src/events/decode-json.js';
 import { EventRecorder } from '../../src/events/recorder.js';
 import { newDecodeStats } from '../../src/events/types.js';
 import type { DecodeStats, ProbeEvent } from '../../src/events/types.js';
-import { DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
-import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../../src/otel/url.js';
-import { buildPipeline } from '../../src/pipeline.js';
-import { JsonLinesSession } from '../../src/sources/json-lines.js';
 import { repoRoot } from '../../harness/cli.js';
+import { replayInto, testPipeline } from '../../harness/pipeline.js';
+import { spanShapes } from '../../harness/span-shape.js';
 
 const header = (type: string, name: string, value: string, tail = '}'): string =>
   `{"module":"h2o","type":"${type}","tid":1,"time":5,"conn_id":1,"req_id":1,"name":"${name}",` +
@@ -204,41 +199,18 @@ interface Run {
 }
 
 async function spansOf(file: string, record: boolean, input?: Buffer): Promise<Run> {
-  const exporter = new InMemorySpanExporter();
   // `--record` keeps every event, so it also turns the skip off: the reference run.
   const recorder = record ? new EventRecorder(join(dir, 'rec.jsonl')) : undefined;
-  const pipeline = buildPipeline(
-    {
-      correlator: DEFAULT_CORRELATOR_OPTIONS,
-      maxLineBytes: 1 << 20,
-      headers: { request: ['x-request-id'], response: ['content-type'], sanitize: [], maxValueLength: 64 },
-      sensitiveQueryParams: DEFAULT_SENSITIVE_QUERY_PARAMS,
-      sampler: new AlwaysOnSampler(),
-      resource: defaultResource(),
-      batch: DEFAULT_BATCH_OPTIONS,
-    },
-    { exporter, recorder },
+  const t = testPipeline(
+    { request: ['x-request-id'], response: ['content-type'], sanitize: [], maxValueLength: 64 },
+    { recorder },
   );
-  const session = new JsonLinesSession(pipeline);
-  session.push(input ?? (await readFile(file)));
-  session.end();
-  await pipeline.processor.forceFlush();
+  const spans = await replayInto(t, input ?? (await readFile(file)));
   await recorder?.close();
-  const shape = (s: ReadableSpan): string =>
-    JSON.stringify([
-      s.name,
-      s.kind,
-      s.startTime,
-      s.endTime,
-      s.status,
-      s.attributes,
-      s.events.map((e) => [e.name, e.time, e.attributes]),
-      s.links.length,
-    ]);
   return {
-    spans: exporter.getFinishedSpans().map(shape).sort(),
-    skipped: pipeline.stats.decode.unusedHeaders,
-    skippedOther: pipeline.stats.decode.unusedEvents,
+    spans: spanShapes(spans).map((s) => JSON.stringify(s)),
+    skipped: t.pipeline.stats.decode.unusedHeaders,
+    skippedOther: t.pipeline.stats.decode.unusedEvents,
   };
 }
 
