@@ -2,7 +2,7 @@
 // exporters put on the wire with the official .proto files in test/fixtures/otlp-proto, so tests exercise the actual
 // serialization instead of a mock. It understands what h2o-otel sends: spans, and its counters (OTLP sums).
 import { existsSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,8 +95,23 @@ export interface OtlpReceiver {
     pred?: (p: ReceivedMetricPoint) => boolean,
     timeoutMs?: number,
   ): Promise<ReceivedMetricPoint>;
+  /**
+   * How export calls are answered from now on: accepted ('none', the default), refused as the collector's
+   * overload answer ('unavailable': gRPC UNAVAILABLE, HTTP 503), refused for good ('reject': gRPC
+   * INVALID_ARGUMENT, HTTP 400), or never answered ('hang'). Only accepted calls
+   * are recorded in `requests`; the others are counted in `refused` and `hung`.
+   */
+  failWith(mode: ReceiverFailure): void;
+  /** Calls answered with a failure, and calls left hanging, so far. */
+  readonly failures: { refused: number; hung: number };
+  /** The collector goes away: both listeners close and their connections are cut, so connecting is refused. */
+  stop(): Promise<void>;
+  /** It comes back on the same ports. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
+
+export type ReceiverFailure = 'none' | 'unavailable' | 'reject' | 'hang';
 
 type Signal = ReceivedRequest['kind'];
 
@@ -397,24 +412,26 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
 
   const requestCount = (kind: Signal) => requests.filter((r) => r.kind === kind).length;
 
+  let failure: ReceiverFailure = 'none';
+  const failures = { refused: 0, hung: 0 };
+
   // --- gRPC ---
-  const grpcServer = new grpc.Server();
   const identity = (b: Buffer): Buffer => b;
-  for (const kind of ['traces', 'metrics'] as const) {
-    const service: grpc.ServiceDefinition = {
-      Export: {
-        path: ROUTES[kind].grpcPath,
-        requestStream: false,
-        responseStream: false,
-        // Keep raw bytes here so decode errors become INVALID_ARGUMENT in the handler rather than INTERNAL.
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-        originalName: 'export',
-      },
-    };
-    const exportHandler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
+  const grpcExportHandler =
+    (kind: Signal): grpc.handleUnaryCall<Buffer, Buffer> =>
+    (call, callback) => {
+      if (failure === 'hang') {
+        failures.hung++;
+        return;
+      }
+      if (failure !== 'none') {
+        failures.refused++;
+        callback({
+          code: failure === 'reject' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE,
+          details: `otlp-receiver: ${failure} (test)`,
+        });
+        return;
+      }
       const headers: Record<string, string> = {};
       for (const [key, value] of Object.entries(call.metadata.getMap())) {
         headers[key] = typeof value === 'string' ? value : value.toString('base64');
@@ -427,13 +444,29 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         callback({ code: grpc.status.INVALID_ARGUMENT, details: errorMessage(err) });
       }
     };
-    grpcServer.addService(service, { Export: exportHandler });
-  }
-  const grpcPort = await new Promise<number>((resolve, reject) => {
-    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    );
-  });
+  const listenGrpc = (port: number) =>
+    new Promise<{ server: grpc.Server; port: number }>((resolve, reject) => {
+      const server = new grpc.Server();
+      for (const kind of ['traces', 'metrics'] as const) {
+        const service: grpc.ServiceDefinition = {
+          Export: {
+            path: ROUTES[kind].grpcPath,
+            requestStream: false,
+            responseStream: false,
+            // Keep raw bytes here so decode errors become INVALID_ARGUMENT in the handler rather than INTERNAL.
+            requestSerialize: identity,
+            requestDeserialize: identity,
+            responseSerialize: identity,
+            responseDeserialize: identity,
+            originalName: 'export',
+          },
+        };
+        server.addService(service, { Export: grpcExportHandler(kind) });
+      }
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve({ server, port: bound }),
+      );
+    });
 
   // --- HTTP/protobuf ---
   const gunzipAsync = promisify(gunzip);
@@ -441,6 +474,14 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     const reply = (code: number, body: string | Buffer, contentType = 'text/plain') => {
       res.writeHead(code, { 'content-type': contentType }).end(body);
     };
+    if (failure === 'hang') {
+      failures.hung++;
+      return;
+    }
+    if (failure !== 'none') {
+      failures.refused++;
+      return reply(failure === 'reject' ? 400 : 503, `otlp-receiver: ${failure} (test)`);
+    }
     const path = (req.url ?? '').split('?')[0];
     const kind = (['traces', 'metrics'] as const).find((k) => ROUTES[k].httpPath === path);
     if (!kind) return reply(404, `otlp-receiver: no route for ${path}`);
@@ -469,21 +510,39 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       reply(400, `otlp-receiver: ${errorMessage(err)}`);
     }
   };
-  const httpServer = createServer((req, res) => {
-    handleHttp(req, res).catch((err: unknown) => {
-      errors.push(`http: ${errorMessage(err)}`);
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
+  const listenHttp = async (port: number): Promise<Server> => {
+    const server = createServer((req, res) => {
+      handleHttp(req, res).catch((err: unknown) => {
+        errors.push(`http: ${errorMessage(err)}`);
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
     });
-  });
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(0, '127.0.0.1', () => {
-      httpServer.off('error', reject);
-      resolve();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+    return server;
+  };
+
+  let grpcServer = await listenGrpc(0);
+  const grpcPort = grpcServer.port;
+  let httpServer: Server | undefined = await listenHttp(0);
   const httpPort = (httpServer.address() as AddressInfo).port;
+  let running = true;
+  const stop = async () => {
+    if (!running) return;
+    running = false;
+    // Exporters keep channels and keep-alive sockets open; cut them so that the next call finds nobody.
+    grpcServer.server.forceShutdown();
+    const http = httpServer;
+    httpServer = undefined;
+    http?.closeAllConnections();
+    await new Promise<void>((resolve, reject) => http?.close((err) => (err ? reject(err) : resolve())));
+  };
 
   return {
     grpcUrl: `http://127.0.0.1:${grpcPort}`,
@@ -515,14 +574,18 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         },
       );
     },
-    async close() {
-      // Exporters may keep channels / keep-alive sockets open; force them shut so the test process exits.
-      grpcServer.forceShutdown();
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve, reject) =>
-        httpServer.close((err) => (err ? reject(err) : resolve())),
-      );
+    failWith(mode) {
+      failure = mode;
     },
+    failures,
+    stop,
+    async restart() {
+      if (running) return;
+      grpcServer = await listenGrpc(grpcPort);
+      httpServer = await listenHttp(httpPort);
+      running = true;
+    },
+    close: stop,
   };
 }
 

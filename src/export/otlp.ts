@@ -12,7 +12,10 @@ import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/export
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ExportResult } from '@opentelemetry/core';
+import { ExportResultCode } from '@opentelemetry/core';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { exportErrorStatus, GRPC_UNAVAILABLE } from './export-errors.js';
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf';
 export type OtlpCompression = 'none' | 'gzip';
@@ -62,8 +65,44 @@ function protoConfig(o: OtlpOptions): ProtoConfig {
 
 export function createOtlpExporter(o: OtlpOptions): SpanExporter {
   return o.protocol === 'grpc'
-    ? new GrpcTraceExporter(grpcConfig(o))
+    ? new RenewingGrpcExporter(() => new GrpcTraceExporter(grpcConfig(o)))
     : new ProtoTraceExporter(protoConfig(o));
+}
+
+/**
+ * A gRPC exporter whose channel is replaced after it reported UNAVAILABLE. grpc-js backs off reconnecting a failed
+ * channel up to 120 s and fails every call at once meanwhile, so a collector that came back would stay unused for
+ * minutes; the SDK exporter takes no channel options to cap that. The batch processor probes at its own capped
+ * pace while the collector is away, and each probe gets a fresh channel that connects at once.
+ */
+class RenewingGrpcExporter implements SpanExporter {
+  private _exporter: SpanExporter;
+  private _stale = false;
+
+  constructor(private readonly _create: () => SpanExporter) {
+    this._exporter = _create();
+  }
+
+  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    if (this._stale) {
+      this._stale = false;
+      void this._exporter.shutdown().catch(() => undefined);
+      this._exporter = this._create();
+    }
+    this._exporter.export(spans, (result) => {
+      if (result.code !== ExportResultCode.SUCCESS && exportErrorStatus(result.error) === GRPC_UNAVAILABLE)
+        this._stale = true;
+      resultCallback(result);
+    });
+  }
+
+  forceFlush(): Promise<void> {
+    return this._exporter.forceFlush?.() ?? Promise.resolve();
+  }
+
+  shutdown(): Promise<void> {
+    return this._exporter.shutdown();
+  }
 }
 
 /** Same options, `url` being the metrics endpoint. */

@@ -2,15 +2,12 @@
 // and no export is in flight (spans die young); while one is, batches fill to the maximum (throughput).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ROOT_CONTEXT, SpanKind } from '@opentelemetry/api';
-import { defaultResource } from '@opentelemetry/resources';
-import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
 import { CountingBatchProcessor, DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
 import type { BatchOptions } from '../../src/export/batch-processor.js';
 import { createOtlpExporter } from '../../src/export/otlp.js';
-import { SpanFactory } from '../../src/otel/finished-span.js';
 import { withReceiver } from '../../harness/otlp-receiver.js';
 import type { OtlpReceiver } from '../../harness/otlp-receiver.js';
+import { endSpans } from '../../harness/spans.js';
 
 function processorFor(receiver: OtlpReceiver, opts: Partial<BatchOptions>): CountingBatchProcessor {
   return new CountingBatchProcessor(
@@ -18,18 +15,6 @@ function processorFor(receiver: OtlpReceiver, opts: Partial<BatchOptions>): Coun
     // A timer that never fires during the test: every export below is started by the batching rule itself.
     { ...DEFAULT_BATCH_OPTIONS, scheduledDelayMillis: 600_000, ...opts },
   );
-}
-
-function endSpans(processor: CountingBatchProcessor, n: number): void {
-  const factory = new SpanFactory(processor, {
-    sampler: new AlwaysOnSampler(),
-    resource: defaultResource(),
-    scope: { name: 'batch-test' },
-  });
-  for (let i = 0; i < n; i++) {
-    const span = factory.start(ROOT_CONTEXT, `span ${i}`, SpanKind.INTERNAL, [1_700_000_000, i], {}, []);
-    factory.end(span, [1_700_000_001, i]);
-  }
 }
 
 /** Spans per export request, smallest first: concurrent exports may arrive in any order. */
