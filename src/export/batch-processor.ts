@@ -258,7 +258,7 @@ export class CountingBatchProcessor implements SpanProcessor {
       if (this.stats.outageSince !== undefined) this._recovered(batch.length);
     } else {
       this.stats.exportErrors++;
-      this.stats.lastError = err instanceof Error ? err.message : String(err);
+      this.stats.lastError = err instanceof Error ? err.message : JSON.stringify(err);
       if (isRetryableExportError(err)) this._unreachable(batch, probe);
       else this.stats.failed += batch.length;
     }
