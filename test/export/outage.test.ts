@@ -154,7 +154,11 @@ for (const [what, breakIt] of [
       const tookMs = Date.now() - t0;
       assert.ok(tookMs < 2_000, `shutdown took ${tookMs} ms`);
       assert.deepEqual(
-        { ...lost(processor), droppedAtExit: processor.stats.droppedAtExit, exported: processor.stats.exported },
+        {
+          ...lost(processor),
+          droppedAtExit: processor.stats.droppedAtExit,
+          exported: processor.stats.exported,
+        },
         { failed: 0, dropped: 800, droppedAtExit: 800, exported: 0 },
       );
       assert.equal(processor.backlog, 0);
@@ -163,7 +167,10 @@ for (const [what, breakIt] of [
 
 void test('a producer that can wait is held back while the queue is over half full, then let through', () =>
   withReceiver(async (receiver) => {
-    const processor = processorFor(receiver, 'http/protobuf', { maxQueueSize: 1000, minExportBatchSize: 4096 });
+    const processor = processorFor(receiver, 'http/protobuf', {
+      maxQueueSize: 1000,
+      minExportBatchSize: 4096,
+    });
     try {
       await receiver.stop();
       endSpans(processor, 700);
