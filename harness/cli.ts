@@ -29,11 +29,14 @@ function cleanEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, ...extra };
 }
 
-/** `wrapper` runs the CLI under another command, e.g. `setpriv` to drop capabilities. */
+/**
+ * `stdin`: its bytes, then end of input; 'open' leaves it open for the test to write to (`child.stdin`).
+ * `wrapper` runs the CLI under another command, e.g. `setpriv` to drop capabilities.
+ */
 export function startCli(
   args: string[],
   env: Record<string, string> = {},
-  stdin?: Buffer,
+  stdin?: Buffer | 'open',
   wrapper: string[] = [],
 ): RunningCli {
   const argv = [...wrapper, process.execPath, cliPath, ...args];
@@ -42,8 +45,8 @@ export function startCli(
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  if (stdin !== undefined) child.stdin.end(stdin);
-  else child.stdin.end();
+  if (stdin === undefined) child.stdin.end();
+  else if (stdin !== 'open') child.stdin.end(stdin);
   const result = new Promise<CliResult>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });

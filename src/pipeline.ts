@@ -9,6 +9,10 @@
  * is one id space (H2O's conn ids restart with the server), so each gets its own correlator. On their way to the
  * mapper, records pass the tracer-request filter, which drops tracers' own requests (`correlate/tracer-requests.ts`).
  * Each stage holds the next, so they are built from the exporter back.
+ *
+ * Back-pressure: live sources cannot wait (H2O does not), so their spans are dropped, counted, when the queue is
+ * full. What can wait does: a replay asks `ready()` between reads, and the records a session's end releases at
+ * once (every connection still open) go on as the processor makes room (`EndOfSessionFeed`).
  */
 import type { Resource } from '@opentelemetry/resources';
 import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -76,6 +80,7 @@ export class Pipeline implements Sessions {
   sessions = 0;
   private readonly _records: RecordSink;
   private readonly _open = new Set<Session>();
+  private readonly _endFeed: EndOfSessionFeed;
 
   constructor(
     private readonly _config: PipelineConfig,
@@ -95,6 +100,7 @@ export class Pipeline implements Sessions {
     });
     const tracers = new TracerRequestFilter(mapper);
     this._records = _edges.stopAtRecords === true ? DISCARD_RECORDS : tracers;
+    this._endFeed = new EndOfSessionFeed(this._records, this.processor);
     this.decode = decodePlan(_config, mapper, _edges);
     this.stats = {
       decode: this.decode.stats,
@@ -108,8 +114,9 @@ export class Pipeline implements Sessions {
   open(): SourceSink {
     this.sessions++;
     const session = new Session(
-      new Correlator(this._config.correlator, this._records, this.stats.correlate),
+      (sink) => new Correlator(this._config.correlator, sink, this.stats.correlate),
       this._records,
+      this._endFeed,
       this._edges.recorder,
       this._edges.qlog?.session(),
       this._open,
@@ -135,9 +142,101 @@ export class Pipeline implements Sessions {
     for (const s of this._open) s.correlator.tick(nowMs);
   }
 
-  /** Every open session ends: what is still open becomes spans. */
+  /** Every open session ends: what is still open becomes spans (as the processor makes room: see `flushed`). */
   end(): void {
     for (const s of [...this._open]) s.end();
+  }
+
+  /**
+   * For a source that can wait (a replay): undefined while the pipeline can take more, else a promise of when it
+   * can. Waiting keeps an offline source from overflowing the queue of a slower collector.
+   */
+  ready(): Promise<void> | undefined {
+    if (this.processor.hasRoom() && !this._endFeed.busy) return undefined;
+    return this._endFeed.done().then(() => this.processor.waitForRoom());
+  }
+
+  /** Every ended session's records handed on and every span exported (however long the collector takes). */
+  async flushed(): Promise<void> {
+    await this._endFeed.done();
+    await this.processor.forceFlush();
+  }
+
+  /** The shutdown deadline came: records of ended sessions not yet made into spans count as dropped spans. */
+  abandon(): void {
+    this.processor.countDroppedAtExit(this._endFeed.abandon());
+  }
+}
+
+/** Records handed on per wait for room: a few hundred spans, well under half of any useful queue. */
+const FEED_CHUNK = 256;
+
+/**
+ * The records a session's end releases at once (every connection still open: 100k after a big replay, or all of
+ * H2O's at each restart under --socket) go on as the processor makes room instead of overflowing its queue. While
+ * nothing is waiting and there is room, they go straight through, so a small flush completes synchronously.
+ */
+class EndOfSessionFeed {
+  private _records: (RequestRecord | ConnectionRecord)[] = [];
+  private _isConnection: boolean[] = [];
+  private _next = 0;
+  private _feeding: Promise<void> | undefined;
+
+  constructor(
+    private readonly _sink: RecordSink,
+    private readonly _processor: CountingBatchProcessor,
+  ) {}
+
+  get busy(): boolean {
+    return this._feeding !== undefined;
+  }
+
+  request(req: RequestRecord): void {
+    if (this._direct()) this._sink.requestCompleted(req);
+    else this._defer(req, false);
+  }
+
+  connection(conn: ConnectionRecord): void {
+    if (this._direct()) this._sink.connectionClosed(conn);
+    else this._defer(conn, true);
+  }
+
+  /** Resolves once every deferred record has been handed on (sessions may keep ending meanwhile). */
+  async done(): Promise<void> {
+    while (this._feeding !== undefined) await this._feeding;
+  }
+
+  /** Forget the records not handed on yet; how many they were. */
+  abandon(): number {
+    const left = this._records.length - this._next;
+    this._records = [];
+    this._isConnection = [];
+    this._next = 0;
+    return left;
+  }
+
+  private _direct(): boolean {
+    return this._feeding === undefined && this._processor.hasRoom();
+  }
+
+  private _defer(record: RequestRecord | ConnectionRecord, isConnection: boolean): void {
+    this._records.push(record);
+    this._isConnection.push(isConnection);
+    this._feeding ??= this._feed();
+  }
+
+  private async _feed(): Promise<void> {
+    while (this._next < this._records.length) {
+      await this._processor.waitForRoom();
+      const end = Math.min(this._next + FEED_CHUNK, this._records.length);
+      for (; this._next < end; this._next++) {
+        const record = this._records[this._next]!;
+        if (this._isConnection[this._next] === true) this._sink.connectionClosed(record as ConnectionRecord);
+        else this._sink.requestCompleted(record as RequestRecord);
+      }
+    }
+    this.abandon();
+    this._feeding = undefined;
   }
 }
 
@@ -191,16 +290,31 @@ function headerUse(used: UsedHeaderNames): HeaderUse {
   };
 }
 
-class Session implements SourceSink {
+/** One session: its correlator's records go to the mapper, or through the end feed once the session ended. */
+class Session implements SourceSink, RecordSink {
+  readonly correlator: Correlator;
   private _ended = false;
 
   constructor(
-    readonly correlator: Correlator,
+    correlator: (sink: RecordSink) => Correlator,
     private readonly _records: RecordSink,
+    private readonly _endFeed: EndOfSessionFeed,
     private readonly _recorder: EventRecorder | undefined,
     private readonly _qlog: QlogSession | undefined,
     private readonly _open: Set<Session>,
-  ) {}
+  ) {
+    this.correlator = correlator(this);
+  }
+
+  requestCompleted(req: RequestRecord): void {
+    if (this._ended) this._endFeed.request(req);
+    else this._records.requestCompleted(req);
+  }
+
+  connectionClosed(conn: ConnectionRecord): void {
+    if (this._ended) this._endFeed.connection(conn);
+    else this._records.connectionClosed(conn);
+  }
 
   pushEvents(events: readonly ProbeEvent[]): void {
     if (this._ended) return;

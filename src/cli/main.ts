@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * h2o-otel entry point: resolve options, wire source → pipeline → spans → exporter, run until the source ends
- * or SIGINT/SIGTERM, then flush within 5 s and exit 0.
+ * or SIGINT/SIGTERM, then flush within --shutdown-timeout, count what is unsent, print the summary and exit 0.
  */
 import { realpathSync } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -25,14 +25,16 @@ import { BpfError } from '../sources/bpf/errors.js';
 import type { UsdtSource } from '../sources/usdt/usdt-source.js';
 import {
   H2O_STATUS_INTERVAL_MS,
+  HARD_EXIT_GRACE_MS,
   NOTICE_INTERVAL_MS,
   RECONNECT_MAX_BACKOFF_MS,
   RECONNECT_MIN_BACKOFF_MS,
-  SHUTDOWN_BUDGET_MS,
   TICK_MS,
 } from './option-table.js';
 import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
+import { flushWithin } from './shutdown.js';
+import type { FlushBound } from './shutdown.js';
 import { StatusReporter } from './status.js';
 
 function createExporter(o: Options): SpanExporter {
@@ -177,14 +179,22 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       return 1;
     }
   }
+  let signalledAt: number | undefined;
+  let hardExit: NodeJS.Timeout | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
-    say(`h2o-otel: ${sig}: flushing and exiting`);
+    signalledAt = Date.now();
+    say(`h2o-otel: ${sig}: flushing for at most ${o.shutdownTimeoutMs} ms, then exiting`);
     abort.abort();
     socketSource?.stop();
     usdtSource?.stop();
     input?.destroy();
-    // Whatever happens, be gone within the budget.
-    setTimeout(() => process.exit(0), SHUTDOWN_BUDGET_MS + 400).unref();
+    // The flush below ends by the deadline; should anything else hang, still count, summarise and be gone.
+    hardExit = setTimeout(() => {
+      pipeline.abandon();
+      processor.dropUnsent();
+      say(status.summary());
+      process.exit(0);
+    }, o.shutdownTimeoutMs + HARD_EXIT_GRACE_MS).unref();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -229,18 +239,28 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     }
   } finally {
     clearInterval(ticker);
-    clearInterval(statusTimer);
     h2oStatus?.stop();
     pipeline.end();
+    const bound: FlushBound =
+      signalledAt === undefined
+        ? { stallMs: o.shutdownTimeoutMs, progress: () => processor.stats.exported + processor.stats.failed }
+        : { deadlineAt: signalledAt + o.shutdownTimeoutMs };
+    const leftMs = (): number =>
+      'deadlineAt' in bound ? Math.max(0, bound.deadlineAt - Date.now()) : o.shutdownTimeoutMs;
     // H2O's last count of dropped events is read while the spans flush (within its own 2 s), for the summary;
-    // the recording and the qlog files are written out meanwhile, not after a slow collector used the budget.
+    // the recording and the qlog files are written out meanwhile, not after a slow collector used the time.
     await Promise.all([
-      processor.shutdown(SHUTDOWN_BUDGET_MS),
-      metrics?.shutdown(SHUTDOWN_BUDGET_MS),
+      flushWithin(pipeline.flushed(), bound).then((flushed) => {
+        if (!flushed) pipeline.abandon();
+        return processor.shutdown(flushed ? leftMs() : 0);
+      }),
+      metrics?.shutdown(leftMs()),
       h2oStatus?.read(),
       recorder?.close(),
       qlog?.drain(),
     ]);
+    // Status and notices went on through the flush (a collector's outage or recovery is said meanwhile).
+    clearInterval(statusTimer);
     status.notices();
     if (qlog !== undefined) {
       const q = qlog.stats;
@@ -254,6 +274,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       exitCode = 1;
     }
     say(status.summary());
+    clearTimeout(hardExit);
     if (usdtSource !== undefined && usdtSource.attachedLinks > 0) {
       say(`h2o-otel: detaching ${usdtSource.attachedLinks} probes (the kernel takes a few seconds)`);
       usdtSource.close();
@@ -263,6 +284,9 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   }
   return exitCode;
 }
+
+/** After main returned, how long open handles (a library's socket or timer) may keep the process. */
+const EXIT_LINGER_MS = 200;
 
 function isEntryPoint(): boolean {
   const entry = process.argv[1];
@@ -283,6 +307,8 @@ if (isEntryPoint()) {
   main(process.argv, process.env).then(
     (code) => {
       process.exitCode = code;
+      // Everything is flushed and counted; a socket or channel some library left open must not keep us here.
+      setTimeout(() => process.exit(code), EXIT_LINGER_MS).unref();
     },
     (err: unknown) => {
       process.stderr.write(

@@ -26,8 +26,8 @@ import { DEFAULT_SERVICE_NAME, resourceAttributeList } from './resource.js';
 
 /** How often H2O's status handler is read (`--h2o-status`): one small request. */
 export const H2O_STATUS_INTERVAL_MS = 5_000;
-/** SIGINT/SIGTERM: everything must be flushed and the process gone within this. */
-export const SHUTDOWN_BUDGET_MS = 4_500;
+/** Past the shutdown deadline, the process is gone this much later whatever still runs (the summary printed). */
+export const HARD_EXIT_GRACE_MS = 1_500;
 /** Live sources: how often the correlators' clocks advance while H2O is quiet, so deadlines still fire. */
 export const TICK_MS = 250;
 /** With --status-interval 0, notices (losses, misconfiguration) are still checked this often. */
@@ -335,6 +335,14 @@ export const OPTION_TABLE = {
     help: 'longer input lines are dropped and counted',
     parse: integerAtLeast(1024),
     default: 16 << 20,
+  }),
+  shutdownTimeout: value({
+    flag: '--shutdown-timeout <ms>',
+    help:
+      'on SIGINT/SIGTERM, flush spans for at most this long, then count what is unsent as dropped and exit 0; ' +
+      'when the source ends by itself, the flush goes on while exports progress and stops after this long without',
+    parse: integerAtLeast(0),
+    default: 5_000,
   }),
   statusInterval: value({
     flag: '--status-interval <seconds>',

@@ -58,6 +58,8 @@ export interface Options {
   readonly quicEvents: QuicEventLevel;
   readonly qlog: { readonly dir: string; readonly maxBytes: number } | undefined;
   readonly statusIntervalSec: number;
+  /** SIGINT/SIGTERM: flush for at most this long; a source that ended: for as long as this without progress. */
+  readonly shutdownTimeoutMs: number;
   readonly quiet: boolean;
 }
 
@@ -196,6 +198,7 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
         ? undefined
         : { dir: v.qlogDir, maxBytes: Math.round(v.qlogMaxMb * 1024 * 1024) },
     statusIntervalSec: v.statusInterval,
+    shutdownTimeoutMs: v.shutdownTimeout,
     quiet: v.quiet,
   };
 }

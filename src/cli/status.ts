@@ -1,6 +1,6 @@
 /** The periodic one-line status on stderr, the notices said once, and the summary at exit. */
 import type { CorrelatorStats } from '../correlate/correlator.js';
-import type { ExportStats } from '../export/batch-processor.js';
+import type { ExportStats, OutageRecord } from '../export/batch-processor.js';
 import type { DecodeStats } from '../events/types.js';
 import type { SpanMapperStats } from '../otel/span-mapper.js';
 import type { TracerRequestStats } from '../correlate/tracer-requests.js';
@@ -27,7 +27,9 @@ export class StatusReporter {
   private _lastSpans = 0;
   private _lastAt = Date.now();
   private _warnedHidden = false;
-  private _warnedExport = 0;
+  private _warnedOutages = 0;
+  private _reportedOutage: OutageRecord | undefined;
+  private _warnedRejection: string | undefined;
   private _warnedLost = 0;
   private _warnedReads = 0;
   private _warnedH2oLost = 0;
@@ -59,7 +61,8 @@ export class StatusReporter {
     return (
       `h2o-otel: ${Math.round(evRate)} events/s, ${Math.round(spanRate)} spans/s | ` +
       `events ${s.decode.events}, requests ${s.spans.requestSpans}, connections ${s.spans.connectionSpans} | ` +
-      `exported ${s.export.exported}, queued ${s.queueLength()}, dropped ${s.export.dropped}, failed ${s.export.failed} | ` +
+      `exported ${s.export.exported}, queued ${s.queueLength()}, dropped ${s.export.dropped}, failed ${s.export.failed}` +
+      `${exportPaused(s.export)} | ` +
       `bad lines ${bad}, ${lost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}`
     );
   }
@@ -111,11 +114,32 @@ export class StatusReporter {
           'counted. Point it at the URL of a `status: ON` path in h2o.conf.',
       );
     }
-    if (s.export.exportErrors > this._warnedExport) {
-      this._warnedExport = s.export.exportErrors;
+    this._exportNotices(s.export);
+  }
+
+  /** Once per outage, its start and its end; a refusal for good once per distinct error. */
+  private _exportNotices(e: ExportStats): void {
+    if (e.outages > this._warnedOutages) {
+      this._warnedOutages = e.outages;
       this._write(
-        `h2o-otel: export failed (${s.export.exportErrors} attempts so far): ${s.export.lastError ?? 'unknown error'}. ` +
-          'Is the collector running and reachable at the configured endpoint? Failed batches are retried, then counted.',
+        `h2o-otel: export failed: ${e.lastError ?? 'unknown error'}. Is the collector running and reachable at the ` +
+          'configured endpoint? Spans wait in the queue until it is (--max-queue-size; beyond it they are dropped ' +
+          'and counted), and it is tried again every few seconds.',
+      );
+    }
+    if (e.lastOutage !== undefined && e.lastOutage !== this._reportedOutage) {
+      this._reportedOutage = e.lastOutage;
+      const o = e.lastOutage;
+      this._write(
+        `h2o-otel: export recovered after ${(o.durationMs / 1000).toFixed(1)} s: ${o.delayed} spans delayed, ` +
+          `${o.dropped} dropped`,
+      );
+    }
+    if (e.lastRejection !== undefined && e.lastRejection !== this._warnedRejection) {
+      this._warnedRejection = e.lastRejection;
+      this._write(
+        `h2o-otel: the collector refused spans (${e.failed} so far; not retried): ${e.lastRejection}. Check the ` +
+          'endpoint path, the --otlp-header credentials and the collector log.',
       );
     }
   }
@@ -143,11 +167,18 @@ export class StatusReporter {
       `orphan events ${s.correlate.orphanEvents}`,
       `evicted conns ${s.correlate.evictedConnections}`,
       `exported ${s.export.exported}`,
-      `dropped ${s.export.dropped}`,
+      `dropped ${s.export.dropped} (at exit ${s.export.droppedAtExit})`,
       `failed ${s.export.failed}`,
+      `export outages ${s.export.outages}${exportPaused(s.export)}`,
     ];
     return `h2o-otel: done: ${parts.join(', ')}`;
   }
+}
+
+/** While the collector cannot be reached: for how long. */
+function exportPaused(e: ExportStats): string {
+  if (e.outageSince === undefined) return '';
+  return ` (export paused ${Math.round((Date.now() - e.outageSince) / 1000)} s: collector unreachable)`;
 }
 
 function h2oStatusSummary(h: H2oStatusStats | undefined): string[] {

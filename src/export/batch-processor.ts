@@ -66,6 +66,8 @@ export interface ExportStats {
   /** Failed export attempts of either kind. */
   exportErrors: number;
   lastError: string | undefined;
+  /** The last error of a refusal for good. */
+  lastRejection: string | undefined;
   /** Outages so far: times the endpoint could not be reached and exporting paused. */
   outages: number;
   /** When (epoch ms) the current outage began; undefined while the collector is reachable. */
@@ -83,6 +85,7 @@ export class CountingBatchProcessor implements SpanProcessor {
     droppedAtExit: 0,
     exportErrors: 0,
     lastError: undefined,
+    lastRejection: undefined,
     outages: 0,
     outageSince: undefined,
     lastOutage: undefined,
@@ -133,6 +136,12 @@ export class CountingBatchProcessor implements SpanProcessor {
     }
   }
 
+  /** Spans that were never made, for want of time at shutdown, count as dropped at exit like unsent ones. */
+  countDroppedAtExit(spans: number): void {
+    this.stats.dropped += spans;
+    this.stats.droppedAtExit += spans;
+  }
+
   onStart(_span: Span, _parentContext: Context): void {}
 
   onEnd(span: ReadableSpan): void {
@@ -168,14 +177,15 @@ export class CountingBatchProcessor implements SpanProcessor {
   private async _doShutdown(deadlineMs: number): Promise<void> {
     const deadlineAt = Date.now() + deadlineMs;
     await until(this.forceFlush(), deadlineMs);
-    this._close();
+    this.dropUnsent();
     await until(
       this._exporter.shutdown().catch(() => undefined),
       Math.max(0, deadlineAt - Date.now()),
     );
   }
 
-  private _close(): void {
+  /** Stop exporting: what is still queued or in flight counts as dropped at exit (later results are ignored). */
+  dropUnsent(): void {
     if (this._closed) return;
     this._closed = true;
     const unsent = this.backlog;
@@ -259,8 +269,12 @@ export class CountingBatchProcessor implements SpanProcessor {
     } else {
       this.stats.exportErrors++;
       this.stats.lastError = err instanceof Error ? err.message : JSON.stringify(err);
-      if (isRetryableExportError(err)) this._unreachable(batch, probe);
-      else this.stats.failed += batch.length;
+      if (isRetryableExportError(err)) {
+        this._unreachable(batch, probe);
+      } else {
+        this.stats.failed += batch.length;
+        this.stats.lastRejection = this.stats.lastError;
+      }
     }
     this._drain(false);
     if (this.stats.outageSince !== undefined) this._scheduleProbe();

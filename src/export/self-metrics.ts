@@ -36,12 +36,12 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
   dropped: {
     name: 'h2o_otel.spans.dropped',
     unit: '{span}',
-    description: 'spans dropped because the export queue was full',
+    description: 'spans dropped: the export queue was full, or they were unsent at the shutdown deadline',
   },
   failed: {
     name: 'h2o_otel.spans.failed',
     unit: '{span}',
-    description: 'spans whose export failed after retries',
+    description: 'spans the collector refused with a status retrying cannot change',
   },
   h2oLost: {
     name: 'h2o_otel.h2olog.lost',

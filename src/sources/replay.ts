@@ -24,14 +24,22 @@ export async function openReplayInput(path: string): Promise<Readable> {
   return createReadStream(path, { highWaterMark: 1 << 20 });
 }
 
-/** Feed the whole input into one session; resolves when it has been read and the session ended. */
+/**
+ * Feed the whole input into one session, as fast as the pipeline takes it; resolves when it has been read, or
+ * `signal` stopped it (the input may then be destroyed under it: that is a normal end, not an error), and the
+ * session ended.
+ */
 export async function replay(input: Readable, sessions: Sessions, signal?: AbortSignal): Promise<void> {
   const sink = new JsonLinesSession(sessions);
   try {
     for await (const chunk of input) {
       if (signal?.aborted === true) break;
       sink.push(chunk as Buffer);
+      const wait = sessions.ready?.();
+      if (wait !== undefined) await wait;
     }
+  } catch (err) {
+    if (signal?.aborted !== true) throw err;
   } finally {
     sink.end();
   }

@@ -38,4 +38,9 @@ export interface Sessions {
   readonly decode: DecodePlan;
   /** A new session with its own id space; it runs until its `end()`, beside any others. */
   open(): SourceSink;
+  /**
+   * For a source that can wait between reads (a replay; live ones cannot): undefined while more can be taken,
+   * else a promise of when it can.
+   */
+  ready?(): Promise<void> | undefined;
 }
