@@ -36,11 +36,24 @@ export async function replay(input: Readable, sessions: Sessions, signal?: Abort
       if (signal?.aborted === true) break;
       sink.push(chunk as Buffer);
       const wait = sessions.ready?.();
-      if (wait !== undefined) await wait;
+      if (wait !== undefined) await untilAborted(wait, signal);
     }
   } catch (err) {
     if (signal?.aborted !== true) throw err;
   } finally {
     sink.end();
   }
+}
+
+/** `wait`, or the abort if it comes first: a collector that is away must not hold a signalled replay. */
+function untilAborted(wait: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return wait;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    wait.then(done, done);
+  });
 }
