@@ -12,6 +12,7 @@ import { SpanFactory } from '../src/otel/finished-span.js';
 import { headerPolicy } from '../src/otel/header-policy.js';
 import type { HeaderPolicyOptions } from '../src/otel/header-policy.js';
 import { SpanMapper } from '../src/otel/span-mapper.js';
+import { SensitiveQueryParams } from '../src/otel/url.js';
 
 export function at(timeMs: number, timeSubNs = 0): Stamp {
   return { timeMs, timeSubNs };
@@ -75,7 +76,7 @@ export function collectingMapper(
   );
   const mapper = new SpanMapper(factory, {
     headers: headerPolicy(headers),
-    sensitiveQueryParams: new Set(sensitiveQueryParams),
+    sensitiveQueryParams: new SensitiveQueryParams(sensitiveQueryParams),
   });
   return { mapper, spans };
 }

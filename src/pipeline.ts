@@ -33,11 +33,12 @@ import { CountingBatchProcessor } from './export/batch-processor.js';
 import type { BatchOptions, ExportStats } from './export/batch-processor.js';
 import type { QlogDirectory, QlogSession } from './export/qlog.js';
 import { SpanFactory } from './otel/finished-span.js';
-import { headerPolicy } from './otel/header-policy.js';
+import { HeaderNameSet, headerPolicy } from './otel/header-policy.js';
 import type { HeaderPolicyOptions } from './otel/header-policy.js';
 import { INSTRUMENTATION_SCOPE } from './otel/scope.js';
 import { SpanMapper } from './otel/span-mapper.js';
 import type { SpanMapperStats } from './otel/span-mapper.js';
+import { SensitiveQueryParams } from './otel/url.js';
 import type { DecodePlan, Sessions, SourceSink } from './sources/sink.js';
 
 /** What the pipeline is: plain data, from the options. */
@@ -96,7 +97,7 @@ export class Pipeline implements Sessions {
     this.capturesResponseHeaders = headers.anyResponse;
     const mapper = new SpanMapper(spans, {
       headers,
-      sensitiveQueryParams: new Set(_config.sensitiveQueryParams),
+      sensitiveQueryParams: new SensitiveQueryParams(_config.sensitiveQueryParams),
     });
     const tracers = new TracerRequestFilter(mapper);
     this._records = _edges.stopAtRecords === true ? DISCARD_RECORDS : tracers;
@@ -282,8 +283,8 @@ function headerNamesUsed(mapper: SpanMapper): UsedHeaderNames {
 }
 
 function headerUse(used: UsedHeaderNames): HeaderUse {
-  const request = used.request === 'all' ? undefined : new Set(used.request);
-  const response = used.response === 'all' ? undefined : new Set(used.response);
+  const request = used.request === 'all' ? undefined : new HeaderNameSet(used.request);
+  const response = used.response === 'all' ? undefined : new HeaderNameSet(used.response);
   return (name, isRequest) => {
     const names = isRequest ? request : response;
     return names === undefined || names.has(name);

@@ -84,7 +84,17 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     }
   }
 
-  const recorder = o.record === undefined ? undefined : new EventRecorder(o.record);
+  let recorder: EventRecorder | undefined;
+  if (o.record !== undefined) {
+    try {
+      recorder = new EventRecorder(o.record, o.force);
+    } catch (err) {
+      const { code, message } = err as NodeJS.ErrnoException;
+      const why = code === 'EEXIST' ? 'the file exists; add --force to overwrite it' : message;
+      process.stderr.write(`h2o-otel: --record ${o.record}: ${why}\n`);
+      return 1;
+    }
+  }
   let qlog: QlogDirectory | undefined;
   if (o.qlog !== undefined) {
     try {

@@ -70,7 +70,13 @@ export const OPTION_TABLE = {
   }),
   record: text({
     flag: '--record <file>',
-    help: 'also write every decoded event as h2olog JSON lines (replayable)',
+    help:
+      'also write every decoded event as h2olog JSON lines (replayable). The file holds every header value and ' +
+      'URL in clear (cookies, tokens): it is created mode 0600, and an existing file is kept unless --force',
+  }),
+  force: toggle({
+    flag: '--force',
+    help: '--record: replace an existing file',
   }),
   sampleRatio: value({
     flag: '--sample-ratio <ratio>',
@@ -112,7 +118,7 @@ export const OPTION_TABLE = {
   }),
   qlogDir: text({
     flag: '--qlog-dir <dir>',
-    help: 'also write each QUIC connection as a qlog file (.sqlog) in this directory',
+    help: 'also write each QUIC connection as a qlog file (.sqlog) in this directory (created 0700; files 0600)',
   }),
   qlogMaxMb: value({
     flag: '--qlog-max-mb <n>',
@@ -248,26 +254,26 @@ export const OPTION_TABLE = {
   captureRequestHeaders: value({
     flag: '--capture-request-headers <names>',
     env: ['OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS'],
-    help: 'request headers to export as attributes, comma-separated, or *',
+    help: 'request headers to export as attributes, comma-separated, or *; secret ones are REDACTED',
     parse: parseNameList,
     default: [],
   }),
   captureResponseHeaders: value({
     flag: '--capture-response-headers <names>',
     env: ['OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_RESPONSE_HEADERS'],
-    help: 'response headers to export as attributes, comma-separated, or *',
+    help: 'response headers to export as attributes, comma-separated, or *; secret ones are REDACTED',
     parse: parseNameList,
     default: [],
   }),
   sanitizeHeaders: value({
     flag: '--sanitize-headers <names>',
-    help: 'more header names whose values are always REDACTED',
+    help: 'more header names whose values are always REDACTED (in any case or spelling)',
     parse: parseNameList,
     default: [],
   }),
   redactQueryParams: value({
     flag: '--redact-query-params <names>',
-    help: 'more query parameters whose values are REDACTED',
+    help: 'more query parameters whose values are REDACTED (in any case or percent-encoding)',
     parse: parseNameList,
     default: [],
   }),

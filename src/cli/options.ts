@@ -26,6 +26,8 @@ export type Source =
 export interface Options {
   readonly source: Source;
   readonly record: string | undefined;
+  /** `--force`: `--record` may replace an existing file. */
+  readonly force: boolean;
   readonly socket: {
     readonly sampleRatio: number | undefined;
     readonly sni: string[];
@@ -69,8 +71,10 @@ const ENV_HELP = `
 Environment (flags win over variables):
 ${envHelp(OPTION_TABLE)}
 
-Secrets: authorization, proxy-authorization, cookie, set-cookie and common API-key headers are always exported as
-"REDACTED", even when captured; sensitive query parameters (token, password, sig, ...) likewise.
+Secrets: authorization, cookie, set-cookie, the usual API-key headers and any header named like *token*, *secret*,
+*session*, *password*, *auth* are exported as "REDACTED" even when captured, whatever their case; so are the values
+of sensitive query parameters (token, sig, key, code, X-Amz-Signature, ...) in url.query, url.path and URL-valued
+headers (referer, location, ...). A --record file holds all of them in clear.
 
 Examples:
   h2o-otel --replay capture.jsonl                      print the traces of a capture on stdout
@@ -148,6 +152,7 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
   return {
     source,
     record: v.record,
+    force: v.force,
     socket: {
       sampleRatio: v.sampleRatio,
       sni: v.sni,

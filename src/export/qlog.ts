@@ -43,6 +43,10 @@ export interface QlogStats {
   writeErrors: number;
 }
 
+/** qlog files hold client addresses and connection ids: readable by their owner only. */
+const OWNER_ONLY_DIR = 0o700;
+const OWNER_ONLY_FILE = 0o600;
+
 /** Bytes of qlog text waiting for the disk at most; beyond it records are dropped and counted as write errors. */
 const MAX_QUEUED_BYTES = 64 << 20;
 
@@ -65,9 +69,12 @@ export class QlogDirectory {
     private readonly _maxBytes: number,
   ) {}
 
-  /** The directory, created if missing; files a previous run left count towards the bound, oldest deleted first. */
+  /**
+   * The directory, created if missing (owner only: file names show who connected when); an existing one keeps
+   * the mode its owner gave it. Files a previous run left count towards the bound, oldest deleted first.
+   */
   static async open(dir: string, maxBytes: number): Promise<QlogDirectory> {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: OWNER_ONLY_DIR });
     const q = new QlogDirectory(dir, maxBytes);
     const names = (await readdir(dir)).filter((f) => f.endsWith('.sqlog'));
     const old = await Promise.all(
@@ -102,7 +109,7 @@ export class QlogDirectory {
     this._queuedBytes += bytes;
     this._bytes += bytes;
     this._tail = this._tail.then(() =>
-      appendFile(path, text).then(
+      appendFile(path, text, { mode: OWNER_ONLY_FILE }).then(
         () => void (this._queuedBytes -= bytes),
         (err: unknown) => {
           // `_bytes` keeps them: the file is subtracted whole when it rotates out, and a size estimated too

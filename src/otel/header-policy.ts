@@ -1,15 +1,23 @@
 /**
  * Which request and response headers become span attributes, and which values are never exported.
  * Semantic conventions: headers are opt-in (`http.request.header.<lowercased name>`, string[]); secrets are
- * replaced by `REDACTED` even when a user allows them.
+ * replaced by `REDACTED` even when a user allows them. Names are judged as H2O spells them (lowercase), whatever
+ * the capture wrote: a replayed or foreign capture's `Authorization`, `COOKIE` or `cookie\0` is still a secret.
  */
+import { NAME_CACHE_LIMIT, SECRET_HEADER_NAME_PARTS, SecretNames } from './secret-names.js';
 
-export const REDACTED = 'REDACTED';
-
-/** Always redacted: credentials, session cookies and the usual API-key headers. */
+/**
+ * Always redacted: credentials and their challenges, session cookies, the usual API-key and CSRF headers; any
+ * name containing token, secret, passw(ord), apikey, session, signature, credential, jwt, cookie, csrf, xsrf
+ * or auth is redacted too (SECRET_HEADER_NAME_PARTS).
+ */
 export const DEFAULT_SANITIZED_HEADERS: readonly string[] = [
   'authorization',
   'proxy-authorization',
+  'www-authenticate',
+  'proxy-authenticate',
+  'authentication-info',
+  'proxy-authentication-info',
   'cookie',
   'set-cookie',
   'x-api-key',
@@ -20,7 +28,10 @@ export const DEFAULT_SANITIZED_HEADERS: readonly string[] = [
   'x-access-token',
   'x-amz-security-token',
   'x-goog-api-key',
+  'x-functions-key',
   'ocp-apim-subscription-key',
+  'private-token',
+  'x-session-id',
   'x-csrf-token',
   'x-xsrf-token',
 ];
@@ -35,10 +46,19 @@ export interface HeaderPolicyOptions {
   readonly maxValueLength: number;
 }
 
+/** What the policy does with one header name. */
+export interface HeaderRule {
+  /** The attribute key's last part: the name lowercased, without control characters or surrounding spaces. */
+  readonly key: string;
+  readonly request: boolean;
+  readonly response: boolean;
+  /** The value is exported as REDACTED: a secret's name, or a name no HTTP parser accepts (a disguise). */
+  readonly redacted: boolean;
+}
+
 export interface HeaderPolicy {
-  readonly captureRequest: (name: string) => boolean;
-  readonly captureResponse: (name: string) => boolean;
-  readonly isSanitized: (name: string) => boolean;
+  /** The rule for a name as the capture spells it. */
+  readonly rule: (name: string) => HeaderRule;
   readonly maxValueLength: number;
   /** Whether any response header is captured (decides the `send_response_header` subscription). */
   readonly anyResponse: boolean;
@@ -47,28 +67,79 @@ export interface HeaderPolicy {
   readonly responseNames: readonly string[] | 'all';
 }
 
+// eslint-disable-next-line no-control-regex -- stripping control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+/** An RFC 9110 field name (a token), or a pseudo-header. */
+const FIELD_NAME = /^:?[-!#$%&'*+.^_`|~0-9a-z]+$/;
+
+/** A header name as H2O spells it: lowercase, without control characters or surrounding whitespace. */
+export function normalizeHeaderName(name: string): string {
+  return name.replace(CONTROL, '').trim().toLowerCase();
+}
+
+/**
+ * Header names as a decoder meets them: H2O's own spelling is found at once; any other (a foreign capture's
+ * `X-Request-Id`) is normalised once per distinct spelling.
+ */
+export class HeaderNameSet {
+  private readonly _names: ReadonlySet<string>;
+  private readonly _others = new Map<string, boolean>();
+
+  constructor(names: readonly string[]) {
+    this._names = new Set(names.map(normalizeHeaderName));
+  }
+
+  has(name: string): boolean {
+    if (this._names.has(name)) return true;
+    let found = this._others.get(name);
+    if (found === undefined) {
+      if (this._others.size >= NAME_CACHE_LIMIT) this._others.clear();
+      found = this._names.has(normalizeHeaderName(name));
+      this._others.set(name, found);
+    }
+    return found;
+  }
+}
+
 function nameList(names: readonly string[]): readonly string[] | 'all' {
-  const set = new Set(names.map((n) => n.trim().toLowerCase()).filter((n) => n.length > 0));
+  const set = new Set(names.map(normalizeHeaderName).filter((n) => n.length > 0));
   return set.has('*') ? 'all' : [...set];
 }
 
-function matcher(names: readonly string[] | 'all'): (name: string) => boolean {
-  if (names === 'all') return (name) => !name.startsWith(':');
+function matcher(names: readonly string[] | 'all'): (key: string) => boolean {
+  if (names === 'all') return (key) => key.length > 0 && !key.startsWith(':');
   const set = new Set(names);
-  return (name) => set.has(name);
+  return (key) => set.has(key);
 }
 
 export function headerPolicy(opts: HeaderPolicyOptions): HeaderPolicy {
-  const sanitized = new Set([
-    ...DEFAULT_SANITIZED_HEADERS,
-    ...opts.sanitize.map((n) => n.trim().toLowerCase()),
-  ]);
+  const secrets = new SecretNames([...DEFAULT_SANITIZED_HEADERS, ...opts.sanitize], SECRET_HEADER_NAME_PARTS);
   const requestNames = nameList(opts.request);
   const responseNames = nameList(opts.response);
+  const captureRequest = matcher(requestNames);
+  const captureResponse = matcher(responseNames);
+  // Once per distinct spelling, not per header: H2O sends the same few names over and over.
+  const rules = new Map<string, HeaderRule>();
+  const judge = (name: string): HeaderRule => {
+    const key = normalizeHeaderName(name);
+    const pseudo = key.startsWith(':');
+    return {
+      key,
+      request: captureRequest(key),
+      response: captureResponse(key),
+      redacted: !FIELD_NAME.test(name.trim().toLowerCase()) || (!pseudo && secrets.has(key)),
+    };
+  };
   return {
-    captureRequest: matcher(requestNames),
-    captureResponse: matcher(responseNames),
-    isSanitized: (name) => sanitized.has(name),
+    rule: (name) => {
+      let rule = rules.get(name);
+      if (rule === undefined) {
+        if (rules.size >= NAME_CACHE_LIMIT) rules.clear();
+        rule = judge(name);
+        rules.set(name, rule);
+      }
+      return rule;
+    },
     maxValueLength: opts.maxValueLength,
     anyResponse: responseNames === 'all' || responseNames.length > 0,
     requestNames,

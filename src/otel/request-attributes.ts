@@ -6,13 +6,14 @@ import type { Attributes } from '@opentelemetry/api';
 import type { Header, RequestRecord } from '../correlate/records.js';
 import { protocolVersion } from '../events/catalogue.js';
 import { addPeer } from './connection-attributes.js';
-import type { HeaderPolicy } from './header-policy.js';
-import { REDACTED } from './header-policy.js';
-import { defaultPort, parseAuthority, redactQuery, splitTarget } from './url.js';
+import type { HeaderPolicy, HeaderRule } from './header-policy.js';
+import { REDACTED } from './secret-names.js';
+import { defaultPort, parseAuthority, redactPath, redactQuery, redactUrls, splitTarget } from './url.js';
+import type { SensitiveQueryParams } from './url.js';
 
 export interface RequestAttributeOptions {
   readonly headers: HeaderPolicy;
-  readonly sensitiveQueryParams: ReadonlySet<string>;
+  readonly sensitiveQueryParams: SensitiveQueryParams;
 }
 
 /** Request headers the mapping reads whatever the capture policy: the URL, peer, user agent and trace context. */
@@ -79,7 +80,8 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
         forwardedFor ??= forwardedForOf(h.value);
         break;
     }
-    if (policy.captureRequest(h.name)) capture(policy, captured, h, truncated, 'http.request.header.');
+    const rule = policy.rule(h.name);
+    if (rule.request) capture(opts, rule, captured, h, truncated, 'http.request.header.');
   }
   if (method !== undefined) {
     if (KNOWN_METHODS.has(method)) {
@@ -91,7 +93,7 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
   }
   if (target !== undefined) {
     const { path, query } = splitTarget(target);
-    a['url.path'] = path;
+    a['url.path'] = redactPath(path, opts.sensitiveQueryParams);
     if (query !== undefined) a['url.query'] = redactQuery(query, opts.sensitiveQueryParams);
   }
   if (scheme !== undefined) a['url.scheme'] = scheme;
@@ -119,7 +121,8 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
       const n = Number(h.value);
       if (Number.isSafeInteger(n)) a['http.response.body.size'] = n;
     }
-    if (policy.captureResponse(h.name)) capture(policy, captured, h, truncated, 'http.response.header.');
+    const rule = policy.rule(h.name);
+    if (rule.response) capture(opts, rule, captured, h, truncated, 'http.response.header.');
   }
   const stats = req.streamStats;
   if (stats !== undefined) {
@@ -135,21 +138,29 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
   return a;
 }
 
-/** A captured header: redacted when sensitive, cut (and listed as truncated) when too long. */
+/**
+ * A captured header: redacted when its name is sensitive, the secrets of the URLs it holds redacted otherwise,
+ * cut (and listed as truncated) when too long.
+ */
 function capture(
-  policy: HeaderPolicy,
+  opts: RequestAttributeOptions,
+  rule: HeaderRule,
   captured: Map<string, string[]>,
   h: Header,
   truncated: string[],
   prefix: string,
 ): void {
-  const key = prefix + h.name;
+  const key = prefix + rule.key;
+  const max = opts.headers.maxValueLength;
   let value = h.value;
-  if (policy.isSanitized(h.name)) {
+  if (rule.redacted) {
     value = REDACTED;
-  } else if (value.length > policy.maxValueLength) {
-    value = value.slice(0, policy.maxValueLength);
-    if (h.truncated !== true) truncated.push(h.name);
+  } else {
+    value = redactUrls(value, opts.sensitiveQueryParams);
+    if (value.length > max) {
+      value = value.slice(0, max);
+      if (h.truncated !== true) truncated.push(h.name);
+    }
   }
   const list = captured.get(key);
   if (list === undefined) captured.set(key, [value]);

@@ -1,21 +1,47 @@
 /** `:path` and `:authority` → the url.* and server.* attributes, with sensitive query values scrubbed. */
+import { NAME_CACHE_LIMIT, REDACTED, SECRET_NAME_PARTS, SecretNames } from './secret-names.js';
 
-/** Query parameters whose values are replaced by REDACTED (the semantic conventions' list plus common tokens). */
+/**
+ * Query parameters always redacted. The semantic conventions' list for `url.query` (semconv 1.45: X-Amz-Signature,
+ * X-Amz-Credential, X-Amz-Security-Token, AWSAccessKeyId, Signature, sig, X-Goog-Signature) — matched here without
+ * regard to case, where the conventions say case-sensitive, because a redaction that misses `x-amz-signature`
+ * leaks it — plus OAuth/OIDC, session and API-key names.
+ */
 export const DEFAULT_SENSITIVE_QUERY_PARAMS: readonly string[] = [
+  'X-Amz-Signature',
+  'X-Amz-Credential',
+  'X-Amz-Security-Token',
   'AWSAccessKeyId',
   'Signature',
   'sig',
   'X-Goog-Signature',
+  'X-Goog-Credential',
   'access_token',
-  'id_token',
   'refresh_token',
+  'id_token',
   'token',
+  'client_secret',
+  'code',
+  'assertion',
+  'SAMLResponse',
+  'ticket',
+  'jwt',
+  'auth',
+  'auth_key',
+  'key',
   'api_key',
   'apikey',
   'password',
   'passwd',
+  'pwd',
   'secret',
-  'client_secret',
+  'session_id',
+  'sessionid',
+  'sid',
+  'jsessionid',
+  'PHPSESSID',
+  'hmac',
+  'otp',
 ];
 
 export interface SplitTarget {
@@ -30,22 +56,90 @@ export function splitTarget(target: string): SplitTarget {
   return q < 0 ? { path: t, query: undefined } : { path: t.slice(0, q), query: t.slice(q + 1) };
 }
 
-export function redactQuery(query: string, sensitive: ReadonlySet<string>): string {
-  if (sensitive.size === 0) return query;
-  return query
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq < 0) return pair;
-      let name = pair.slice(0, eq);
-      try {
-        name = decodeURIComponent(name.replaceAll('+', ' '));
-      } catch {
-        // Keep the raw name: a bad escape must not hide a secret from the check below.
-      }
-      return sensitive.has(name.toLowerCase()) ? `${pair.slice(0, eq)}=REDACTED` : pair;
-    })
-    .join('&');
+/**
+ * The query parameters whose values are redacted, with the built-in name parts (`*token*`, `*secret*`, ...).
+ * A name is judged as the server reads it — percent-decoded, and each `[...]` part of `user[password]` or
+ * `token[]` on its own — once per distinct spelling.
+ */
+export class SensitiveQueryParams {
+  private readonly _names: SecretNames;
+  private readonly _verdicts = new Map<string, boolean>();
+
+  constructor(names: readonly string[]) {
+    this._names = new SecretNames(names, SECRET_NAME_PARTS);
+  }
+
+  /** `rawName` as written in the URL. */
+  has(rawName: string): boolean {
+    let verdict = this._verdicts.get(rawName);
+    if (verdict === undefined) {
+      if (this._verdicts.size >= NAME_CACHE_LIMIT) this._verdicts.clear();
+      verdict = this._judge(decodeName(rawName));
+      this._verdicts.set(rawName, verdict);
+    }
+    return verdict;
+  }
+
+  private _judge(name: string): boolean {
+    if (this._names.has(name)) return true;
+    if (!name.includes('[')) return false;
+    return name.split(/[[\]]+/).some((part) => part.length > 0 && this._names.has(part));
+  }
+}
+
+function decodeName(raw: string): string {
+  const plus = raw.replaceAll('+', ' ');
+  try {
+    return decodeURIComponent(plus);
+  } catch {
+    // A bad escape elsewhere must not keep `%74oken` from reading as `token`.
+    return plus.replace(/%([0-9a-f]{2})/gi, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  }
+}
+
+const AMPERSAND = 0x26;
+const SEMICOLON = 0x3b;
+
+/** `a=1&token=x;sig=y` → `a=1&token=REDACTED;sig=REDACTED`: pairs split on `&` and `;`, names kept. */
+export function redactQuery(query: string, sensitive: SensitiveQueryParams): string {
+  let out: string | undefined;
+  let copied = 0;
+  let start = 0;
+  for (let i = 0; i <= query.length; i++) {
+    if (i < query.length) {
+      const c = query.charCodeAt(i);
+      if (c !== AMPERSAND && c !== SEMICOLON) continue;
+    }
+    const eq = query.indexOf('=', start);
+    if (eq >= 0 && eq < i && sensitive.has(query.slice(start, eq))) {
+      out = (out ?? '') + query.slice(copied, eq + 1) + REDACTED;
+      copied = i;
+    }
+    start = i + 1;
+  }
+  return out === undefined ? query : out + query.slice(copied);
+}
+
+/** Path parameters: `/app;jsessionid=X/b` → `/app;jsessionid=REDACTED/b`. */
+export function redactPath(path: string, sensitive: SensitiveQueryParams): string {
+  if (!path.includes(';')) return path;
+  return path.replace(/;[^/]*/g, (params) => ';' + redactQuery(params.slice(1), sensitive));
+}
+
+/** `scheme://user:password@` (semantic conventions: both replaced by REDACTED). */
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@<>"']*@/gi;
+/** A run of parameters after `?`, `#` (OAuth puts tokens in fragments) or `;`. */
+const PARAMS = /([?#;] *)([^\s<>"'?#;]*)/g;
+
+/**
+ * A header value that may hold URLs (`referer`, `location`, `link`, `refresh`, a rewritten `x-original-uri`...):
+ * the sensitive parameters of their queries, fragments and paths, and their user:password, redacted.
+ */
+export function redactUrls(text: string, sensitive: SensitiveQueryParams): string {
+  let t = text;
+  if (t.includes('@')) t = t.replace(USERINFO, `$1${REDACTED}:${REDACTED}@`);
+  if (!t.includes('=')) return t;
+  return t.replace(PARAMS, (_m, mark: string, params: string) => mark + redactQuery(params, sensitive));
 }
 
 export interface Authority {

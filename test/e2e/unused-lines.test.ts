@@ -200,7 +200,7 @@ interface Run {
 
 async function spansOf(file: string, record: boolean, input?: Buffer): Promise<Run> {
   // `--record` keeps every event, so it also turns the skip off: the reference run.
-  const recorder = record ? new EventRecorder(join(dir, 'rec.jsonl')) : undefined;
+  const recorder = record ? new EventRecorder(join(dir, 'rec.jsonl'), true) : undefined;
   const t = testPipeline(
     { request: ['x-request-id'], response: ['content-type'], sanitize: [], maxValueLength: 64 },
     { recorder },

@@ -4,11 +4,15 @@ import { test } from 'node:test';
 import { headerPolicy } from '../../src/otel/header-policy.js';
 import type { HeaderPolicyOptions } from '../../src/otel/header-policy.js';
 import { requestAttributes } from '../../src/otel/request-attributes.js';
+import { SensitiveQueryParams } from '../../src/otel/url.js';
 import type { RequestRecord } from '../../src/correlate/records.js';
 import { NO_CAPTURE, connection, request } from '../../harness/records.js';
 
 function attributesOf(req: RequestRecord, headers: HeaderPolicyOptions = NO_CAPTURE) {
-  return requestAttributes(req, { headers: headerPolicy(headers), sensitiveQueryParams: new Set(['token']) });
+  return requestAttributes(req, {
+    headers: headerPolicy(headers),
+    sensitiveQueryParams: new SensitiveQueryParams(['token']),
+  });
 }
 
 test('HTTP/1.1: method, path, query with secrets redacted, scheme, server with its default port, status', () => {

@@ -1,0 +1,55 @@
+/**
+ * Which header and query-parameter names carry secrets. Names are compared squashed (lowercase letters and
+ * digits only), so `Authorization`, `authorization `, `cookie\0`, `X-Amz-Signature`, `x_amz_signature` and
+ * `api-key`/`api_key`/`apikey` are each one name: a capture from another tool, or a hand-edited replay, spells
+ * names as it likes, and a secret must not slip through on its spelling.
+ */
+
+/** What a secret value is replaced by (the semantic conventions' word). */
+export const REDACTED = 'REDACTED';
+
+/** A name containing one of these (squashed) is a secret too: `x-my-session`, `refreshToken`, `user[password]`. */
+export const SECRET_NAME_PARTS: readonly string[] = [
+  'token',
+  'secret',
+  'passw',
+  'apikey',
+  'session',
+  'signature',
+  'credential',
+  'jwt',
+  'cookie',
+  'csrf',
+  'xsrf',
+];
+
+/** Headers only: `auth` as part of a query name would hide `author=`. */
+export const SECRET_HEADER_NAME_PARTS: readonly string[] = [...SECRET_NAME_PARTS, 'auth'];
+
+/** Lowercase letters and digits only. */
+export function squashName(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '');
+}
+
+/** Cached verdicts per raw name are dropped past this many distinct names, so hostile input cannot grow them. */
+export const NAME_CACHE_LIMIT = 4096;
+
+/** A set of secret names and name parts, compared squashed. */
+export class SecretNames {
+  private readonly _exact: ReadonlySet<string>;
+
+  constructor(
+    names: readonly string[],
+    private readonly _parts: readonly string[],
+  ) {
+    this._exact = new Set(names.map(squashName).filter((n) => n.length > 0));
+  }
+
+  /** Whether `name` (raw: any case, separators or control characters) is a secret. */
+  has(name: string): boolean {
+    const squashed = squashName(name);
+    if (this._exact.has(squashed)) return true;
+    for (const part of this._parts) if (squashed.includes(part)) return true;
+    return false;
+  }
+}
