@@ -2,6 +2,7 @@
  * A minimal OTLP/gRPC trace receiver for the benchmark, run as its own process so it does not share the
  * exporter's CPU: it counts the spans of each request (SERVER ones apart) straight from the wire format.
  * Messages: parent → 'counts'; child → { port } once listening, { spans, serverSpans, requests } on request.
+ * An optional argument is the port to listen on (a collector that comes back where it was); default any.
  *
  * It speaks gRPC on node:http2 rather than through grpc-js's server, for one reason: flow control. grpc-js's server
  * grants the HTTP/2 default window of 64 KiB per stream and per connection and never grows it, so a 3 MB export
@@ -86,7 +87,7 @@ server.on('stream', (stream, headers) => {
   });
   stream.on('error', () => undefined);
 });
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(process.argv[2] ?? 0), '127.0.0.1', () => {
   const address = server.address();
   process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 });
 });

@@ -24,16 +24,17 @@ export interface CountReceiver {
   close(): void;
 }
 
-export async function startCountReceiver(): Promise<CountReceiver> {
-  const child = fork(fileURLToPath(new URL('./count-receiver.js', import.meta.url)), [], {
+/** A counting receiver in its own process, on `port` (default: any free one). */
+export async function startCountReceiver(port = 0): Promise<CountReceiver> {
+  const child = fork(fileURLToPath(new URL('./count-receiver.js', import.meta.url)), [String(port)], {
     stdio: 'inherit',
   });
-  const port = await new Promise<number>((resolve, reject) => {
+  const bound = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`count receiver exited with ${code}`)));
   });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${bound}`,
     child,
     counts: () =>
       new Promise((resolve) => {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { startCli } from '../harness/cli.js';
 import { buildUsdtFixture, startUsdtFixture } from '../harness/usdt-fixture.js';
 import { otlpGrpcBench, startCountReceiver } from './otlp.js';
+import { outageBench } from './outage.js';
 import { serverBench } from './server.js';
 import { benchStream, repoRoot } from './stream.js';
 import { usdtBench } from './usdt.js';
@@ -191,6 +192,19 @@ if (run('otlp')) {
     o.serializer_share_of_export,
     `of the export's wall time in the serializer it calls; on a CPU ${o.cpu_share_of_export} of it`,
   );
+}
+if (run('outage')) {
+  const o = await outageBench(quick);
+  results.outage = o;
+  row(
+    'outage',
+    'spans received / made',
+    `${o.spans_received} / ${o.spans_made}`,
+    `collector down ${o.down_s} s of ${o.up_s + o.down_s + o.after_s} at ${o.events_per_s} events/s; ` +
+      `dropped ${o.dropped}, failed ${o.failed} (target: none lost while the queue holds)`,
+  );
+  row('outage', 'backlog drained in s', o.drain_s, `${o.delayed} spans waited through the outage`);
+  row('outage', 'peak RSS MB', o.peak_rss_mb, 'the tracer, holding the backlog');
 }
 if (run('usdt')) {
   const u = await usdtBench(quick ? 20_000 : 200_000, !quick);
