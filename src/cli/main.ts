@@ -11,6 +11,7 @@ import { defaultResource, resourceFromAttributes } from '@opentelemetry/resource
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { subscriptionFor, usdtPointsFor } from '../events/catalogue.js';
 import { EventRecorder } from '../events/recorder.js';
+import { rejectedLines } from '../events/types.js';
 import { ConsoleTreeExporter } from '../export/console-exporter.js';
 import { DiscardExporter } from '../export/discard-exporter.js';
 import { createOtlpExporter } from '../export/otlp.js';
@@ -144,6 +145,8 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
           return {
             events: d.events,
             badInput: d.malformed + d.tooLong + d.notEvents,
+            rejectedInput: rejectedLines(d),
+            evictedRequests: pipeline.stats.correlate.evictedRequests,
             spans: m.requestSpans + m.connectionSpans + m.tunnelSpans,
             exported: e.exported,
             dropped: e.dropped,

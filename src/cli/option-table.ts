@@ -4,6 +4,7 @@
  * in the order of --help.
  */
 import { DEFAULT_CORRELATOR_OPTIONS } from '../correlate/correlator.js';
+import { DEFAULT_MAX_LINE_BYTES } from '../events/decode-json.js';
 import { DEFAULT_BATCH_OPTIONS } from '../export/batch-processor.js';
 import { DEFAULT_OTLP_COMPRESSION, DEFAULT_OTLP_TIMEOUT_MS } from '../export/otlp.js';
 import { parseNameList } from '../otel/header-policy.js';
@@ -340,7 +341,7 @@ export const OPTION_TABLE = {
     flag: '--max-line-bytes <n>',
     help: 'longer input lines are dropped and counted',
     parse: integerAtLeast(1024),
-    default: 16 << 20,
+    default: DEFAULT_MAX_LINE_BYTES,
   }),
   shutdownTimeout: value({
     flag: '--shutdown-timeout <ms>',

@@ -1,6 +1,7 @@
 /** The periodic one-line status on stderr, the notices said once, and the summary at exit. */
 import type { CorrelatorStats } from '../correlate/correlator.js';
 import type { ExportStats, OutageRecord } from '../export/batch-processor.js';
+import { rejectedLines } from '../events/types.js';
 import type { DecodeStats } from '../events/types.js';
 import type { SpanMapperStats } from '../otel/span-mapper.js';
 import type { TracerRequestStats } from '../correlate/tracer-requests.js';
@@ -51,7 +52,7 @@ export class StatusReporter {
     this._lastEvents = s.decode.events;
     this._lastSpans = spans;
     this._lastAt = now;
-    const bad = s.decode.malformed + s.decode.tooLong + s.decode.notEvents;
+    const bad = s.decode.malformed + s.decode.tooLong + s.decode.notEvents + rejectedLines(s.decode);
     const u = s.usdt();
     const h = s.h2oStatus();
     const lost =
@@ -157,6 +158,14 @@ export class StatusReporter {
       `not events ${d.notEvents}`,
       `non-UTF-8 ${d.nonUtf8Lines}`,
       `reported lost ${d.reportedLost}`,
+      `untimed ${d.untimed}`,
+      `bad times ${d.badTimes}`,
+      `far times ${d.farTimes}`,
+      `bad ids ${d.badIds}`,
+      `bad statuses ${d.badStatuses}`,
+      `bad versions ${d.badVersions}`,
+      `bad fields ${d.badFields}`,
+      `too deep ${d.tooDeep}`,
       ...usdtSummary(s.usdt()),
       ...h2oStatusSummary(s.h2oStatus()),
       `request spans ${s.spans.requestSpans}`,
@@ -166,6 +175,7 @@ export class StatusReporter {
       `mid-flight ${s.correlate.midFlightRequests}`,
       `orphan events ${s.correlate.orphanEvents}`,
       `evicted conns ${s.correlate.evictedConnections}`,
+      `evicted requests ${s.correlate.evictedRequests}`,
       `exported ${s.export.exported}`,
       `dropped ${s.export.dropped} (at exit ${s.export.droppedAtExit})`,
       `failed ${s.export.failed}`,

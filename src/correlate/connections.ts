@@ -170,7 +170,7 @@ export class ConnectionTable {
     end: Stamp,
     incomplete: IncompleteReason | undefined,
   ): void {
-    conn.requests.delete(req.reqId);
+    forgetRequest(conn, req);
     if (conn.current === req) conn.current = undefined;
     req.end = end;
     if (incomplete !== undefined && req.incomplete === undefined) req.incomplete = incomplete;
@@ -236,5 +236,23 @@ export class ConnectionTable {
     this._conns.delete(r.connId);
     if (r.sock !== undefined && this._bySock.get(r.sock) === conn) this._bySock.delete(r.sock);
     this._deadlines.forgotten(conn);
+  }
+}
+
+/**
+ * Take `req` out of the connection's table. It is keyed by its id, except a request adopted under another (an h2c
+ * upgrade goes on as HTTP/2 stream 1 whatever its HTTP/1 id): deleting by its own id there would leave it behind
+ * (a second span at the next sweep) and take out the stream that has that id.
+ */
+function forgetRequest(conn: ConnState, req: RequestRecord): void {
+  if (conn.requests.get(req.reqId) === req) {
+    conn.requests.delete(req.reqId);
+    return;
+  }
+  for (const [id, r] of conn.requests) {
+    if (r === req) {
+      conn.requests.delete(id);
+      return;
+    }
   }
 }

@@ -7,6 +7,10 @@
 import { H2O_POINTS, LEGACY_FIELD_RENAMES, PICOTLS_POINTS } from './catalogue.js';
 import { USDT_TO_LOG_NAME } from './usdt-probes.js';
 import { COMMON_KEYS } from './types.js';
+import { EventClock } from './event-clock.js';
+import { fieldProblem, fieldsProblem, isCount } from './field-checks.js';
+import type { FieldProblem } from './field-checks.js';
+import { nestedBeyond } from './json-depth.js';
 import { LineShortcuts, UNUSED_EVENT, UNUSED_HEADER } from './line-shortcuts.js';
 import type { DecodeStats, FieldSubset, FieldUse, FieldValue, HeaderUse, ProbeEvent } from './types.js';
 import { decodeUtf8Escaping } from './utf8.js';
@@ -14,10 +18,20 @@ import { decodeUtf8Escaping } from './utf8.js';
 const NEWLINE = 0x0a;
 const INTEGER_AT = /^\s*(-?\d+)\s*(?:[,}]|$)/;
 
+/**
+ * The longest line read by default. H2O's longest lines carry a header (its request and response header sections
+ * are bounded in tens of KiB; escaping at most sextuples a byte) or a hex dump of one QUIC packet (a few KiB): 1 MiB
+ * holds any of them with room to spare, and bounds what one line can make h2o-otel buffer.
+ */
+export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
+
 export interface JsonDecoderOptions {
-  /** Lines longer than this are dropped and counted (`tooLong`). H2O lines reach ~100 KiB with big headers. */
+  /** Lines longer than this are dropped and counted (`tooLong`); see DEFAULT_MAX_LINE_BYTES. */
   readonly maxLineBytes: number;
-  /** Clock for lines without `time` (the 2024 v1 socket format); injectable for tests. */
+  /**
+   * Wall clock, read once per chunk: the time of lines without `time` before the stream has one (the 2024 v1
+   * socket format), and what tells a live stream's idle gap from a jump (see EventClock); injectable for tests.
+   */
   readonly now?: () => number;
   /**
    * Whether a header with this name can change a span. Header lines of other names (most of a browser's request
@@ -36,18 +50,21 @@ export class JsonLineDecoder {
   private _discarding = false;
   private readonly _now: () => number;
   private readonly _shortcuts: LineShortcuts | undefined;
+  private readonly _clock: EventClock;
 
   constructor(
     private readonly _opts: JsonDecoderOptions,
     readonly stats: DecodeStats,
   ) {
     this._now = _opts.now ?? Date.now;
+    this._clock = new EventClock(stats);
     const shortcuts = new LineShortcuts(_opts);
     this._shortcuts = shortcuts.empty ? undefined : shortcuts;
   }
 
   /** Decode every complete line in `chunk`, appending events to `out`. Keeps a trailing partial line. */
   push(chunk: Buffer, out: ProbeEvent[]): void {
+    this._clock.wall = this._now();
     let start = 0;
     if (this._pendingBytes > 0 || this._discarding) {
       const nl = chunk.indexOf(NEWLINE);
@@ -72,9 +89,11 @@ export class JsonLineDecoder {
 
   /** The stream ended: a trailing line without newline is decoded if it is complete JSON, else counted. */
   end(out: ProbeEvent[]): void {
+    this._clock.wall = this._now();
     if (this._pendingBytes > 0 && !this._discarding) {
       this._line(Buffer.concat(this._pending, this._pendingBytes), out);
     }
+    this._clock.end(out);
     this._pending = [];
     this._pendingBytes = 0;
     this._discarding = false;
@@ -151,54 +170,80 @@ export class JsonLineDecoder {
     const got = this._shortcuts?.read(text, from, to);
     if (got === undefined) return false;
     this.stats.lines++;
-    this.stats.events++;
-    if (got === UNUSED_HEADER) this.stats.unusedHeaders++;
-    else if (got === UNUSED_EVENT) this.stats.unusedEvents++;
-    else out.push(got);
+    if (got === UNUSED_HEADER || got === UNUSED_EVENT) {
+      this.stats.events++;
+      if (got === UNUSED_HEADER) this.stats.unusedHeaders++;
+      else this.stats.unusedEvents++;
+      return true;
+    }
+    // A shortcut reads integers of at most 15 digits: only a sign can put the time out of range.
+    const problem = got.timeMs < 0 ? 'badTimes' : (fieldsProblem(got.fields) ?? tidProblem(got.tid));
+    if (problem !== undefined) this.stats[problem]++;
+    else this._clock.admit(got, out);
     return true;
   }
 
   private _text(text: string, out: ProbeEvent[]): void {
     this.stats.lines++;
+    if (nestedBeyond(text)) {
+      this.stats.tooDeep++;
+      return;
+    }
     const obj = parseObject(text);
     if (obj === undefined) {
       this.stats.malformed++;
       return;
     }
-    const ev = this._toEvent(obj, text);
-    if (ev !== undefined) {
-      this.stats.events++;
-      out.push(ev);
-    }
+    this._toEvent(obj, text, out);
   }
 
-  private _toEvent(obj: Record<string, unknown>, text: string): ProbeEvent | undefined {
+  /** The event of a parsed line, admitted by the clock into `out`, or counted under why it is not one. */
+  private _toEvent(obj: Record<string, unknown>, text: string, out: ProbeEvent[]): void {
     const rawType = obj.type;
     if (typeof rawType !== 'string' || rawType.length === 0) {
       this.stats.notEvents++;
-      return undefined;
+      return;
     }
     const legacy = typeof obj.module !== 'string';
     let type = legacy ? rawType.replaceAll('-', '_') : rawType;
     if (legacy && type === 'h2olog_event_lost') {
       const lost = obj.lost;
       this.stats.reportedLost += typeof lost === 'number' ? lost : 1;
-      return undefined;
+      return;
     }
     // A Map: a line's type is data, and `toString` or `constructor` must not find Object.prototype's.
     type = USDT_TO_LOG_NAME.get(type) ?? type;
     const module = legacy ? legacyModule(type) : (obj.module as string);
     // The current format's parsed line is used as the fields object as is (no copy per event), unless a value is
     // not a field value (nested JSON: not H2O's) or the line is the old format, whose names need rewriting.
-    const plain = checkFieldValues(obj, text);
-    const fields = !legacy && plain ? (obj as Record<string, FieldValue>) : copyFields(obj, type, legacy);
-    const tid = typeof obj.tid === 'number' ? obj.tid : 0;
+    const checked = checkFieldValues(obj, text);
+    if (typeof checked === 'string') return void this.stats[checked]++;
+    const fields = !legacy && checked ? (obj as Record<string, FieldValue>) : copyFields(obj, type, legacy);
+    // The old format's names are checked once renamed.
+    const problem = legacy ? fieldsProblem(fields) : undefined;
+    if (problem !== undefined) return void this.stats[problem]++;
+    const rawTid = obj.tid;
+    if (rawTid !== undefined && tidProblem(rawTid) !== undefined) return void this.stats.badIds++;
+    const tid = rawTid === undefined ? 0 : (rawTid as number);
     const time = obj.time;
-    const timeMs = typeof time === 'number' ? time : this._now();
+    if (time !== undefined && !isTime(time)) return void this.stats.badTimes++;
     const subNs = obj.time_sub_ns;
     const timeSubNs = typeof subNs === 'number' && subNs >= 0 && subNs < 1e6 ? subNs : 0;
-    return { module, type, tid, timeMs, timeSubNs, fields };
+    if (time === undefined) {
+      const timeMs = this._clock.fill();
+      return this._clock.pass({ module, type, tid, timeMs, timeSubNs, fields }, out);
+    }
+    this._clock.admit({ module, type, tid, timeMs: time as number, timeSubNs, fields }, out);
   }
+}
+
+/** A `time` in ms since the epoch: a finite non-negative number (JSON's 1e999 parses to Infinity). */
+function isTime(v: unknown): boolean {
+  return typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER;
+}
+
+function tidProblem(tid: unknown): FieldProblem | undefined {
+  return isCount(tid) ? undefined : 'badIds';
 }
 
 function legacyModule(type: string): string {
@@ -207,20 +252,22 @@ function legacyModule(type: string): string {
 }
 
 /**
- * Whether every value is a field value (nested JSON is not H2O's). Integers above 2^53 are rare (quicly error
- * codes, SIZE_MAX content lengths, some stats): JSON.parse rounds them, so they are read again from their literal
- * as bigint, in the same pass.
+ * Whether every value is a field value (a null is not H2O's), or the first field later stages read that does not
+ * fit (see field-checks.ts). Integers above 2^53 are rare (quicly error codes, SIZE_MAX content lengths, some
+ * stats): JSON.parse rounds them, so they are read again from their literal as bigint, in the same pass.
  */
-function checkFieldValues(obj: Record<string, unknown>, text: string): boolean {
+function checkFieldValues(obj: Record<string, unknown>, text: string): boolean | FieldProblem {
   let plain = true;
   for (const key in obj) {
-    const v = obj[key];
+    let v = obj[key];
     if (typeof v === 'number') {
       if (v > Number.MAX_SAFE_INTEGER || v < -Number.MAX_SAFE_INTEGER)
-        obj[key] = exactInteger(text, key) ?? v;
+        v = obj[key] = exactInteger(text, key) ?? v;
     } else if (typeof v !== 'string' && typeof v !== 'boolean') {
       plain = false;
     }
+    const problem = fieldProblem(key, v);
+    if (problem !== undefined) return problem;
   }
   return plain;
 }

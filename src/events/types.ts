@@ -76,6 +76,11 @@ export const COMMON_KEYS: ReadonlySet<string> = new Set([
 /** Why a line or record could not be turned into an event. Counted per reason, never fatal. */
 export type DecodeError = 'malformed-json' | 'not-an-event' | 'too-long' | 'lost-marker';
 
+/** Lines dropped for what they hold rather than their syntax (see field-checks.ts, event-clock.ts). */
+export function rejectedLines(s: DecodeStats): number {
+  return s.badTimes + s.farTimes + s.badIds + s.badStatuses + s.badVersions + s.badFields + s.tooDeep;
+}
+
 /** Counters a decoder keeps; the CLI reports them. */
 export interface DecodeStats {
   lines: number;
@@ -90,6 +95,22 @@ export interface DecodeStats {
   unusedHeaders: number;
   /** Other events no span uses (see `FieldUse`): counted in `events`, not parsed. */
   unusedEvents: number;
+  /** Lines without `time` given the stream's last time (counted in `events` too). */
+  untimed: number;
+  /** Lines dropped for a `time` that is not a non-negative number (a string, null, 1e999, above 2^64). */
+  badTimes: number;
+  /** Lines dropped for a `time` far from the stream's (see `EventClock`). */
+  farTimes: number;
+  /** Lines dropped for an id, thread id, stream id or pointer that is not an integer in range. */
+  badIds: number;
+  /** Lines dropped for a `status` that is not an integer 100..999. */
+  badStatuses: number;
+  /** Lines dropped for an `http_version` that is not an integer 0..0xffff. */
+  badVersions: number;
+  /** Lines dropped for another field later stages read, of the wrong type or range (see field-checks.ts). */
+  badFields: number;
+  /** Lines dropped unparsed for nesting deeper than H2O's flat objects. */
+  tooDeep: number;
 }
 
 export function newDecodeStats(): DecodeStats {
@@ -103,5 +124,13 @@ export function newDecodeStats(): DecodeStats {
     reportedLost: 0,
     unusedHeaders: 0,
     unusedEvents: 0,
+    untimed: 0,
+    badTimes: 0,
+    farTimes: 0,
+    badIds: 0,
+    badStatuses: 0,
+    badVersions: 0,
+    badFields: 0,
+    tooDeep: 0,
   };
 }

@@ -27,6 +27,17 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
     unit: '{line}',
     description: 'input lines dropped: malformed, too long, or not an event',
   },
+  rejectedInput: {
+    name: 'h2o_otel.input.rejected',
+    unit: '{line}',
+    description:
+      'input lines dropped for what they hold: a bad or far time, a field out of type or range, deep nesting',
+  },
+  evictedRequests: {
+    name: 'h2o_otel.requests.evicted',
+    unit: '{request}',
+    description: 'requests ended early because their connection had too many open (1,000 at most)',
+  },
   spans: {
     name: 'h2o_otel.spans',
     unit: '{span}',

@@ -62,7 +62,7 @@ test('without flags or variables, every option has its default', () => {
   );
   assert.deepEqual(o.batch, DEFAULT_BATCH_OPTIONS);
   assert.deepEqual(o.correlator, DEFAULT_CORRELATOR_OPTIONS);
-  assert.equal(o.maxLineBytes, 16 << 20);
+  assert.equal(o.maxLineBytes, 1 << 20);
   assert.equal(o.quicEvents, 'basic');
   assert.equal(o.qlog, undefined);
   assert.equal(o.statusIntervalSec, 10);

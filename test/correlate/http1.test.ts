@@ -105,6 +105,37 @@ test('h2c upgrade without HTTP/2 continuation ends as the 101 after the window',
   assert.equal(sink.request(3, 1)!.upgradedToHttp2, false);
 });
 
+test('h2c upgrade on a later HTTP/1 request: the joined request leaves the table once, and stream 3 stays', () => {
+  const { c, sink } = correlator({ http2GraceMs: 100 });
+  c.process([
+    h2o('h1_accept', 0, { conn_id: 3, sock: 7 }, 4),
+    ...http1Exchange(3, 1, 1, 7, 4),
+    h2o('receive_request', 10, { conn_id: 3, req_id: 3, http_version: 257 }, 4),
+    h2o(
+      'receive_request_header',
+      10,
+      { conn_id: 3, req_id: 3, name: 'http2-settings', value: 'AAMAAABk' },
+      4,
+    ),
+    h2o('h1_close', 11, { conn_id: 3 }, 4),
+    h2o('send_response', 12, { conn_id: 4, req_id: 1, status: 200 }, 4),
+    h2o('receive_request', 13, { conn_id: 4, req_id: 3, http_version: 512 }, 4),
+  ]);
+  c.tick(T0 + 113);
+  assert.deepEqual(sink.log, ['req 3/1', 'req 4/3'], 'the upgraded request, completed after the grace');
+  assert.equal(c.openRequests, 1, 'stream 3 is still open');
+  c.process([h2o('send_response', 120, { conn_id: 4, req_id: 3, status: 204 }, 4)]);
+  c.flush();
+  const joined = sink.requests.filter((r) => r.upgradedToHttp2);
+  assert.equal(joined.length, 1, 'one span for the upgraded request, not a second at flush');
+  assert.equal(joined[0]!.status, 200);
+  const stream3 = sink.requests.filter((r) => r.conn.connId === 4 && !r.upgradedToHttp2);
+  assert.deepEqual(
+    stream3.map((r) => [r.reqId, r.status, r.incomplete]),
+    [[3, 204, undefined]],
+  );
+});
+
 test('prior-knowledge h2c: the request-less HTTP/1 connection just accepted folds into the HTTP/2 one', () => {
   const { c, sink } = correlator();
   c.process([

@@ -64,6 +64,34 @@ test('bad lines are counted, never fatal, and good lines around them still corre
   }
 });
 
+test('by default a line over 1 MiB is too long (H2O writes none), and rejected lines show in the summary', async () => {
+  const huge = '{"module":"h2o","type":"x","tid":1,"time":1795333619513,"pad":"' + 'a'.repeat(2 << 20) + '"}';
+  const hostile = '{"module":"h2o","type":"h1_accept","tid":1,"time":1795333619513,"conn_id":-5}';
+  const input = Buffer.from(
+    `${huge}\n${(await readFile(fixture('http1.jsonl'), 'utf8')).trim()}\n${hostile}\n`,
+  );
+  const res = await runCli(['--replay', '-', '--exporter', 'none', '--status-interval', '0'], {}, input);
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, /too long 1/, res.stderr);
+  assert.match(res.stderr, /bad ids 1/);
+  assert.match(res.stderr, /request spans 1, connection spans 1/);
+});
+
+test('requests evicted by the per-connection cap are counted in the summary', async () => {
+  const lines = Array.from(
+    { length: 1001 },
+    (_, i) =>
+      `{"module":"h2o","type":"receive_request","tid":1,"time":1795333619513,"conn_id":7,"req_id":${2 * i + 1},"http_version":512}`,
+  );
+  const res = await runCli(
+    ['--replay', '-', '--exporter', 'none', '--status-interval', '0'],
+    {},
+    Buffer.from(lines.join('\n') + '\n'),
+  );
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, /evicted requests 1,/, res.stderr);
+});
+
 test('a missing replay file is a clear error', async () => {
   const res = await runCli(['--replay', '/nonexistent/capture.jsonl']);
   assert.equal(res.code, 1);

@@ -129,7 +129,8 @@ test('stream events without a request and TLS secrets other than early data are 
 
 test('a field the line check cannot judge in place leaves the line to the parse', () => {
   const { events, stats } = decodeQuic([
-    // an escape, a number too long to be exact, a float, no such field, a cut line, two glued lines
+    // an escape, a number too long to be exact, a float (not a stream id: dropped), no such field, a cut line,
+    // two glued lines
     secret('SERVER\\u005fHANDSHAKE_TRAFFIC_SECRET'),
     quic('stream_on_open', '"stream_id":2222222222222222'),
     quic('stream_on_open', '"stream_id":2.5'),
@@ -139,9 +140,10 @@ test('a field the line check cannot judge in place leaves the line to the parse'
   ]);
   assert.deepEqual(
     events.map((e) => e.fields.stream_id ?? e.fields.label ?? null),
-    ['SERVER_HANDSHAKE_TRAFFIC_SECRET', 2222222222222222, 2.5, null],
+    ['SERVER_HANDSHAKE_TRAFFIC_SECRET', 2222222222222222, null],
   );
   assert.equal(stats.unusedEvents, 0);
+  assert.equal(stats.badIds, 1);
   assert.equal(stats.malformed, 2);
 });
 
