@@ -5,6 +5,7 @@ import type { DecodeStats } from '../events/types.js';
 import type { SpanMapperStats } from '../otel/span-mapper.js';
 import type { TracerRequestStats } from '../correlate/tracer-requests.js';
 import type { H2oStatusStats } from '../sources/h2o-status.js';
+import type { SocketStats } from '../sources/socket.js';
 import type { UsdtStats } from '../sources/usdt/usdt-source.js';
 
 export interface StatusSources {
@@ -17,6 +18,8 @@ export interface StatusSources {
   usdt(): UsdtStats | undefined;
   /** What H2O's status handler said of the events it dropped (`--h2o-status`). */
   h2oStatus(): H2oStatusStats | undefined;
+  /** The h2olog socket's reconnects after H2O restarts, when that is the source. */
+  socket(): SocketStats | undefined;
   openConnections(): number;
   openRequests(): number;
   queueLength(): number;
@@ -60,7 +63,8 @@ export class StatusReporter {
       `h2o-otel: ${Math.round(evRate)} events/s, ${Math.round(spanRate)} spans/s | ` +
       `events ${s.decode.events}, requests ${s.spans.requestSpans}, connections ${s.spans.connectionSpans} | ` +
       `exported ${s.export.exported}, queued ${s.queueLength()}, dropped ${s.export.dropped}, failed ${s.export.failed} | ` +
-      `bad lines ${bad}, ${lost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}`
+      `bad lines ${bad}, ${lost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}` +
+      reconnectStatus(s.socket())
     );
   }
 
@@ -135,6 +139,7 @@ export class StatusReporter {
       `reported lost ${d.reportedLost}`,
       ...usdtSummary(s.usdt()),
       ...h2oStatusSummary(s.h2oStatus()),
+      ...socketSummary(s.socket()),
       `request spans ${s.spans.requestSpans}`,
       `connection spans ${s.spans.connectionSpans}`,
       `continued traces ${s.spans.continuedTraces}`,
@@ -153,6 +158,17 @@ export class StatusReporter {
 function h2oStatusSummary(h: H2oStatusStats | undefined): string[] {
   if (h === undefined) return [];
   return [`H2O dropped ${h.lost}`, `H2O status reads failed ${h.failures}`];
+}
+
+/** Events H2O sent while h2o-otel had no subscription are lost: how long that was. */
+function reconnectStatus(r: SocketStats | undefined): string {
+  if (r === undefined || r.reconnects === 0) return '';
+  return ` | reconnects ${r.reconnects}, last gap ${r.lastGapMs} ms`;
+}
+
+function socketSummary(r: SocketStats | undefined): string[] {
+  if (r === undefined) return [];
+  return [`reconnects ${r.reconnects}`, `time without a subscription ${r.totalGapMs} ms`];
 }
 
 function usdtSummary(u: UsdtStats | undefined): string[] {
