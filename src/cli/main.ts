@@ -129,6 +129,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       ...pipeline.stats,
       usdt: () => usdtSource?.stats(),
       h2oStatus: () => h2oStatus?.stats,
+      socket: () => socketSource?.stats,
       openConnections: () => pipeline.openConnections,
       openRequests: () => pipeline.openRequests,
       queueLength: () => processor.queueLength,
@@ -152,6 +153,9 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
             dropped: e.dropped,
             failed: e.failed,
             ...(h2oStatus === undefined ? {} : { h2oLost: h2oStatus.stats.lost }),
+            ...(socketSource === undefined
+              ? {}
+              : { reconnects: socketSource.stats.reconnects, reconnectGap: socketSource.stats.totalGapMs }),
             ...(u === undefined
               ? {}
               : {

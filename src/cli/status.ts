@@ -6,6 +6,7 @@ import type { DecodeStats } from '../events/types.js';
 import type { SpanMapperStats } from '../otel/span-mapper.js';
 import type { TracerRequestStats } from '../correlate/tracer-requests.js';
 import type { H2oStatusStats } from '../sources/h2o-status.js';
+import type { SocketStats } from '../sources/socket.js';
 import type { UsdtStats } from '../sources/usdt/usdt-source.js';
 
 export interface StatusSources {
@@ -18,6 +19,8 @@ export interface StatusSources {
   usdt(): UsdtStats | undefined;
   /** What H2O's status handler said of the events it dropped (`--h2o-status`). */
   h2oStatus(): H2oStatusStats | undefined;
+  /** The h2olog socket's reconnects after H2O restarts, when that is the source. */
+  socket(): SocketStats | undefined;
   openConnections(): number;
   openRequests(): number;
   queueLength(): number;
@@ -64,7 +67,8 @@ export class StatusReporter {
       `events ${s.decode.events}, requests ${s.spans.requestSpans}, connections ${s.spans.connectionSpans} | ` +
       `exported ${s.export.exported}, queued ${s.queueLength()}, dropped ${s.export.dropped}, failed ${s.export.failed}` +
       `${exportPaused(s.export)} | ` +
-      `bad lines ${bad}, ${lost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}`
+      `bad lines ${bad}, ${lost} | open conns ${s.openConnections()}, reqs ${s.openRequests()}` +
+      reconnectStatus(s.socket())
     );
   }
 
@@ -168,6 +172,7 @@ export class StatusReporter {
       `too deep ${d.tooDeep}`,
       ...usdtSummary(s.usdt()),
       ...h2oStatusSummary(s.h2oStatus()),
+      ...socketSummary(s.socket()),
       `request spans ${s.spans.requestSpans}`,
       `connection spans ${s.spans.connectionSpans}`,
       `continued traces ${s.spans.continuedTraces}`,
@@ -194,6 +199,17 @@ function exportPaused(e: ExportStats): string {
 function h2oStatusSummary(h: H2oStatusStats | undefined): string[] {
   if (h === undefined) return [];
   return [`H2O dropped ${h.lost}`, `H2O status reads failed ${h.failures}`];
+}
+
+/** Events H2O sent while h2o-otel had no subscription are lost: how long that was. */
+function reconnectStatus(r: SocketStats | undefined): string {
+  if (r === undefined || r.reconnects === 0) return '';
+  return ` | reconnects ${r.reconnects}, last gap ${r.lastGapMs} ms`;
+}
+
+function socketSummary(r: SocketStats | undefined): string[] {
+  if (r === undefined) return [];
+  return [`reconnects ${r.reconnects}`, `time without a subscription ${r.totalGapMs} ms`];
 }
 
 function usdtSummary(u: UsdtStats | undefined): string[] {

@@ -60,6 +60,17 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
     description:
       "trace events H2O dropped because an h2olog client's socket buffer was full (all clients; read from H2O's status handler)",
   },
+  reconnects: {
+    name: 'h2o_otel.h2olog.reconnects',
+    unit: '{reconnect}',
+    description: "subscriptions to H2O's h2olog socket made again after the stream ended (an H2O restart)",
+  },
+  reconnectGap: {
+    name: 'h2o_otel.h2olog.reconnect_gap',
+    unit: 'ms',
+    description:
+      'time without an h2olog subscription, from the end of a stream to the next subscription (what H2O traced meanwhile is lost)',
+  },
   probeHits: { name: 'h2o_otel.usdt.probe_hits', unit: '{hit}', description: 'USDT probe hits seen by BPF' },
   ringRecords: {
     name: 'h2o_otel.usdt.records',

@@ -2,12 +2,14 @@
  * The h2olog unix socket of a running H2O (`h2olog: ON|appdata` on a host with a unix listener).
  * Handshake: one HTTP/1.0 GET of /.well-known/h2olog with the subscription in the query; H2O answers
  * `HTTP/1.1 200 OK` and then streams JSON lines until either side closes. One subscriber per process: H2O aborts
- * when more than 32 attach. Reconnects with backoff when H2O restarts; each connection is a new id space.
+ * when more than 32 attach. When H2O restarts, each connection is a new id space; h2o-otel connects again as soon
+ * as the socket is back (the path is watched; a backoff bounds the wait), since H2O's requests meanwhile are lost.
  */
 import net from 'node:net';
-import pRetry, { AbortError } from 'p-retry';
+import { performance } from 'node:perf_hooks';
 import { PROBE_PATH } from '../events/catalogue.js';
 import { JsonLinesSession } from './json-lines.js';
+import { PathWatch } from './path-watch.js';
 import type { Sessions } from './sink.js';
 
 export interface SocketSourceOptions {
@@ -21,8 +23,17 @@ export interface SocketSourceOptions {
   readonly applicationData: boolean;
   /** Reconnect after a failure or a closed stream; otherwise the first one ends the source. */
   readonly reconnect: boolean;
+  /** Waits between failed attempts: doubling (with jitter) from the minimum to the maximum. */
   readonly minBackoffMs: number;
   readonly maxBackoffMs: number;
+}
+
+/** How long h2o-otel had no subscription after H2O closed the stream (a restart), until it had one again. */
+export interface SocketStats {
+  /** Subscriptions made again after a stream ended. */
+  readonly reconnects: number;
+  readonly lastGapMs: number | undefined;
+  readonly totalGapMs: number;
 }
 
 export interface SocketSourceListener {
@@ -64,12 +75,28 @@ export function explainConnectError(path: string, err: NodeJS.ErrnoException): s
 const HEADER_END = Buffer.from('\r\n\r\n');
 const PROBE_WAIT_MS = 3_000;
 const MAX_HEADER_BYTES = 64 * 1024;
+/**
+ * After the socket's name changed, failed attempts are retried this often for this long instead of backing off:
+ * H2O binds the path before it listens, and the one event seen may come before it accepts.
+ */
+const SETTLE_RETRY_MS = 20;
+export const SETTLE_WINDOW_MS = 1_000;
+/** A stream that lasted this long resets the backoff. */
+const HEALTHY_STREAM_MS = 1_000;
+
+/** The wait after `failures` failed attempts in a row (0: the first): doubling, with jitter, up to the maximum. */
+export function backoffMs(failures: number, minMs: number, maxMs: number, random = Math.random): number {
+  return Math.min(maxMs, Math.round(minMs * 2 ** failures * (1 + random())));
+}
 
 export class H2ologSocketSource {
   private readonly _abort = new AbortController();
   private _socket: net.Socket | undefined;
   private _lastWarning = '';
   private _lastWarningAt = 0;
+  /** When the last subscribed stream ended, until the next subscription. */
+  private _lostAt: number | undefined;
+  private readonly _stats = { reconnects: 0, lastGapMs: undefined as number | undefined, totalGapMs: 0 };
 
   constructor(
     private readonly _opts: SocketSourceOptions,
@@ -79,30 +106,43 @@ export class H2ologSocketSource {
   /** Runs until stopped, or (without reconnect) until the first disconnect. Rejects on a refused subscription. */
   async run(): Promise<void> {
     const signal = this._abort.signal;
-    while (!signal.aborted) {
-      await pRetry(() => this._connectOnce(), {
-        retries: this._opts.reconnect ? Infinity : 0,
-        minTimeout: this._opts.minBackoffMs,
-        maxTimeout: this._opts.maxBackoffMs,
-        factor: 2,
-        randomize: true,
-        signal,
-        onFailedAttempt: ({ error }) => {
-          if (!signal.aborted) this._warnThrottled(error.message);
-        },
-      }).catch((err: unknown) => {
-        if (signal.aborted) return;
-        throw err;
-      });
-      if (!this._opts.reconnect) return;
-      // A fresh retry loop per session, so backoff restarts small after a long healthy stream.
-      await sleep(this._opts.minBackoffMs, signal);
+    const watch = this._opts.reconnect ? new PathWatch(this._opts.path) : undefined;
+    let failures = 0;
+    try {
+      while (!signal.aborted) {
+        const began = performance.now();
+        let delay: number;
+        try {
+          await this._connectOnce();
+          // Again at once after a stream ends; but streams that keep ending at once (H2O closing every
+          // subscription) back off like failures, rather than becoming a busy loop.
+          const healthy = performance.now() - began >= HEALTHY_STREAM_MS;
+          delay = healthy || failures === 0 ? 0 : this._backoff(failures - 1);
+          failures = healthy ? 0 : failures + 1;
+        } catch (err) {
+          if (signal.aborted) return;
+          if (watch === undefined || err instanceof SubscriptionError) throw err;
+          this._warnThrottled((err as Error).message);
+          delay =
+            performance.now() - watch.changedAt < SETTLE_WINDOW_MS
+              ? SETTLE_RETRY_MS
+              : this._backoff(failures++);
+        }
+        if (watch === undefined) return;
+        await watch.wait(delay, signal);
+      }
+    } finally {
+      watch?.close();
     }
   }
 
   stop(): void {
     this._abort.abort();
     this._socket?.destroy();
+  }
+
+  get stats(): SocketStats {
+    return this._stats;
   }
 
   /** Connect, subscribe, stream until the connection ends. Resolves when a stream ends; rejects to be retried. */
@@ -138,7 +178,11 @@ export class H2ologSocketSource {
         if (/^HTTP\/1\.\d 200\b/.test(statusLine)) {
           sink = new JsonLinesSession(this._listener.sessions);
           this._lastWarning = '';
-          this._listener.info(`subscribed to ${this._opts.path} (${this._opts.trace.length} trace points)`);
+          const gap = this._endGap();
+          this._listener.info(
+            `subscribed to ${this._opts.path} (${this._opts.trace.length} trace points)` +
+              (gap === undefined ? '' : `, ${gap} ms after the last stream ended`),
+          );
           if (rest.length > 0) sink.push(rest);
           else if (this._opts.applicationData) this._probeAppData(socket);
         } else {
@@ -154,7 +198,7 @@ export class H2ologSocketSource {
         this._socket = undefined;
         if (refusal !== undefined) {
           const body = Buffer.concat(refusal).toString('utf8').trim();
-          reject(new AbortError(new SubscriptionError(explainRefusal(this._opts.path, refusalStatus, body))));
+          reject(new SubscriptionError(explainRefusal(this._opts.path, refusalStatus, body)));
           return;
         }
         if (sink === undefined) {
@@ -163,6 +207,7 @@ export class H2ologSocketSource {
         }
         sink.end();
         if (!this._abort.signal.aborted) {
+          this._lostAt = performance.now();
           const next = this._opts.reconnect ? '; reconnecting' : '';
           this._listener.warn(
             `H2O closed the h2olog stream at ${this._opts.path} (restart or shutdown?)${next}`,
@@ -198,6 +243,21 @@ export class H2ologSocketSource {
     }, PROBE_WAIT_MS).unref();
   }
 
+  private _backoff(failures: number): number {
+    return backoffMs(failures, this._opts.minBackoffMs, this._opts.maxBackoffMs);
+  }
+
+  /** A subscription again after a lost stream: how long it took, in ms (undefined for the first one). */
+  private _endGap(): number | undefined {
+    if (this._lostAt === undefined) return undefined;
+    const gap = Math.round(performance.now() - this._lostAt);
+    this._lostAt = undefined;
+    this._stats.reconnects++;
+    this._stats.lastGapMs = gap;
+    this._stats.totalGapMs += gap;
+    return gap;
+  }
+
   /** Say each distinct problem once, then remind at most every 30 s while it lasts. */
   private _warnThrottled(message: string): void {
     const now = Date.now();
@@ -206,16 +266,6 @@ export class H2ologSocketSource {
     this._lastWarningAt = now;
     this._listener.warn(this._opts.reconnect ? `${message}; retrying` : message);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 }
 
 function explainRefusal(path: string, status: string, body: string): string {

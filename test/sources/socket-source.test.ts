@@ -130,6 +130,8 @@ test('subscribes to exactly the needed points, survives an H2O restart, and exit
     assert.equal(spans.filter((s) => s.name === 'HTTP/1.1 connection').length, 2);
     assert.equal(spans.filter((s) => s.name === 'QUIC connection').length, 1);
     assert.match(res.stderr, /H2O closed the h2olog stream/);
+    assert.match(res.stderr, /subscribed to .*, \d+ ms after the last stream ended/);
+    assert.match(res.stderr, /, reconnects 1, time without a subscription \d+ ms,/);
     assert.match(res.stderr, /h2o-otel: \d+ events\/s/, 'periodic status line');
     assert.match(res.stderr, /SIGTERM: flushing/);
   } finally {

@@ -31,6 +31,8 @@ export interface Native {
       cookie: number,
     ): Pointer | null;
     linkDestroy(link: Pointer): void;
+    /** The same on a worker thread of libuv's pool, so the event loop goes on meanwhile. */
+    linkDestroyAsync(link: Pointer): Promise<void>;
   };
   readonly libc: {
     mmap(len: number, prot: number, fd: number, offset: number): Pointer | null;
@@ -147,6 +149,10 @@ export function loadNative(): Native {
       attachUsdt: (prog, pid, path, provider, name, cookie) =>
         attachUsdt(prog, pid, path, provider, name, { sz: 16, usdt_cookie: cookie }) as Pointer | null,
       linkDestroy: (link) => void linkDestroy(link),
+      linkDestroyAsync: (link) =>
+        new Promise<void>((resolve, reject) =>
+          linkDestroy.async(link, (err: unknown) => (err ? reject(err as Error) : resolve())),
+        ),
     },
     libc: {
       mmap: (len, prot, fd, offset) => {

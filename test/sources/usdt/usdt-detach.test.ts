@@ -1,0 +1,80 @@
+// Detaching the probes of a real attachment (the fixture, every probe the CLI attaches) within a budget: the kernel
+// takes about 0.1 s per probe site, so the event loop must go on meanwhile (spans still flush) and the wait must
+// end at the budget, saying how many probes are left for the kernel to detach at exit.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { usdtPointsFor } from '../../../src/events/catalogue.js';
+import { DEFAULT_BPF_OBJECT } from '../../../src/sources/usdt/defaults.js';
+import { UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
+import { buildUsdtFixture, startUsdtFixture } from '../../../harness/usdt-fixture.js';
+import type { UsdtFixture } from '../../../harness/usdt-fixture.js';
+import { sessionsFor } from '../../../harness/probe-events.js';
+import { skipBpf, waitFor } from '../../../harness/wait.js';
+
+const BUDGET_MS = 1_000;
+
+describe('detaching the probes within a budget', { skip: skipBpf }, () => {
+  let fx: UsdtFixture;
+  let source: UsdtSource;
+  let attached = 0;
+
+  before(async () => {
+    fx = await startUsdtFixture(await buildUsdtFixture());
+    const said: string[] = [];
+    source = new UsdtSource(
+      {
+        target: { kind: 'pid', pid: fx.pid },
+        points: usdtPointsFor({ responseHeaders: true, quicEvents: 'detailed' }),
+        ringBytes: 1 << 20,
+        pollMs: 10,
+        sampleRatio: undefined,
+        maxValueBytes: 4096,
+        objectPath: DEFAULT_BPF_OBJECT,
+      },
+      {
+        sessions: sessionsFor(() => ({
+          pushEvents: () => undefined,
+          pushRecords: () => undefined,
+          end: () => undefined,
+        })),
+        info: (m) => said.push(m),
+        warn: (m) => said.push(m),
+      },
+    );
+    const running = source.run();
+    await waitFor(
+      () => said.some((m) => m.startsWith('attached')),
+      'attach',
+      10_000,
+      () => said.join('\n'),
+    );
+    source.stop();
+    assert.equal(await running, 'stopped');
+    attached = source.attachedLinks;
+  });
+
+  after(async () => {
+    source?.close();
+    await fx?.stop();
+  });
+
+  test('the event loop runs while probes are detached, the budget ends the wait, the rest are counted', async () => {
+    assert.ok(attached > 10, `the CLI's probes are attached (${attached})`);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    const first = await source.closeWithin(BUDGET_MS);
+    clearInterval(ticker);
+    assert.ok(first.detached > 0, 'some probes detached');
+    assert.equal(first.detached + first.remaining, attached);
+    assert.equal(source.attachedLinks, first.remaining);
+    assert.ok(ticks > 0, 'timers fired while the kernel detached probes');
+    // The budget may be overrun by one probe slower than all before it; never by the whole of the rest.
+    if (first.remaining > 0) assert.ok(first.ms < BUDGET_MS + 5_000, `${first.ms} ms`);
+
+    const rest = await source.closeWithin(120_000);
+    assert.equal(rest.detached, first.remaining);
+    assert.equal(rest.remaining, 0);
+    assert.equal(source.attachedLinks, 0);
+    assert.deepEqual(await source.closeWithin(BUDGET_MS), { detached: 0, remaining: 0, ms: 0 }, 'closed');
+  });
+});
