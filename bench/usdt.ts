@@ -61,13 +61,14 @@ function cpuSeconds(pid: number): number {
 
 /**
  * SIGTERM, then h2o-otel's stderr once its exit summary is out, without waiting for the exit: the counters are
- * final before it detaches, and detaching takes the kernel about 0.19 s per probe (9 s), which the process then
- * spends on its own. Only for the last session on a process: until it is gone its probes still trap.
+ * final before it detaches, and detaching takes the kernel about 0.1–0.2 s per probe (9 s), of which h2o-otel
+ * spends its shutdown deadline before the summary and the process the rest on its own as it exits. Only for the
+ * last session on a process: until it is gone its probes still trap.
  */
 export async function stopForSummary(cli: RunningCli): Promise<string> {
   cli.child.kill('SIGTERM');
   const deadline = Date.now() + 30_000;
-  while (!/detaching \d+ probes.*\n/.test(cli.stderrSoFar())) {
+  while (!/h2o-otel: done: .*\n/.test(cli.stderrSoFar())) {
     if (cli.child.exitCode !== null || cli.child.signalCode !== null) return (await cli.result).stderr;
     if (Date.now() > deadline) throw new Error(`h2o-otel gave no exit summary:\n${cli.stderrSoFar()}`);
     await new Promise((r) => setTimeout(r, 20));

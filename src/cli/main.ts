@@ -265,8 +265,9 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     const leftMs = (): number =>
       'deadlineAt' in bound ? Math.max(0, bound.deadlineAt - Date.now()) : o.shutdownTimeoutMs;
     // H2O's last count of dropped events is read while the spans flush (within its own 2 s), for the summary;
-    // the recording and the qlog files are written out meanwhile, not after a slow collector used the time.
-    await Promise.all([
+    // the recording and the qlog files are written out and the probes detached (one at a time: the kernel's
+    // pace) meanwhile, not after a slow collector used the time.
+    const [, , , , , detach] = await Promise.all([
       flushWithin(pipeline.flushed(), bound).then((flushed) => {
         if (!flushed) pipeline.abandon();
         return processor.shutdown(flushed ? leftMs() : 0);
@@ -275,6 +276,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       h2oStatus?.read(),
       recorder?.close(),
       qlog?.drain(),
+      usdtSource?.closeWithin(leftMs()),
     ]);
     // Status and notices went on through the flush (a collector's outage or recovery is said meanwhile).
     clearInterval(statusTimer);
@@ -292,9 +294,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     }
     say(status.summary());
     clearTimeout(hardExit);
-    if (usdtSource !== undefined && usdtSource.attachedLinks > 0) {
-      say(`h2o-otel: detaching ${usdtSource.attachedLinks} probes (the kernel takes a few seconds)`);
-      usdtSource.close();
+    if (detach !== undefined && detach.remaining > 0) {
+      say(
+        `h2o-otel: ${detach.detached} probes detached in ${detach.ms} ms; the kernel detaches the other ` +
+          `${detach.remaining} as the process exits (about 0.1–0.2 s each)`,
+      );
     }
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);

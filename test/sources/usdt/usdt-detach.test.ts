@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { usdtPointsFor } from '../../../src/events/catalogue.js';
 import { DEFAULT_BPF_OBJECT } from '../../../src/sources/usdt/defaults.js';
 import { UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
-import { buildUsdtFixture, startUsdtFixture } from '../../../harness/usdt-fixture.js';
+import { startAttachedCli } from '../../../harness/cli.js';
+import { buildUsdtFixture, get, startUsdtFixture } from '../../../harness/usdt-fixture.js';
 import type { UsdtFixture } from '../../../harness/usdt-fixture.js';
 import { sessionsFor } from '../../../harness/probe-events.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
@@ -76,5 +77,38 @@ describe('detaching the probes within a budget', { skip: skipBpf }, () => {
     assert.equal(rest.remaining, 0);
     assert.equal(source.attachedLinks, 0);
     assert.deepEqual(await source.closeWithin(BUDGET_MS), { detached: 0, remaining: 0, ms: 0 }, 'closed');
+  });
+});
+
+describe('SIGTERM under --binary', { skip: skipBpf }, () => {
+  test('the summary is out by the shutdown deadline, probes detached meanwhile, and the exit code is 0', async () => {
+    const bin = await buildUsdtFixture();
+    const fx = await startUsdtFixture(bin);
+    try {
+      const cli = await startAttachedCli([
+        '--binary',
+        bin,
+        '--exporter',
+        'none',
+        '--shutdown-timeout',
+        '1500',
+      ]);
+      await get(fx.port, '/before-exit');
+      const t0 = Date.now();
+      cli.child.kill('SIGTERM');
+      await waitFor(() => /h2o-otel: done: /.test(cli.stderrSoFar()), 'the exit summary', 15_000);
+      const summaryMs = Date.now() - t0;
+      // The flush and the detaching share the deadline; one probe may overrun it by its own detach time.
+      assert.ok(summaryMs < 1_500 + 1_500, `the summary came ${summaryMs} ms after SIGTERM`);
+      const res = await cli.result;
+      assert.equal(res.code, 0, res.stderr);
+      assert.match(res.stderr, /request spans 1\b/);
+      assert.match(
+        res.stderr,
+        /probes detached in \d+ ms; the kernel detaches the other \d+ as the process exits/,
+      );
+    } finally {
+      await fx.stop();
+    }
   });
 });
