@@ -150,8 +150,12 @@ export function loadNative(): Native {
         attachUsdt(prog, pid, path, provider, name, { sz: 16, usdt_cookie: cookie }) as Pointer | null,
       linkDestroy: (link) => void linkDestroy(link),
       linkDestroyAsync: (link) =>
-        new Promise<void>((resolve, reject) =>
-          linkDestroy.async(link, (err: unknown) => (err ? reject(err as Error) : resolve())),
+        new Promise<void>(
+          (resolve, reject) =>
+            void linkDestroy.async(link, (err: unknown) => {
+              if (err === null || err === undefined) resolve();
+              else reject(err instanceof Error ? err : new Error('bpf_link__destroy failed'));
+            }),
         ),
     },
     libc: {
