@@ -74,7 +74,7 @@ for (const protocol of ['http/protobuf', 'grpc'] as const) {
       assert.equal(spans.filter((s) => s.kind === SERVER).length, 4);
       assert.equal(spans.filter((s) => s.kind === INTERNAL).length, 4);
       assert.match(stderr, /request spans 4, connection spans 4/);
-      assert.match(stderr, /exported 8, dropped 0, failed 0/);
+      assert.match(stderr, /exported 8, dropped 0 \(at exit 0\), failed 0/);
     });
 
     test('resource, scope and export headers come from the standard variables', () => {
