@@ -169,9 +169,6 @@ export class Pipeline implements Sessions {
   }
 }
 
-/** Records handed on per wait for room: a few hundred spans, well under half of any useful queue. */
-const FEED_CHUNK = 256;
-
 /**
  * The records a session's end releases at once (every connection still open: 100k after a big replay, or all of
  * H2O's at each restart under --socket) go on as the processor makes room instead of overflowing its queue. While
@@ -229,8 +226,7 @@ class EndOfSessionFeed {
   private async _feed(): Promise<void> {
     while (this._next < this._records.length) {
       await this._processor.waitForRoom();
-      const end = Math.min(this._next + FEED_CHUNK, this._records.length);
-      for (; this._next < end; this._next++) {
+      for (; this._next < this._records.length && this._processor.hasRoom(); this._next++) {
         const record = this._records[this._next]!;
         if (this._isConnection[this._next] === true) this._sink.connectionClosed(record as ConnectionRecord);
         else this._sink.requestCompleted(record as RequestRecord);

@@ -258,21 +258,30 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     clearInterval(ticker);
     h2oStatus?.stop();
     pipeline.end();
-    const bound: FlushBound =
-      signalledAt === undefined
-        ? { stallMs: o.shutdownTimeoutMs, progress: () => processor.stats.exported + processor.stats.failed }
-        : { deadlineAt: signalledAt + o.shutdownTimeoutMs };
-    const leftMs = (): number =>
-      'deadlineAt' in bound ? Math.max(0, bound.deadlineAt - Date.now()) : o.shutdownTimeoutMs;
+    const deadlineAt = (): number | undefined =>
+      signalledAt === undefined ? undefined : signalledAt + o.shutdownTimeoutMs;
+    const leftMs = (): number => {
+      const d = deadlineAt();
+      return d === undefined ? o.shutdownTimeoutMs : Math.max(0, d - Date.now());
+    };
+    const bound: FlushBound = {
+      deadlineAt,
+      stallMs: o.shutdownTimeoutMs,
+      progress: () => processor.stats.exported + processor.stats.failed,
+    };
     // H2O's last count of dropped events is read while the spans flush (within its own 2 s), for the summary;
     // the recording and the qlog files are written out and the probes detached (one at a time: the kernel's
     // pace) meanwhile, not after a slow collector used the time.
-    const [, , , , , detach] = await Promise.all([
-      flushWithin(pipeline.flushed(), bound).then((flushed) => {
-        if (!flushed) pipeline.abandon();
-        return processor.shutdown(flushed ? leftMs() : 0);
+    const [, , , , detach] = await Promise.all([
+      flushWithin(pipeline.flushed(), bound).then(async (flushed) => {
+        if (!flushed) {
+          pipeline.abandon();
+          processor.dropUnsent();
+        }
+        await processor.shutdown(leftMs());
+        // The last metrics carry the exit's counts; they get a moment even when the flush used the deadline.
+        await metrics?.shutdown(Math.max(leftMs(), FINAL_METRICS_MS));
       }),
-      metrics?.shutdown(leftMs()),
       h2oStatus?.read(),
       recorder?.close(),
       qlog?.drain(),
@@ -305,6 +314,9 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   }
   return exitCode;
 }
+
+/** The final metrics export's time at least, after the span flush. */
+const FINAL_METRICS_MS = 500;
 
 /** After main returned, how long open handles (a library's socket or timer) may keep the process. */
 const EXIT_LINGER_MS = 200;

@@ -347,7 +347,8 @@ export const OPTION_TABLE = {
     flag: '--shutdown-timeout <ms>',
     help:
       'on SIGINT/SIGTERM, flush spans for at most this long, then count what is unsent as dropped and exit 0; ' +
-      'when the source ends by itself, the flush goes on while exports progress and stops after this long without',
+      'when the source ends by itself, the flush goes on while exports progress and stops after this long without ' +
+      '(a replay likewise waits for the collector while it makes progress)',
     parse: integerAtLeast(0),
     default: 5_000,
   }),

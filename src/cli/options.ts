@@ -187,6 +187,7 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       scheduledDelayMillis: v.scheduleDelayMs,
       exportTimeoutMillis: v.exportTimeoutMs,
       maxConcurrentExports: v.concurrentExports,
+      stallMillis: v.shutdownTimeout,
     },
     correlator: {
       ...DEFAULT_CORRELATOR_OPTIONS,

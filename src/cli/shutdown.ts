@@ -1,39 +1,45 @@
-/** How long the flush at exit may take. */
-export type FlushBound =
-  /** After SIGINT/SIGTERM: a fixed deadline (epoch ms). Kubernetes kills at the end of its grace period. */
-  | { readonly deadlineAt: number }
-  /** The source ended by itself: as long as `progress()` moves, until it has not for `stallMs`. */
-  | { readonly stallMs: number; readonly progress: () => number };
+/**
+ * How long the flush at exit may take: after SIGINT/SIGTERM, until a fixed deadline (Kubernetes kills at the end
+ * of its grace period); when the source ended by itself, for as long as exports progress — a replay's backlog may
+ * take long to a slow collector and should all arrive, but a dead collector must not keep h2o-otel from exiting.
+ * A signal during that flush brings the deadline in.
+ */
+export interface FlushBound {
+  /** Epoch ms by which to be done, once a signal came; undefined before. */
+  deadlineAt(): number | undefined;
+  /** Without a deadline: give up once `progress()` has not moved for this long. */
+  readonly stallMs: number;
+  progress(): number;
+}
 
 const CHECK_MS = 100;
 
-/**
- * Wait for `work` within `bound`; true if it finished. A replay's backlog may take long to a slow collector and
- * should all arrive, but a dead collector must not keep h2o-otel from exiting.
- */
+/** Wait for `work` within `bound`; true if it finished. */
 export async function flushWithin(work: Promise<void>, bound: FlushBound): Promise<boolean> {
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<void>((resolve) => {
-    if ('deadlineAt' in bound) {
-      timer = setTimeout(resolve, Math.max(0, bound.deadlineAt - Date.now()));
-      return;
-    }
     let last = bound.progress();
-    let lastMovedAt = Date.now();
-    timer = setInterval(() => {
-      const now = bound.progress();
-      if (now !== last) {
-        last = now;
-        lastMovedAt = Date.now();
-      } else if (Date.now() - lastMovedAt >= bound.stallMs) resolve();
-    }, CHECK_MS);
+    let movedAt = Date.now();
+    const check = (): void => {
+      const now = Date.now();
+      const deadline = bound.deadlineAt();
+      if (deadline !== undefined) {
+        if (now >= deadline) return resolve();
+      } else if (bound.progress() !== last) {
+        last = bound.progress();
+        movedAt = now;
+      } else if (now - movedAt >= bound.stallMs) {
+        return resolve();
+      }
+      timer = setTimeout(check, deadline === undefined ? CHECK_MS : Math.min(CHECK_MS, deadline - now));
+    };
+    check();
   });
   try {
     await Promise.race([work.then(() => (finished = true)), expired]);
   } finally {
     clearTimeout(timer);
-    clearInterval(timer);
   }
   return finished;
 }

@@ -31,7 +31,7 @@ export class StatusReporter {
   private _lastSpans = 0;
   private _lastAt = Date.now();
   private _warnedHidden = false;
-  private _warnedOutages = 0;
+  private _announcedOutage = 0;
   private _reportedOutage: OutageRecord | undefined;
   private _warnedRejection: string | undefined;
   private _warnedLost = 0;
@@ -124,21 +124,25 @@ export class StatusReporter {
 
   /** Once per outage, its start and its end; a refusal for good once per distinct error. */
   private _exportNotices(e: ExportStats): void {
-    if (e.outages > this._warnedOutages) {
-      this._warnedOutages = e.outages;
+    // An outage is said once it is still on at a check, so a flapping backend (one refusal among successes)
+    // does not fill stderr; short ones are counted in the status line and the summary.
+    if (e.outageSince !== undefined && e.outages > this._announcedOutage) {
+      this._announcedOutage = e.outages;
       this._write(
         `h2o-otel: export failed: ${e.lastError ?? 'unknown error'}. Is the collector running and reachable at the ` +
           'configured endpoint? Spans wait in the queue until it is (--max-queue-size; beyond it they are dropped ' +
           'and counted), and it is tried again every few seconds.',
       );
     }
+    const ended = e.outageSince === undefined ? e.outages : e.outages - 1;
     if (e.lastOutage !== undefined && e.lastOutage !== this._reportedOutage) {
       this._reportedOutage = e.lastOutage;
       const o = e.lastOutage;
-      this._write(
-        `h2o-otel: export recovered after ${(o.durationMs / 1000).toFixed(1)} s: ${o.delayed} spans delayed, ` +
-          `${o.dropped} dropped`,
-      );
+      if (ended === this._announcedOutage)
+        this._write(
+          `h2o-otel: export recovered after ${(o.durationMs / 1000).toFixed(1)} s: ${o.delayed} spans delayed, ` +
+            `${o.dropped} dropped`,
+        );
     }
     if (e.lastRejection !== undefined && e.lastRejection !== this._warnedRejection) {
       this._warnedRejection = e.lastRejection;

@@ -3,12 +3,43 @@
  * holds every header value and URL in clear (cookies, bearer tokens, signed URLs): it is created readable by its
  * owner only, and an existing file — another recording, or a link someone planted — is kept unless `overwrite`.
  */
-import { closeSync, createWriteStream, fchmodSync, fstatSync, openSync } from 'node:fs';
+import { createWriteStream, lstatSync, openSync, statSync, unlinkSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { encodeEvent } from './encode-json.js';
 import type { ProbeEvent } from './types.js';
 
 const OWNER_ONLY = 0o600;
+
+/**
+ * `wx` is O_EXCL: it fails on an existing file and does not follow a symbolic link. Overwriting replaces a file,
+ * or a link to one (never writing through it), with a new owner-only file; a pipe or a device (`/dev/stdout`,
+ * itself a link) is written to as it is.
+ */
+function openRecording(path: string, overwrite: boolean): number {
+  if (overwrite && replaceable(path)) unlinkSync(path);
+  else if (overwrite && exists(path)) return openSync(path, 'w');
+  return openSync(path, 'wx', OWNER_ONLY);
+}
+
+function replaceable(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() || (st.isSymbolicLink() && (!exists(path) || statSync(path).isFile()));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Whether `path` (followed) exists. */
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export class EventRecorder {
   private readonly _out: WriteStream;
@@ -17,16 +48,7 @@ export class EventRecorder {
 
   /** Throws when the file cannot be created; with `overwrite` false, an existing file is an `EEXIST` error. */
   constructor(path: string, overwrite = false) {
-    // `wx` is O_EXCL: it fails on an existing file and does not follow a symbolic link.
-    const fd = openSync(path, overwrite ? 'w' : 'wx', OWNER_ONLY);
-    // An overwritten file keeps its mode: narrow it, unless it is no file of ours to change (a pipe, /dev/stdout).
-    try {
-      if (overwrite && fstatSync(fd).isFile()) fchmodSync(fd, OWNER_ONLY);
-    } catch (err) {
-      closeSync(fd);
-      throw err;
-    }
-    this._out = createWriteStream(path, { fd });
+    this._out = createWriteStream(path, { fd: openRecording(path, overwrite) });
     this._out.on('error', (err) => {
       this._error = err;
     });

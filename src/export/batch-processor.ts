@@ -13,6 +13,7 @@ import type { Context } from '@opentelemetry/api';
 import { TraceFlags } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { withinMs } from './deadline.js';
 import { isRetryableExportError } from './export-errors.js';
 
 export interface BatchOptions {
@@ -34,6 +35,11 @@ export interface BatchOptions {
   /** While the collector cannot be reached, a probe is sent after this long (ms), doubling up to the maximum. */
   readonly probeMinMillis: number;
   readonly probeMaxMillis: number;
+  /**
+   * A producer that can wait for room (a replay, an end-of-session flush) waits while exports progress; after
+   * this long (ms) without, it goes on as a live source would: the queue fills and the rest is dropped, counted.
+   */
+  readonly stallMillis: number;
 }
 
 export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
@@ -45,6 +51,7 @@ export const DEFAULT_BATCH_OPTIONS: BatchOptions = {
   maxConcurrentExports: 4,
   probeMinMillis: 250,
   probeMaxMillis: 2_000,
+  stallMillis: 5_000,
 };
 
 /** An outage that ended: how long, how many spans waited through it, how many were dropped meanwhile. */
@@ -98,6 +105,8 @@ export class CountingBatchProcessor implements SpanProcessor {
   private _probeTimer: NodeJS.Timeout | undefined;
   private _probeDelay: number;
   private _droppedBeforeOutage = 0;
+  /** Exports' progress when a wait for room stalled; -1 while none has. */
+  private _stalledAt = -1;
   /** Past the shutdown deadline: whatever is unsent has been counted as dropped. */
   private _closed = false;
   /** Woken whenever an export settles (and at close): flushes and back-pressured producers wait on it. */
@@ -123,17 +132,37 @@ export class CountingBatchProcessor implements SpanProcessor {
     return this._buffer.length + this._inFlight;
   }
 
-  /** Whether a producer that can wait (an end-of-session flush, a replay) may hand over more spans now. */
+  /**
+   * Whether a producer that can wait (an end-of-session flush, a replay) may hand over more spans now: the queue
+   * is at most half full, or waiting stalled (see `stallMillis`) and nothing was exported or refused since.
+   */
   hasRoom(): boolean {
-    return this._closed || this.backlog <= this._opts.maxQueueSize / 2;
+    return (
+      this._closed || this.backlog <= this._opts.maxQueueSize / 2 || this._stalledAt === this._progress()
+    );
   }
 
-  /** Resolves once `hasRoom()`, exporting everything queued meanwhile rather than waiting for full batches. */
+  /**
+   * Resolves once `hasRoom()`, exporting everything queued meanwhile rather than waiting for full batches; or
+   * once exports made no progress for `stallMillis`.
+   */
   async waitForRoom(): Promise<void> {
+    let progress = this._progress();
+    let movedAt = Date.now();
     while (!this.hasRoom()) {
       this._drain(true);
-      await this._nextSettle();
+      await withinMs(this._nextSettle(), Math.max(0, movedAt + this._opts.stallMillis - Date.now()));
+      if (this._progress() !== progress) {
+        progress = this._progress();
+        movedAt = Date.now();
+      } else if (Date.now() - movedAt >= this._opts.stallMillis) {
+        this._stalledAt = progress;
+      }
     }
+  }
+
+  private _progress(): number {
+    return this.stats.exported + this.stats.failed;
   }
 
   /** Spans that were never made, for want of time at shutdown, count as dropped at exit like unsent ones. */
@@ -155,6 +184,7 @@ export class CountingBatchProcessor implements SpanProcessor {
     if (this._batchReady()) this._drain(false);
     else if (this.stats.outageSince === undefined)
       this._timer ??= setTimeout(() => this._onTimer(), this._opts.scheduledDelayMillis).unref();
+    else this._scheduleProbe();
   }
 
   /** Export everything queued and wait for it; while the collector is away, that waits for it to come back. */
@@ -176,9 +206,9 @@ export class CountingBatchProcessor implements SpanProcessor {
 
   private async _doShutdown(deadlineMs: number): Promise<void> {
     const deadlineAt = Date.now() + deadlineMs;
-    await until(this.forceFlush(), deadlineMs);
+    await withinMs(this.forceFlush(), deadlineMs);
     this.dropUnsent();
-    await until(
+    await withinMs(
       this._exporter.shutdown().catch(() => undefined),
       Math.max(0, deadlineAt - Date.now()),
     );
@@ -274,6 +304,8 @@ export class CountingBatchProcessor implements SpanProcessor {
       } else {
         this.stats.failed += batch.length;
         this.stats.lastRejection = this.stats.lastError;
+        // It answered: reachable again, whatever it thought of this batch.
+        if (this.stats.outageSince !== undefined) this._recovered(0);
       }
     }
     this._drain(false);
@@ -296,11 +328,11 @@ export class CountingBatchProcessor implements SpanProcessor {
     }
   }
 
-  private _recovered(exported: number): void {
+  private _recovered(delivered: number): void {
     const since = this.stats.outageSince ?? Date.now();
     this.stats.lastOutage = {
       durationMs: Date.now() - since,
-      delayed: exported + this.backlog,
+      delayed: delivered + this.backlog,
       dropped: this.stats.dropped - this._droppedBeforeOutage,
     };
     this.stats.outageSince = undefined;
@@ -333,18 +365,5 @@ export class CountingBatchProcessor implements SpanProcessor {
         else reject(result.error ?? new Error('export failed'));
       });
     });
-  }
-}
-
-/**
- * `work`, or the deadline if that comes first. Its timer keeps the process alive until then, since against a dead
- * collector it is all a flush waits on; it is cleared as soon as the work is done.
- */
-async function until(work: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -8,6 +8,7 @@ import type { Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import type { OtlpOptions } from './otlp.js';
 import { createOtlpMetricExporter } from './otlp.js';
+import { withinMs } from './deadline.js';
 import { INSTRUMENTATION_SCOPE } from '../otel/scope.js';
 
 /** Counter readings, whatever produced them (the CLI passes closures over the stages' stats). */
@@ -145,9 +146,9 @@ export class SelfMetrics {
 
   /** Export the final values, then stop; never longer than `timeoutMs`. */
   async shutdown(timeoutMs: number): Promise<void> {
-    await Promise.race([
+    await withinMs(
       this._provider.shutdown().catch(() => undefined),
-      new Promise((r) => setTimeout(r, timeoutMs).unref()),
-    ]);
+      timeoutMs,
+    );
   }
 }

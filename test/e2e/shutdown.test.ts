@@ -131,3 +131,25 @@ void test('the end of a session hands every open connection on without overflowi
   assert.equal(summaryCount(res.stderr, 'connection spans'), n);
   assert.equal(summaryCount(res.stderr, 'dropped'), 0, res.stderr);
 });
+
+void test('a replay to a collector that is down goes on once exports stall, drops and counts, and exits 0', () =>
+  withReceiver(async (receiver) => {
+    await receiver.stop();
+    const lines: string[] = [];
+    const t = 1_795_333_619_512;
+    for (let i = 1; i <= 20_000; i++) {
+      lines.push(
+        JSON.stringify({ module: 'h2o', type: 'h1_accept', tid: 1, time: t + i, conn_id: i, sock: i }),
+      );
+      lines.push(JSON.stringify({ module: 'h2o', type: 'h1_close', tid: 1, time: t + i, conn_id: i }));
+    }
+    const res = await runCli(
+      ['--replay', '-', '--status-interval', '0', '--max-queue-size', '1000', '--shutdown-timeout', '1000'],
+      { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.grpcUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      Buffer.from(lines.join('\n') + '\n'),
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(summaryCount(res.stderr, 'connection spans'), 20_000);
+    assert.equal(summaryCount(res.stderr, 'exported'), 0);
+    assert.equal(summaryCount(res.stderr, 'dropped'), 20_000, res.stderr);
+  }));

@@ -1,7 +1,7 @@
 // A recording holds every header value in clear: it is created for its owner only and never replaces a file
 // unless asked to.
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -43,4 +43,24 @@ test('overwrite replaces an existing file and narrows its mode to 0600', async (
   await recorder.close();
   assert.equal(await readFile(path, 'utf8'), '');
   assert.equal(await modeOf(path), 0o600);
+});
+
+test('overwrite replaces a link to a file with a new file, never writing through it', async () => {
+  const target = join(dir, 'someone-elses.txt');
+  await writeFile(target, 'not ours\n');
+  await chmod(target, 0o644);
+  const path = join(dir, 'planted-link.jsonl');
+  await symlink(target, path);
+  const recorder = new EventRecorder(path, true);
+  await recorder.close();
+  assert.equal(await readFile(target, 'utf8'), 'not ours\n');
+  assert.equal((await stat(target)).mode & 0o777, 0o644, 'the target keeps its mode');
+  assert.equal((await lstat(path)).isFile(), true, 'the link became a file of our own');
+  assert.equal(await modeOf(path), 0o600);
+});
+
+test('overwrite writes to a device as it is (/dev/null; /dev/stdout is a link to one)', async () => {
+  const recorder = new EventRecorder('/dev/null', true);
+  await recorder.close();
+  assert.equal((await stat('/dev/null')).isCharacterDevice(), true, '/dev/null is left a device');
 });

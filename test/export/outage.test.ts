@@ -188,3 +188,44 @@ void test('a producer that can wait is held back while the queue is over half fu
       await processor.shutdown(1_000);
     }
   }));
+
+void test('a collector back with a refusal for good ends the outage: that batch fails, the next spans go out', () =>
+  withReceiver(async (receiver) => {
+    const processor = processorFor(receiver, 'http/protobuf', { probeMinMillis: 20, probeMaxMillis: 50 });
+    try {
+      await receiver.stop();
+      endSpans(processor, 100, 'refused');
+      await waitFor(() => processor.stats.outageSince !== undefined, 'the outage');
+      receiver.failWith('reject');
+      await receiver.restart();
+      await waitFor(() => processor.stats.failed === 100, 'the refusal');
+      assert.equal(processor.stats.outageSince, undefined);
+      receiver.failWith('none');
+      endSpans(processor, 50, 'after');
+      await processor.forceFlush();
+      assert.equal(processor.stats.exported, 50);
+      assert.equal(receiver.spans.length, 50);
+    } finally {
+      await processor.shutdown(1_000);
+    }
+  }));
+
+void test('a producer waiting for room goes on once exports made no progress for stallMillis', () =>
+  withReceiver(async (receiver) => {
+    const processor = processorFor(receiver, 'grpc', { maxQueueSize: 1000, stallMillis: 300 });
+    try {
+      await receiver.stop();
+      endSpans(processor, 700);
+      assert.equal(processor.hasRoom(), false);
+      await processor.waitForRoom();
+      assert.equal(processor.hasRoom(), true, 'stalled: producers go on as live ones do');
+      endSpans(processor, 600);
+      assert.equal(processor.stats.dropped, 300, 'the queue holds what it can; the rest is counted');
+      await receiver.restart();
+      await waitFor(() => processor.stats.exported === 1000, 'the queue exported');
+      endSpans(processor, 600);
+      assert.equal(processor.hasRoom(), false, 'progress again: waiting for room again');
+    } finally {
+      await processor.shutdown(1_000);
+    }
+  }));
