@@ -1,7 +1,8 @@
 /**
  * Which export failures mean "the collector is away, wait for it" and which mean "it refused this batch".
  * The OTLP specification's lists: gRPC CANCELLED, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE,
- * UNAVAILABLE and DATA_LOSS, HTTP 429, 502, 503 and 504 are retryable; other statuses are not. An error without
+ * UNAVAILABLE and DATA_LOSS, HTTP 429, 502, 503 and 504 are retryable (and 408, a request timeout, since nothing
+ * was refused); other statuses are not. An error without
  * a status (connection refused or reset, a timeout, DNS) means the endpoint cannot be reached: retryable too.
  */
 

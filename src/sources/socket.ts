@@ -141,8 +141,13 @@ export class H2ologSocketSource {
     this._socket?.destroy();
   }
 
+  /** The counters; a gap still going on (H2O not back yet) counts in `totalGapMs` up to now. */
   get stats(): SocketStats {
-    return this._stats;
+    if (this._lostAt === undefined) return this._stats;
+    return {
+      ...this._stats,
+      totalGapMs: this._stats.totalGapMs + Math.round(performance.now() - this._lostAt),
+    };
   }
 
   /** Connect, subscribe, stream until the connection ends. Resolves when a stream ends; rejects to be retried. */
