@@ -73,6 +73,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   const say = (line: string): void => {
     if (!o.quiet) process.stderr.write(line + '\n');
   };
+  // A signal while starting up (opening files, loading BPF) is kept for the handler below, not fatal.
+  let earlySignal: NodeJS.Signals | undefined;
+  const onEarlySignal = (sig: NodeJS.Signals): void => void (earlySignal ??= sig);
+  process.on('SIGINT', onEarlySignal);
+  process.on('SIGTERM', onEarlySignal);
 
   let input: Readable | undefined;
   if (o.source.kind === 'replay') {
@@ -213,8 +218,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       process.exit(0);
     }, o.shutdownTimeoutMs + HARD_EXIT_GRACE_MS).unref();
   };
+  process.removeListener('SIGINT', onEarlySignal);
+  process.removeListener('SIGTERM', onEarlySignal);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  if (earlySignal !== undefined) onSignal(earlySignal);
   const statusTimer =
     o.statusIntervalSec > 0
       ? setInterval(() => status.report(true), o.statusIntervalSec * 1000).unref()

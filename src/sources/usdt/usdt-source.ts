@@ -86,6 +86,7 @@ const NO_COUNTS: BpfCounters = {
 };
 
 export class UsdtSource {
+  private _stopRequested = false;
   private readonly _native: Native;
   private readonly _clock: ClockOffset;
   private readonly _decodeStats = newUsdtDecodeStats();
@@ -111,6 +112,8 @@ export class UsdtSource {
 
   /** Attach, then stream until stopped (SIGTERM) or, with `--pid`, until the process exits. */
   async run(): Promise<PollEnd> {
+    // Stopped before it ran (a signal during start-up): nothing to attach.
+    if (this._stopRequested) return 'stopped';
     checkCapabilities('attaching to USDT probes');
     const binary = this._executable();
     this._selected = this._select(binary);
@@ -154,6 +157,7 @@ export class UsdtSource {
   }
 
   stop(): void {
+    this._stopRequested = true;
     this._poller?.stop();
   }
 
