@@ -29,7 +29,7 @@ export interface JsonDecoderOptions {
   /** Lines longer than this are dropped and counted (`tooLong`); see DEFAULT_MAX_LINE_BYTES. */
   readonly maxLineBytes: number;
   /**
-   * Wall clock, read once per chunk: the time of lines without `time` before the stream has one (the 2024 v1
+   * Wall clock, read once per chunk: the time of lines without `time` in a stream that has none (the 2024 v1
    * socket format), and what tells a live stream's idle gap from a jump (see EventClock); injectable for tests.
    */
   readonly now?: () => number;
@@ -85,6 +85,7 @@ export class JsonLineDecoder {
       start = last + 1;
     }
     if (start < chunk.length) this._appendPending(chunk.subarray(start));
+    this._clock.chunkEnd(out);
   }
 
   /** The stream ended: a trailing line without newline is decoded if it is complete JSON, else counted. */

@@ -7,6 +7,7 @@ import { DEFAULT_SANITIZED_HEADERS } from '../../src/otel/header-policy.js';
 import type { DecodeStats } from '../../src/events/types.js';
 import { fixture } from '../../harness/cli.js';
 import { replayInto, testPipeline } from '../../harness/pipeline.js';
+import { JsonLinesSession } from '../../src/sources/json-lines.js';
 import { spanShapes } from '../../harness/span-shape.js';
 
 const HEADERS = {
@@ -21,10 +22,11 @@ interface Shape {
   /** Capture the line goes into, and after how many of its lines (0: first). */
   readonly capture: 'http1.jsonl' | 'http2.jsonl';
   readonly after: number;
-  readonly line: string | Buffer;
-  /** The counter the line must land in. */
+  /** The hostile line, or lines in a row. */
+  readonly line: string | Buffer | readonly string[];
+  /** The counter each line must land in. */
   readonly counted: keyof DecodeStats;
-  /** The line is still an event (of the unknown connection it names), with the stream's time. */
+  /** The lines are still events (of the unknown connection they name), with the stream's time. */
   readonly kept?: true;
 }
 
@@ -59,6 +61,21 @@ const SHAPES: Shape[] = [
     after: 18,
     line: h2(',"time":99999999999999'),
     counted: 'farTimes',
+  },
+  {
+    name: 'two identical far-future lines in a row',
+    capture: 'http2.jsonl',
+    after: 18,
+    line: [h2(',"time":99999999999999'), h2(',"time":99999999999999')],
+    counted: 'farTimes',
+  },
+  {
+    name: 'no time on the first line of a replay',
+    capture: 'http2.jsonl',
+    after: 0,
+    line: h2(''),
+    counted: 'untimed',
+    kept: true,
   },
   {
     name: 'far-future first line opening a connection',
@@ -243,17 +260,63 @@ for (const shape of SHAPES) {
   test(`hostile line: ${shape.name}`, async () => {
     const lines = await linesOf(shape.capture);
     const good = await run(Buffer.concat(lines));
-    const line = typeof shape.line === 'string' ? Buffer.from(shape.line) : shape.line;
+    const added = typeof shape.line === 'string' || Buffer.isBuffer(shape.line) ? [shape.line] : shape.line;
     const hostile = Buffer.concat([
       ...lines.slice(0, shape.after),
-      line,
-      Buffer.from('\n'),
+      ...added.map((l) => Buffer.concat([typeof l === 'string' ? Buffer.from(l) : l, Buffer.from('\n')])),
       ...lines.slice(shape.after),
     ]);
     const got = await run(hostile);
     assert.deepEqual(got.shapes, good.shapes);
     const counts = got.stats as unknown as Record<string, number>;
-    assert.equal(counts[shape.counted], 1, `counted as ${shape.counted}`);
-    assert.equal(got.stats.events, good.stats.events + (shape.kept ? 1 : 0));
+    assert.equal(counts[shape.counted], added.length, `counted as ${shape.counted}`);
+    assert.equal(got.stats.events, good.stats.events + (shape.kept ? added.length : 0));
   });
 }
+
+// Three lines in a row that agree on a time far ahead are what a replay's idle gap looks like (H2O's idle timeouts
+// close several connections at once): they move the clock, and the requests open then end as `timeout`. The lines
+// after them are an hour back, a clock step, followed once three agree; none is dropped.
+test('three far-ahead lines of different connections in a row move the clock; nothing after them is lost', async () => {
+  const lines = await linesOf('http2.jsonl');
+  const ahead = [997, 998, 999].map(
+    (id) => `{"module":"h2o","type":"h1_close","tid":12605,"time":${T2 + 3_600_000},"conn_id":${id}}\n`,
+  );
+  const good = await run(Buffer.concat(lines));
+  const got = await run(
+    Buffer.concat([...lines.slice(0, 18), ...ahead.map((l) => Buffer.from(l)), ...lines.slice(18)]),
+  );
+  assert.equal(got.stats.farTimes, 0);
+  assert.equal(got.stats.events, good.stats.events + 3);
+  const statuses = (shapes: unknown): unknown[] =>
+    (shapes as { attributes: Record<string, unknown> }[]).map((s) => s.attributes['h2o.incomplete']);
+  assert.ok(!statuses(good.shapes).includes('timeout'));
+  assert.ok(statuses(got.shapes).includes('timeout'), 'the GET open at the gap ends as a timeout');
+});
+
+// A stream without `time` (an older h2olog): each line gets the wall clock of its read, never the first line's.
+test("a whole stream without time: spans as with times, of the wall clock's lengths", async (t) => {
+  const lines = await linesOf('http1.jsonl');
+  const good = await run(Buffer.concat(lines));
+  let wall = T1;
+  t.mock.method(Date, 'now', () => wall);
+  const p = testPipeline(HEADERS);
+  const session = new JsonLinesSession(p.pipeline);
+  lines.forEach((line, i) => {
+    wall = T1 + i * 10;
+    session.push(Buffer.from(line.toString('latin1').replace(/"time":\d+,/, ''), 'latin1'));
+  });
+  session.end();
+  await p.pipeline.processor.forceFlush();
+  t.mock.restoreAll();
+  const stats = p.pipeline.stats.decode;
+  assert.equal(stats.events, good.stats.events);
+  assert.equal(stats.untimed + stats.farTimes, 0);
+  const spans = p.exporter.getFinishedSpans();
+  const names = (shapes: unknown): unknown[] => (shapes as { name: string }[]).map((s) => s.name).sort();
+  assert.deepEqual(names(JSON.parse(JSON.stringify(spanShapes(spans)))), names(good.shapes));
+  for (const s of spans) {
+    const ms = (s.endTime[0] - s.startTime[0]) * 1e3 + (s.endTime[1] - s.startTime[1]) / 1e6;
+    assert.ok(ms >= 10, `${s.name} lasts ${ms} ms`);
+  }
+});
