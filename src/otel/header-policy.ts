@@ -4,7 +4,7 @@
  * replaced by `REDACTED` even when a user allows them. Names are judged as H2O spells them (lowercase), whatever
  * the capture wrote: a replayed or foreign capture's `Authorization`, `COOKIE` or `cookie\0` is still a secret.
  */
-import { NAME_CACHE_LIMIT, SECRET_HEADER_NAME_PARTS, SecretNames } from './secret-names.js';
+import { perName, SECRET_HEADER_NAME_PARTS, SecretNames } from './secret-names.js';
 
 /**
  * Always redacted: credentials and their challenges, session cookies, the usual API-key and CSRF headers; any
@@ -83,21 +83,16 @@ export function normalizeHeaderName(name: string): string {
  */
 export class HeaderNameSet {
   private readonly _names: ReadonlySet<string>;
-  private readonly _others = new Map<string, boolean>();
+  private readonly _others: (name: string) => boolean;
 
   constructor(names: readonly string[]) {
-    this._names = new Set(names.map(normalizeHeaderName));
+    const normalized = new Set(names.map(normalizeHeaderName));
+    this._names = normalized;
+    this._others = perName((name) => normalized.has(normalizeHeaderName(name)));
   }
 
   has(name: string): boolean {
-    if (this._names.has(name)) return true;
-    let found = this._others.get(name);
-    if (found === undefined) {
-      if (this._others.size >= NAME_CACHE_LIMIT) this._others.clear();
-      found = this._names.has(normalizeHeaderName(name));
-      this._others.set(name, found);
-    }
-    return found;
+    return this._names.has(name) || this._others(name);
   }
 }
 
@@ -119,7 +114,6 @@ export function headerPolicy(opts: HeaderPolicyOptions): HeaderPolicy {
   const captureRequest = matcher(requestNames);
   const captureResponse = matcher(responseNames);
   // Once per distinct spelling, not per header: H2O sends the same few names over and over.
-  const rules = new Map<string, HeaderRule>();
   const judge = (name: string): HeaderRule => {
     const key = normalizeHeaderName(name);
     const pseudo = key.startsWith(':');
@@ -131,15 +125,7 @@ export function headerPolicy(opts: HeaderPolicyOptions): HeaderPolicy {
     };
   };
   return {
-    rule: (name) => {
-      let rule = rules.get(name);
-      if (rule === undefined) {
-        if (rules.size >= NAME_CACHE_LIMIT) rules.clear();
-        rule = judge(name);
-        rules.set(name, rule);
-      }
-      return rule;
-    },
+    rule: perName(judge),
     maxValueLength: opts.maxValueLength,
     anyResponse: responseNames === 'all' || responseNames.length > 0,
     requestNames,

@@ -32,7 +32,21 @@ export function squashName(name: string): string {
 }
 
 /** Cached verdicts per raw name are dropped past this many distinct names, so hostile input cannot grow them. */
-export const NAME_CACHE_LIMIT = 4096;
+const NAME_CACHE_LIMIT = 4096;
+
+/** `judge`, remembered per distinct name as written (the cost per header is then one map lookup). */
+export function perName<T>(judge: (name: string) => T): (name: string) => T {
+  const verdicts = new Map<string, T>();
+  return (name) => {
+    let verdict = verdicts.get(name);
+    if (verdict === undefined) {
+      if (verdicts.size >= NAME_CACHE_LIMIT) verdicts.clear();
+      verdict = judge(name);
+      verdicts.set(name, verdict);
+    }
+    return verdict;
+  };
+}
 
 /** A set of secret names and name parts, compared squashed. */
 export class SecretNames {

@@ -1,5 +1,5 @@
 /** `:path` and `:authority` → the url.* and server.* attributes, with sensitive query values scrubbed. */
-import { NAME_CACHE_LIMIT, REDACTED, SECRET_NAME_PARTS, SecretNames } from './secret-names.js';
+import { perName, REDACTED, SECRET_NAME_PARTS, SecretNames } from './secret-names.js';
 
 /**
  * Query parameters always redacted. The semantic conventions' list for `url.query` (semconv 1.45: X-Amz-Signature,
@@ -63,22 +63,13 @@ export function splitTarget(target: string): SplitTarget {
  */
 export class SensitiveQueryParams {
   private readonly _names: SecretNames;
-  private readonly _verdicts = new Map<string, boolean>();
 
   constructor(names: readonly string[]) {
     this._names = new SecretNames(names, SECRET_NAME_PARTS);
   }
 
   /** `rawName` as written in the URL. */
-  has(rawName: string): boolean {
-    let verdict = this._verdicts.get(rawName);
-    if (verdict === undefined) {
-      if (this._verdicts.size >= NAME_CACHE_LIMIT) this._verdicts.clear();
-      verdict = this._judge(decodeName(rawName));
-      this._verdicts.set(rawName, verdict);
-    }
-    return verdict;
-  }
+  readonly has: (rawName: string) => boolean = perName((rawName) => this._judge(decodeName(rawName)));
 
   private _judge(name: string): boolean {
     if (this._names.has(name)) return true;
