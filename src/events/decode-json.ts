@@ -16,6 +16,14 @@ import type { DecodeStats, FieldSubset, FieldUse, FieldValue, HeaderUse, ProbeEv
 import { decodeUtf8Escaping } from './utf8.js';
 
 const NEWLINE = 0x0a;
+/**
+ * Lines longer than this are scanned for nesting before JSON.parse (see json-depth.ts); a shorter one parses into a
+ * few tens of KiB at worst, however deep.
+ */
+const SCAN_BEFORE_PARSE = 1024;
+
+/** What a parsed line can be turned away for before its nesting is known. */
+type Rejection = FieldProblem | 'malformed' | 'notEvents';
 const INTEGER_AT = /^\s*(-?\d+)\s*(?:[,}]|$)/;
 
 /**
@@ -186,28 +194,28 @@ export class JsonLineDecoder {
 
   private _text(text: string, out: ProbeEvent[]): void {
     this.stats.lines++;
-    if (nestedBeyond(text)) {
-      this.stats.tooDeep++;
-      return;
-    }
+    // A long line is judged before the parse could build its nesting. A short one parses into little whatever it
+    // holds, so its nesting is looked at only once it proves not flat (`_reject`, `_toEvent`): a flat line, nearly
+    // every one, costs no scan of its own. Either way a line nested too deep is counted as `tooDeep`, and only so.
+    if (text.length > SCAN_BEFORE_PARSE && nestedBeyond(text)) return void this.stats.tooDeep++;
     const obj = parseObject(text);
-    if (obj === undefined) {
-      this.stats.malformed++;
-      return;
-    }
+    if (obj === undefined) return this._reject(text, 'malformed');
     this._toEvent(obj, text, out);
+  }
+
+  /** A line turned away for `why`, unless it is nested too deep, which is counted first (see `_text`). */
+  private _reject(text: string, why: Rejection): void {
+    this.stats[nestedBeyond(text) ? 'tooDeep' : why]++;
   }
 
   /** The event of a parsed line, admitted by the clock into `out`, or counted under why it is not one. */
   private _toEvent(obj: Record<string, unknown>, text: string, out: ProbeEvent[]): void {
     const rawType = obj.type;
-    if (typeof rawType !== 'string' || rawType.length === 0) {
-      this.stats.notEvents++;
-      return;
-    }
+    if (typeof rawType !== 'string' || rawType.length === 0) return this._reject(text, 'notEvents');
     const legacy = typeof obj.module !== 'string';
     let type = legacy ? rawType.replaceAll('-', '_') : rawType;
     if (legacy && type === 'h2olog_event_lost') {
+      if (nestedBeyond(text)) return void this.stats.tooDeep++;
       const lost = obj.lost;
       this.stats.reportedLost += typeof lost === 'number' ? lost : 1;
       return;
@@ -218,7 +226,9 @@ export class JsonLineDecoder {
     // The current format's parsed line is used as the fields object as is (no copy per event), unless a value is
     // not a field value (nested JSON: not H2O's) or the line is the old format, whose names need rewriting.
     const checked = checkFieldValues(obj, text);
-    if (typeof checked === 'string') return void this.stats[checked]++;
+    if (typeof checked === 'string') return this._reject(text, checked);
+    // Every check after this one is of a line judged flat, or of one whose nesting was just looked at.
+    if (!checked && nestedBeyond(text)) return void this.stats.tooDeep++;
     const fields = !legacy && checked ? (obj as Record<string, FieldValue>) : copyFields(obj, type, legacy);
     // The old format's names are checked once renamed.
     const problem = legacy ? fieldsProblem(fields) : undefined;

@@ -26,7 +26,13 @@ function isUnsigned64(v: unknown): boolean {
 
 /** The problem with field `key` of value `v`, if it is one the later stages read and `v` does not fit it. */
 export function fieldProblem(key: string, v: unknown): FieldProblem | undefined {
+  // A switch compares the name with its cases in order: the keys every line has come first, and end it at once.
   switch (key) {
+    case 'module':
+    case 'type':
+    case 'tid':
+    case 'time':
+      return undefined;
     case 'conn_id':
     case 'req_id':
     case 'path_index':

@@ -132,3 +132,33 @@ test('the line limit counts bytes, not characters, on the whole-chunk path', () 
   assert.equal(out.length, 1);
   assert.equal(out[0]!.fields.value, 'é'.repeat(20));
 });
+
+test('a line nested too deep is counted as tooDeep whatever else is wrong with it, long or short', () => {
+  const deep = '[[[1]]]';
+  const long = ',"pad":"' + 'x'.repeat(2048) + '"';
+  const ok = '"module":"h2o","type":"h1_close","tid":1,"time":5,"conn_id":1';
+  const lines = [
+    `{${ok},"a":${deep}}`, // an event otherwise
+    `{${ok},"a":${deep}${long}}`, // long: judged before the parse
+    `{"tid":1,"a":${deep}}`, // no type
+    `{"type":"h2olog-event-lost","lost":3,"a":${deep}}`, // the old format's lost marker
+    `{${ok},"status":"x","a":${deep}}`, // a field problem first
+    `{"a":${deep},${ok},"req_id":-1}`, // a field problem after it
+    `{${ok},"a":${deep}`, // cut: not JSON
+    deep, // not an object
+  ];
+  const { events, stats } = decode(lines.join('\n') + '\n');
+  assert.equal(events.length, 0);
+  assert.equal(stats.tooDeep, lines.length);
+  assert.equal(stats.reportedLost + stats.malformed + stats.notEvents + stats.badFields + stats.badIds, 0);
+  // One level of nesting is judged as any other line.
+  const flat = decode(
+    `{${ok},"a":[1]}\n{"tid":1,"a":[1]}\n{${ok},"status":[200]}\n{${ok},"a":[1]\n[[1]]\n` +
+      `{"type":"h2olog-event-lost","lost":3,"a":{"b":1}}\n`,
+  );
+  assert.equal(flat.events.length, 1);
+  assert.deepEqual(
+    [flat.stats.notEvents, flat.stats.badStatuses, flat.stats.malformed, flat.stats.reportedLost],
+    [1, 1, 2, 3],
+  );
+});
