@@ -4,7 +4,7 @@
  * replaced by `REDACTED` even when a user allows them. Names are judged as H2O spells them (lowercase), whatever
  * the capture wrote: a replayed or foreign capture's `Authorization`, `COOKIE` or `cookie\0` is still a secret.
  */
-import { perName, SECRET_HEADER_NAME_PARTS, SecretNames } from './secret-names.js';
+import { PerName, SECRET_HEADER_NAME_PARTS, SecretNames } from './secret-names.js';
 
 /**
  * Always redacted: credentials and their challenges, session cookies, the usual API-key and CSRF headers; any
@@ -50,6 +50,9 @@ export interface HeaderPolicyOptions {
 export interface HeaderRule {
   /** The attribute key's last part: the name lowercased, without control characters or surrounding spaces. */
   readonly key: string;
+  /** The attribute keys, `http.request.header.<key>` and `http.response.header.<key>`, built once per name. */
+  readonly requestAttribute: string;
+  readonly responseAttribute: string;
   readonly request: boolean;
   readonly response: boolean;
   /** The value is exported as REDACTED: a secret's name, or a name no HTTP parser accepts (a disguise). */
@@ -67,6 +70,8 @@ export interface HeaderPolicy {
   readonly responseNames: readonly string[] | 'all';
 }
 
+const REQUEST_PREFIX = 'http.request.header.';
+const RESPONSE_PREFIX = 'http.response.header.';
 // eslint-disable-next-line no-control-regex -- stripping control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/g;
 /** An RFC 9110 field name (a token), or a pseudo-header. */
@@ -78,21 +83,19 @@ export function normalizeHeaderName(name: string): string {
 }
 
 /**
- * Header names as a decoder meets them: H2O's own spelling is found at once; any other (a foreign capture's
- * `X-Request-Id`) is normalised once per distinct spelling.
+ * Header names as a decoder meets them, each spelling (H2O's own, or a foreign capture's `X-Request-Id`)
+ * normalised once: then one lookup per header line, whether the name is in the set or not.
  */
 export class HeaderNameSet {
-  private readonly _names: ReadonlySet<string>;
-  private readonly _others: (name: string) => boolean;
+  private readonly _verdicts: PerName<boolean>;
 
   constructor(names: readonly string[]) {
     const normalized = new Set(names.map(normalizeHeaderName));
-    this._names = normalized;
-    this._others = perName((name) => normalized.has(normalizeHeaderName(name)));
+    this._verdicts = new PerName((name) => normalized.has(normalizeHeaderName(name)));
   }
 
   has(name: string): boolean {
-    return this._names.has(name) || this._others(name);
+    return this._verdicts.get(name);
   }
 }
 
@@ -119,13 +122,16 @@ export function headerPolicy(opts: HeaderPolicyOptions): HeaderPolicy {
     const pseudo = key.startsWith(':');
     return {
       key,
+      requestAttribute: REQUEST_PREFIX + key,
+      responseAttribute: RESPONSE_PREFIX + key,
       request: captureRequest(key),
       response: captureResponse(key),
       redacted: !FIELD_NAME.test(name.trim().toLowerCase()) || (!pseudo && secrets.has(key)),
     };
   };
+  const rules = new PerName(judge);
   return {
-    rule: perName(judge),
+    rule: (name) => rules.get(name),
     maxValueLength: opts.maxValueLength,
     anyResponse: responseNames === 'all' || responseNames.length > 0,
     requestNames,

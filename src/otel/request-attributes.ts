@@ -81,7 +81,7 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
         break;
     }
     const rule = policy.rule(h.name);
-    if (rule.request) capture(opts, rule, captured, h, truncated, 'http.request.header.');
+    if (rule.request) capture(opts, rule.requestAttribute, rule, captured, h, truncated);
   }
   if (method !== undefined) {
     if (KNOWN_METHODS.has(method)) {
@@ -122,7 +122,7 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
       if (Number.isSafeInteger(n)) a['http.response.body.size'] = n;
     }
     const rule = policy.rule(h.name);
-    if (rule.response) capture(opts, rule, captured, h, truncated, 'http.response.header.');
+    if (rule.response) capture(opts, rule.responseAttribute, rule, captured, h, truncated);
   }
   const stats = req.streamStats;
   if (stats !== undefined) {
@@ -144,13 +144,12 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
  */
 function capture(
   opts: RequestAttributeOptions,
+  key: string,
   rule: HeaderRule,
   captured: Map<string, string[]>,
   h: Header,
   truncated: string[],
-  prefix: string,
 ): void {
-  const key = prefix + rule.key;
   const max = opts.headers.maxValueLength;
   let value = h.value;
   if (rule.redacted) {

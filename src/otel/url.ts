@@ -1,5 +1,5 @@
 /** `:path` and `:authority` → the url.* and server.* attributes, with sensitive query values scrubbed. */
-import { perName, REDACTED, SECRET_NAME_PARTS, SecretNames } from './secret-names.js';
+import { PerName, REDACTED, SECRET_NAME_PARTS, SecretNames } from './secret-names.js';
 
 /**
  * Query parameters always redacted. The semantic conventions' list for `url.query` (semconv 1.45: X-Amz-Signature,
@@ -63,13 +63,16 @@ export function splitTarget(target: string): SplitTarget {
  */
 export class SensitiveQueryParams {
   private readonly _names: SecretNames;
+  private readonly _verdicts = new PerName((rawName) => this._judge(decodeName(rawName)));
 
   constructor(names: readonly string[]) {
     this._names = new SecretNames(names, SECRET_NAME_PARTS);
   }
 
   /** `rawName` as written in the URL. */
-  readonly has: (rawName: string) => boolean = perName((rawName) => this._judge(decodeName(rawName)));
+  has(rawName: string): boolean {
+    return this._verdicts.get(rawName);
+  }
 
   private _judge(name: string): boolean {
     if (this._names.has(name)) return true;
