@@ -93,6 +93,9 @@ function decodeName(raw: string): string {
 
 const AMPERSAND = 0x26;
 const SEMICOLON = 0x3b;
+const QUESTION = 0x3f;
+const HASH = 0x23;
+const SPACE = 0x20;
 
 /** `a=1&token=x;sig=y` → `a=1&token=REDACTED;sig=REDACTED`: pairs split on `&` and `;`, names kept. */
 export function redactQuery(query: string, sensitive: SensitiveQueryParams): string {
@@ -122,18 +125,45 @@ export function redactPath(path: string, sensitive: SensitiveQueryParams): strin
 
 /** `scheme://user:password@` (semantic conventions: both replaced by REDACTED). */
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@<>"']*@/gi;
-/** A run of parameters after `?`, `#` (OAuth puts tokens in fragments) or `;`. */
-const PARAMS = /([?#;] *)([^\s<>"'?#;]*)/g;
+/** What ends a run of parameters: `\s` of a regular expression, and `<>"'?#;`. */
+const PARAMS_END = /[\s<>"'?#;]/;
+
+function endsParams(c: number): boolean {
+  // Printable ASCII other than these never does: the test below is for the rest.
+  if (c > 0x20 && c < 0x7f)
+    return c === 0x3c || c === 0x3e || c === 0x22 || c === 0x27 || c === 0x3f || c === 0x23 || c === 0x3b;
+  return PARAMS_END.test(String.fromCharCode(c));
+}
 
 /**
  * A header value that may hold URLs (`referer`, `location`, `link`, `refresh`, a rewritten `x-original-uri`...):
- * the sensitive parameters of their queries, fragments and paths, and their user:password, redacted.
+ * the sensitive parameters of their queries, fragments and paths, and their user:password, redacted. Each run of
+ * parameters after `?`, `#` (OAuth puts tokens in fragments) or `;` and the spaces after it, up to a space, quote,
+ * angle bracket or the next such mark, goes through `redactQuery`. A scan, not a replace with a callback: nearly
+ * every value (`text/html; charset=utf-8`) comes out as it went in, and then costs no new string.
  */
 export function redactUrls(text: string, sensitive: SensitiveQueryParams): string {
   let t = text;
   if (t.includes('@')) t = t.replace(USERINFO, `$1${REDACTED}:${REDACTED}@`);
   if (!t.includes('=')) return t;
-  return t.replace(PARAMS, (_m, mark: string, params: string) => mark + redactQuery(params, sensitive));
+  let out: string | undefined;
+  let copied = 0;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c !== QUESTION && c !== HASH && c !== SEMICOLON) continue;
+    let from = i + 1;
+    while (t.charCodeAt(from) === SPACE) from++;
+    let to = from;
+    while (to < t.length && !endsParams(t.charCodeAt(to))) to++;
+    const params = t.slice(from, to);
+    const redacted = redactQuery(params, sensitive);
+    if (redacted !== params) {
+      out = (out ?? '') + t.slice(copied, from) + redacted;
+      copied = to;
+    }
+    i = to - 1;
+  }
+  return out === undefined ? t : out + t.slice(copied);
 }
 
 export interface Authority {
