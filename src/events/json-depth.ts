@@ -1,6 +1,7 @@
 /**
  * H2O writes one flat JSON object per line (h2o-tracing-interfaces §1: the prefix, then scalar fields). Deep
- * nesting is told apart before JSON.parse builds it: a few MB of `[[[[…` parse into hundreds of MB of arrays.
+ * nesting of a long line is told apart before JSON.parse builds it: a few MB of `[[[[…` parse into hundreds of MB
+ * of arrays. A short line is scanned only if it parsed into something not flat (see decode-json.ts).
  */
 
 /**
