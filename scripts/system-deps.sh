@@ -3,9 +3,11 @@
 #   libbpf1           the USDT source loads libbpf.so.1 at run time (libbpf >= 1.0: Debian 12, Ubuntu 23.04+)
 #   clang libbpf-dev linux-libc-dev   `npm run build:bpf` rebuilds the BPF program (a test does)
 #   gcc systemtap-sdt-dev             the USDT test fixture: a C program with H2O's probes (sys/sdt.h, dtrace)
+#   dwarves                           pahole: the request probe's struct layouts from H2O's debug info (BTF)
+#   openssl                           the test H2O's self-signed certificate (harness/h2o-server.ts)
 set -eu
 need=""
-for pkg in libbpf1 libbpf-dev clang linux-libc-dev gcc systemtap-sdt-dev; do
+for pkg in libbpf1 libbpf-dev clang linux-libc-dev gcc systemtap-sdt-dev dwarves openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0
