@@ -23,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 list=/etc/apt/sources.list.d/h2o-otel-src.list
 
-# The mirror, suite and key of the machine's main Debian source (deb822 .sources, else sources.list); the release's
+# The mirror, suite, key (- when none) and components of the machine's main Debian source (deb822 .sources, else sources.list); the release's
 # codename and deb.debian.org when neither says.
 main_source() {
   for f in /etc/apt/sources.list.d/*.sources; do
@@ -31,9 +31,9 @@ main_source() {
     awk '
       function flush() {
         if (types ~ /(^| )deb( |$)/ && uri != "" && suite != "" && suite !~ /-(security|updates|backports)$/) {
-          print uri, suite, key; found = 1; exit
+          print uri, suite, (key == "" ? "-" : key), comps; found = 1; exit
         }
-        types = uri = suite = key = ""
+        types = uri = suite = key = comps = ""
       }
       /^[ \t]*$/ { flush(); next }
       /^[ \t]*#/ { next }
@@ -41,6 +41,7 @@ main_source() {
       $1 == "URIs:" { uri = $2 }
       $1 == "Suites:" { suite = $2 }
       $1 == "Signed-By:" { key = $2 }
+      $1 == "Components:" { comps = $0; sub(/^Components:[ \t]*/, "", comps) }
       END { if (!found) flush() }
     ' "$f" | head -n 1
   done
@@ -48,24 +49,30 @@ main_source() {
     [ -f "$f" ] || continue
     [ "$f" = "$list" ] && continue
     awk '$1 == "deb" {
-      key = ""
+      key = "-"
       if (match($0, /\[[^]]*\]/)) {
         opts = substr($0, RSTART + 1, RLENGTH - 2)
         if (match(opts, /signed-by=[^ ]*/)) key = substr(opts, RSTART + 10, RLENGTH - 10)
         $0 = substr($0, 1, index($0, "[") - 1) substr($0, index($0, "]") + 1)
       }
-      if ($3 !~ /-(security|updates|backports)$/) { print $2, $3, key; exit }
+      if ($3 !~ /-(security|updates|backports)$/) {
+        comps = $4; for (i = 5; i <= NF; i++) comps = comps " " $i
+        print $2, $3, key, comps; exit
+      }
     }' "$f"
   done
   # shellcheck disable=SC1091
   . /etc/os-release
-  echo "http://deb.debian.org/debian ${VERSION_CODENAME:-bookworm} /usr/share/keyrings/debian-archive-keyring.gpg"
+  echo "http://deb.debian.org/debian ${VERSION_CODENAME:-bookworm} /usr/share/keyrings/debian-archive-keyring.gpg main"
 }
 
 # shellcheck disable=SC2046
 set -- $(main_source | head -n 1)
-uri=$1 suite=$2 key=${3:-}
-entry="deb-src${key:+ [signed-by=$key]} $uri $suite main"
+uri=$1 suite=$2 key=$3
+shift 3
+[ "$key" = - ] && key=""
+# The same components as the binaries: h2o is in main on Debian, in universe on Ubuntu.
+entry="deb-src${key:+ [signed-by=$key]} $uri $suite $*"
 if [ "$(cat "$list" 2>/dev/null)" != "$entry" ]; then
   echo "$entry" >"$list"
 fi
