@@ -1,7 +1,8 @@
 // Two builds of the same struct names with different field orders: their layouts, read by field name from each
 // build's own debug info (DWARF → BTF by pahole), locate the same values in each build's struct bytes.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -133,5 +134,19 @@ describe('layouts resolved by field name', () => {
       () => parseBtf(Buffer.alloc(32), 'x.btf'),
       (err: unknown) => err instanceof BpfError && /x\.btf: not a BTF file/.test(err.message),
     );
+  });
+});
+
+// The running kernel's BTF is large and has every kind (decl and type tags, 64-bit enums): the reader must walk it
+// and agree with pahole, as it will on an H2O built by a newer toolchain.
+const VMLINUX = '/sys/kernel/btf/vmlinux';
+test('the kernel BTF parses and agrees with pahole', { skip: !existsSync(VMLINUX) }, () => {
+  const pahole = execFileSync('pahole', ['-C', 'task_struct', VMLINUX], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const m = /\spid_t\s+tgid;\s+\/\*\s+(\d+)\s+(\d+)\s+\*\//.exec(pahole.toString());
+  assert.ok(m !== null);
+  assert.deepEqual(readLayout(VMLINUX, ['task_struct.tgid']), {
+    'task_struct.tgid': { offset: Number(m[1]), size: Number(m[2]) },
   });
 });
