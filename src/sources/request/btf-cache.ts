@@ -52,7 +52,9 @@ function runPahole(pahole: string, out: string, debugFile: string): Promise<void
   return new Promise((resolve, reject) => {
     execFile(
       pahole,
-      [`--btf_encode_detached=${out}`, debugFile],
+      // C units only: H2O links some C++ (2.2.5: fourteen C++14 units) whose DWARF pahole cannot encode as BTF
+      // (1.24 stops at GNU_formal_parameter_pack), and every struct the probe reads is C.
+      ['--lang=c,c89,c99,c11', `--btf_encode_detached=${out}`, debugFile],
       { maxBuffer: 1 << 20 },
       (err, _stdout, stderr) => {
         if (err === null) return resolve();
