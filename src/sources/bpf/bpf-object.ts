@@ -157,6 +157,15 @@ export class BpfObject {
     return undefined;
   }
 
+  /** Attach `prog` at the entry of function `funcName` of `binary` (in process `pid`, or -1). Undefined when attached. */
+  attachUprobe(prog: Pointer, pid: number, binary: string, funcName: string): AttachFailure | undefined {
+    this._native.takeMessages();
+    const link = this._native.bpf.attachUprobe(prog, pid, binary, funcName);
+    if (link === null) return { errno: this._native.errno(), libbpf: libbpfSays(this._native) };
+    this._links.push(link);
+    return undefined;
+  }
+
   /** Attached probes not yet detached. */
   get links(): number {
     return this._links.length;

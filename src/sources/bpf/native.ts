@@ -30,6 +30,8 @@ export interface Native {
       name: string,
       cookie: number,
     ): Pointer | null;
+    /** Uprobe at the entry of function `funcName` of `path` (in process `pid`, or -1: every process). */
+    attachUprobe(prog: Pointer, pid: number, path: string, funcName: string): Pointer | null;
     linkDestroy(link: Pointer): void;
     /** The same on a worker thread of libuv's pool, so the event loop goes on meanwhile. */
     linkDestroyAsync(link: Pointer): Promise<void>;
@@ -68,6 +70,14 @@ export function loadNative(): Native {
   const libc = koffi.load('libc.so.6');
   koffi.opaque('bpf_object');
   koffi.struct('bpf_usdt_opts', { sz: 'size_t', usdt_cookie: 'uint64_t' });
+  // libbpf 1.1's struct bpf_uprobe_opts, whole: libbpf resolves `func_name` in the ELF symbols itself.
+  const uprobeOpts = koffi.struct('h2o_otel_uprobe_opts', {
+    sz: 'size_t',
+    ref_ctr_offset: 'size_t',
+    bpf_cookie: 'uint64_t',
+    retprobe: 'bool',
+    func_name: 'const char *',
+  });
   // libbpf 1.1's struct up to btf_custom_path; a smaller `sz` tells libbpf the rest is unset.
   const openOpts = koffi.struct('h2o_otel_object_open_opts', {
     sz: 'size_t',
@@ -96,6 +106,9 @@ export function loadNative(): Native {
   );
   const attachUsdt = lib.func(
     'void *bpf_program__attach_usdt(void *prog, int pid, const char *path, const char *provider, const char *name, const bpf_usdt_opts *opts)',
+  );
+  const attachUprobe = lib.func(
+    'void *bpf_program__attach_uprobe_opts(void *prog, int pid, const char *binary_path, size_t func_offset, const h2o_otel_uprobe_opts *opts)',
   );
   const linkDestroy = lib.func('int bpf_link__destroy(void *link)');
   const setPrint = lib.func('void *libbpf_set_print(h2o_otel_libbpf_print_fn *fn)');
@@ -148,6 +161,14 @@ export function loadNative(): Native {
       mapUpdate: (map, key, value) => mapUpdate(map, key, key.length, value, value.length, 0) as number,
       attachUsdt: (prog, pid, path, provider, name, cookie) =>
         attachUsdt(prog, pid, path, provider, name, { sz: 16, usdt_cookie: cookie }) as Pointer | null,
+      attachUprobe: (prog, pid, path, funcName) =>
+        attachUprobe(prog, pid, path, 0, {
+          sz: koffi.sizeof(uprobeOpts),
+          ref_ctr_offset: 0,
+          bpf_cookie: 0,
+          retprobe: false,
+          func_name: funcName,
+        }) as Pointer | null,
       linkDestroy: (link) => void linkDestroy(link),
       linkDestroyAsync: (link) =>
         new Promise<void>(

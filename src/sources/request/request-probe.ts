@@ -1,0 +1,80 @@
+/**
+ * The request probe (native/h2o_request.bpf.o): one uprobe at the entry of `h2o_dispose_request` in one H2O
+ * binary, with the field offsets of that build written into the program before load, and the records it sends
+ * read from its ring buffer on demand.
+ */
+import { fileURLToPath } from 'node:url';
+import { BpfObject } from '../bpf/bpf-object.js';
+import { BpfError } from '../bpf/errors.js';
+import { loadNative } from '../bpf/native.js';
+import type { RingReader } from '../bpf/ring.js';
+import type { Layout } from './layout.js';
+import {
+  CONFIG_SIZE,
+  decodeRequestRecord,
+  type RequestRecord,
+  writeRequestConfig,
+} from './request-record.js';
+
+export const DEFAULT_REQUEST_OBJECT = fileURLToPath(
+  new URL('../../../../native/h2o_request.bpf.o', import.meta.url),
+);
+export const DISPOSE_FUNCTION = 'h2o_dispose_request';
+const DEFAULT_RING_BYTES = 4 << 20;
+
+export interface RequestProbeOptions {
+  /** The H2O executable (or shared object) holding `h2o_dispose_request`. */
+  readonly binary: string;
+  /** The process to trace, or -1 for every process running `binary`. */
+  readonly pid: number;
+  /** Offsets of this build's fields: every path of CONFIG_FIELDS (request-record.ts). */
+  readonly layout: Layout;
+  readonly objectPath?: string;
+  /** Ring buffer size: a power of two, a multiple of the page size. */
+  readonly ringBytes?: number;
+}
+
+export class RequestProbe {
+  private constructor(
+    private readonly _obj: BpfObject,
+    private readonly _ring: RingReader,
+  ) {}
+
+  /** Load the program for this build's layout and attach it; throws a BpfError saying why not. */
+  static attach(opts: RequestProbeOptions): RequestProbe {
+    const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
+    const obj = BpfObject.load(loadNative(), {
+      path: opts.objectPath ?? DEFAULT_REQUEST_OBJECT,
+      configure: (o) => {
+        o.setMaxEntries('records', ringBytes);
+        writeRequestConfig(o.rodata(CONFIG_SIZE), opts.layout);
+      },
+    });
+    try {
+      const failed = obj.attachUprobe(
+        obj.program('on_dispose_request'),
+        opts.pid,
+        opts.binary,
+        DISPOSE_FUNCTION,
+      );
+      if (failed !== undefined)
+        throw new BpfError(
+          `cannot attach a uprobe at ${DISPOSE_FUNCTION} of ${opts.binary} (errno ${failed.errno}): ${failed.libbpf}`,
+        );
+      return new RequestProbe(obj, obj.ring('records', ringBytes));
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+  }
+
+  /** Hand each record sent so far to `onRecord`, at most `max`; returns how many. */
+  poll(onRecord: (record: RequestRecord) => void, max = 4096): number {
+    return this._ring.drain((data, offset) => onRecord(decodeRequestRecord(data, offset)), max);
+  }
+
+  /** Detach and free everything. */
+  close(): void {
+    this._obj.close();
+  }
+}

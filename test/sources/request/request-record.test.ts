@@ -1,0 +1,154 @@
+// The request probe's record and config, decoded and written from plain bytes, and checked against
+// native/h2o_request.h as gcc lays it out.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  CONFIG_FIELDS,
+  CONFIG_SIZE,
+  decodeRequestRecord,
+  PATH_CAP,
+  RECORD,
+  writeRequestConfig,
+} from '../../../src/sources/request/request-record.js';
+import { repoRoot } from '../../../harness/cli.js';
+
+function timeval(buf: Buffer, off: number, sec: number, usec: number): void {
+  buf.writeBigInt64LE(BigInt(sec), off);
+  buf.writeBigInt64LE(BigInt(usec), off + 8);
+}
+
+test('decodeRequestRecord reads every field, strings cut at their length or cap', () => {
+  const at = 24;
+  const buf = Buffer.alloc(at + RECORD.size, 0xee);
+  const o = at;
+  buf.writeBigUInt64LE(123456789012n, o + RECORD.ktimeNs);
+  buf.writeUInt32LE(4242, o + RECORD.pid);
+  buf.writeInt32LE(0x200, o + RECORD.version);
+  buf.writeBigUInt64LE(7n, o + RECORD.connId);
+  timeval(buf, o + RECORD.connectedAt, 1_700_000_000, 1);
+  timeval(buf, o + RECORD.requestBeginAt, 1_700_000_001, 250_000);
+  timeval(buf, o + RECORD.responseStartAt, 1_700_000_001, 250_100);
+  timeval(buf, o + RECORD.responseEndAt, 1_700_000_001, 250_300);
+  buf.writeBigUInt64LE(1234n, o + RECORD.bytesSent);
+  buf.writeInt32LE(404, o + RECORD.status);
+  buf.writeUInt32LE(3, o + RECORD.methodLen);
+  buf.writeUInt32LE(9, o + RECORD.authorityLen);
+  buf.writeUInt32LE(1000, o + RECORD.pathLen);
+  buf.write('GET', o + RECORD.method, 'latin1');
+  buf.write('localhost', o + RECORD.authority, 'latin1');
+  buf.write('/'.padEnd(PATH_CAP, 'x'), o + RECORD.path, 'latin1');
+
+  const r = decodeRequestRecord(buf, at);
+  assert.deepEqual(r, {
+    ktimeNs: 123456789012n,
+    pid: 4242,
+    version: 0x200,
+    connId: 7n,
+    connectedAtUs: 1_700_000_000_000_001,
+    requestBeginAtUs: 1_700_000_001_250_000,
+    responseStartAtUs: 1_700_000_001_250_100,
+    responseEndAtUs: 1_700_000_001_250_300,
+    bytesSent: 1234n,
+    status: 404,
+    method: 'GET',
+    authority: 'localhost',
+    path: '/'.padEnd(PATH_CAP, 'x'),
+    methodLen: 3,
+    authorityLen: 9,
+    pathLen: 1000,
+  });
+});
+
+test('writeRequestConfig writes each offset in its slot and names a missing field', () => {
+  const layout = Object.fromEntries(CONFIG_FIELDS.map((p, i) => [p, { offset: 1000 + i, size: 8 }]));
+  const mem = Buffer.alloc(CONFIG_SIZE);
+  writeRequestConfig(mem, layout);
+  CONFIG_FIELDS.forEach((_, i) => assert.equal(mem.readUInt32LE(4 * i), 1000 + i));
+  const partial = Object.fromEntries(Object.entries(layout).filter(([p]) => p !== 'st_h2o_req_t.version'));
+  assert.throws(() => writeRequestConfig(mem, partial), /lacks st_h2o_req_t\.version/);
+});
+
+const PROGRAM = `#include <stdio.h>
+#include <stddef.h>
+#include "h2o_request.h"
+#define R(f) printf("\\"%s\\":%zu,", #f, offsetof(struct h2o_request_record, f));
+#define C(f) printf("\\"config.%s\\":%zu,", #f, offsetof(struct h2o_request_config, f));
+int main(void) {
+  printf("{");
+  R(ktime_ns) R(pid) R(version) R(conn_id) R(connected_at) R(request_begin_at) R(response_start_at)
+  R(response_end_at) R(bytes_sent) R(status) R(method_len) R(authority_len) R(path_len) R(method) R(authority) R(path)
+  C(req_conn) C(req_version) C(req_status) C(req_bytes_sent) C(req_request_begin_at) C(req_response_start_at)
+  C(req_response_end_at) C(req_method) C(req_authority) C(req_path) C(conn_id) C(conn_connected_at)
+  printf("\\"size\\":%zu,\\"config_size\\":%zu}", sizeof(struct h2o_request_record), sizeof(struct h2o_request_config));
+  return 0;
+}
+`;
+
+test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-request-layout-'));
+  writeFileSync(join(dir, 'layout.c'), PROGRAM);
+  execFileSync('gcc', ['-I', join(repoRoot, 'native'), '-o', join(dir, 'layout'), join(dir, 'layout.c')]);
+  const c = JSON.parse(execFileSync(join(dir, 'layout')).toString()) as Record<string, number>;
+  assert.deepEqual(
+    [
+      c.ktime_ns,
+      c.pid,
+      c.version,
+      c.conn_id,
+      c.connected_at,
+      c.request_begin_at,
+      c.response_start_at,
+      c.response_end_at,
+      c.bytes_sent,
+      c.status,
+      c.method_len,
+      c.authority_len,
+      c.path_len,
+      c.method,
+      c.authority,
+      c.path,
+      c.size,
+    ],
+    [
+      RECORD.ktimeNs,
+      RECORD.pid,
+      RECORD.version,
+      RECORD.connId,
+      RECORD.connectedAt,
+      RECORD.requestBeginAt,
+      RECORD.responseStartAt,
+      RECORD.responseEndAt,
+      RECORD.bytesSent,
+      RECORD.status,
+      RECORD.methodLen,
+      RECORD.authorityLen,
+      RECORD.pathLen,
+      RECORD.method,
+      RECORD.authority,
+      RECORD.path,
+      RECORD.size,
+    ],
+  );
+  // The config slots are u32s in CONFIG_FIELDS order.
+  const slots = [
+    'req_conn',
+    'req_version',
+    'req_status',
+    'req_bytes_sent',
+    'req_request_begin_at',
+    'req_response_start_at',
+    'req_response_end_at',
+    'req_method',
+    'req_authority',
+    'req_path',
+    'conn_id',
+    'conn_connected_at',
+  ];
+  assert.equal(slots.length, CONFIG_FIELDS.length);
+  slots.forEach((s, i) => assert.equal(c[`config.${s}`], 4 * i, s));
+  assert.equal(c.config_size, CONFIG_SIZE);
+});
