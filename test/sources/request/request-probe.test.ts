@@ -1,0 +1,124 @@
+// The request probe on the real H2O 2.2.5: one uprobe at h2o_dispose_request, fed this build's field offsets from
+// its own debug info, reads each finished request (HTTP/1.1 and HTTP/2 over TLS) from H2O's structs.
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { btfFor } from '../../../src/sources/request/btf-cache.js';
+import { findDebugInfo } from '../../../src/sources/request/debug-info.js';
+import { readLayout } from '../../../src/sources/request/layout.js';
+import { RequestProbe } from '../../../src/sources/request/request-probe.js';
+import { CONFIG_FIELDS, type RequestRecord } from '../../../src/sources/request/request-record.js';
+import { buildDebianH2o } from '../../../harness/debian-h2o.js';
+import { startH2o, type H2oServer } from '../../../harness/h2o-server.js';
+import { skipBpf, waitFor } from '../../../harness/wait.js';
+
+/** One HTTP/1.1 GET on its own connection (closed after), resolving to the status. */
+function get1(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** One HTTP/2 GET over TLS, resolving to the status. */
+function get2(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = http2Connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    session.on('error', reject);
+    const stream = session.request({ ':path': path });
+    let status = 0;
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('error', reject);
+    stream.resume();
+    stream.on('end', () => {
+      session.close();
+      resolve(status);
+    });
+  });
+}
+
+describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
+  let h2o: H2oServer;
+  let probe: RequestProbe;
+  const records: RequestRecord[] = [];
+  const poll = (): number => probe.poll((r) => records.push(r));
+  const seen = (): string =>
+    records.map((r) => `${r.version.toString(16)} ${r.method} ${r.path} ${r.status}`).join('\n');
+
+  before(
+    async () => {
+      const bin = await buildDebianH2o();
+      const btf = await btfFor(findDebugInfo(bin), {
+        cacheDir: mkdtempSync(join(tmpdir(), 'h2o-otel-btf-')),
+      });
+      const layout = readLayout(btf.path, CONFIG_FIELDS);
+      h2o = await startH2o(bin);
+      probe = RequestProbe.attach({ binary: bin, pid: h2o.pid, layout, ringBytes: 1 << 20 });
+    },
+    { timeout: 15 * 60_000 },
+  );
+
+  after(async () => {
+    probe?.close();
+    await h2o?.stop();
+  });
+
+  test('HTTP/1.1 200 and 404, HTTP/2 over TLS: one record each, read from H2O by field name', async () => {
+    const began = Date.now() * 1000;
+    assert.equal(await get1(h2o.httpPort, '/'), 200);
+    assert.equal(await get1(h2o.httpPort, '/missing'), 404);
+    assert.equal(await get2(h2o.httpsPort, '/index.html'), 200);
+    const find = (version: number, path: string): RequestRecord | undefined =>
+      records.find((r) => r.version === version && r.path === path);
+    await waitFor(
+      () => {
+        poll();
+        return find(0x101, '/') && find(0x101, '/missing') && find(0x200, '/index.html') ? true : false;
+      },
+      'a record per request',
+      10_000,
+      seen,
+    );
+    const cases = [
+      { r: find(0x101, '/')!, status: 200, authority: `127.0.0.1:${h2o.httpPort}` },
+      { r: find(0x101, '/missing')!, status: 404, authority: `127.0.0.1:${h2o.httpPort}` },
+      { r: find(0x200, '/index.html')!, status: 200, authority: `127.0.0.1:${h2o.httpsPort}` },
+    ];
+    for (const { r, status, authority } of cases) {
+      const what = `${r.version.toString(16)} ${r.path}`;
+      assert.equal(r.method, 'GET', what);
+      assert.equal(r.methodLen, 3, what);
+      assert.equal(r.pathLen, r.path.length, what);
+      assert.equal(r.authority, authority, what);
+      assert.equal(r.status, status, what);
+      assert.equal(r.pid, h2o.pid, what);
+      assert.ok(r.connId > 0n, `${what}: conn id`);
+      assert.ok(r.ktimeNs > 0n, `${what}: kernel time`);
+      assert.ok(r.connectedAtUs >= began - 1_000_000, `${what}: connected_at ${r.connectedAtUs}`);
+      assert.ok(r.requestBeginAtUs >= r.connectedAtUs, `${what}: request begins after connect`);
+      assert.ok(r.responseEndAtUs >= r.requestBeginAtUs, `${what}: response_end_at ≥ request_begin_at`);
+      assert.ok(r.responseStartAtUs >= r.requestBeginAtUs, `${what}: response_start_at ≥ request_begin_at`);
+    }
+    for (const [version, path] of [
+      [0x101, '/'],
+      [0x101, '/missing'],
+      [0x200, '/index.html'],
+    ] as const)
+      assert.equal(records.filter((r) => r.version === version && r.path === path).length, 1, `one ${path}`);
+    assert.ok(cases[0]!.r.bytesSent >= BigInt(h2o.indexBody.length), 'bytes_sent counts the body');
+    assert.notEqual(cases[0]!.r.connId, cases[1]!.r.connId, 'two HTTP/1 connections, two ids');
+    // An HTTP/1 connection's close may also pass through h2o_dispose_request with version 0 (not a request).
+    for (const r of records.filter((x) => x.version === 0)) {
+      assert.equal(r.status, 0);
+      assert.equal(r.methodLen, 0);
+    }
+  });
+});
