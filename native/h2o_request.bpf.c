@@ -51,15 +51,56 @@ struct h2o_iovec {
             bpf_probe_read_user((dst), bounded(n_ - 1, (cap) - 1) + 1, iov_.base);                                 \
     } while (0)
 
+/*
+ * One record per request header (at most H2O_REQUEST_MAX_HEADERS), keyed like the request record that follows.
+ * All are sent: user space keeps the names some span uses.
+ */
+static __always_inline __u64 send_headers(const void *req, __u64 ktime_ns, __u32 pid)
+{
+    const char *entries = NULL;
+    __u64 count = 0;
+    read_at(&entries, sizeof(entries), req, config.req_headers_entries);
+    read_at(&count, sizeof(count), req, config.req_headers_size);
+    if (!entries)
+        return count;
+    __u32 stride = config.header_size;
+#pragma clang loop unroll(disable)
+    for (__u32 i = 0; i < H2O_REQUEST_MAX_HEADERS; i++) {
+        if (i >= count)
+            break;
+        const char *h = entries + (__u64)i * stride;
+        struct h2o_request_header_record *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
+        if (!r)
+            break;
+        r->ktime_ns = ktime_ns;
+        r->req = (__u64)req;
+        r->pid = pid;
+        r->index = i;
+        r->name_len = 0;
+        const void *name = NULL;
+        read_at(&name, sizeof(name), h, config.header_name);
+        if (name)
+            READ_IOVEC(r->name, H2O_REQUEST_HEADER_NAME_CAP, r->name_len, name, 0);
+        READ_IOVEC(r->value, H2O_REQUEST_HEADER_VALUE_CAP, r->value_len, h, config.header_value);
+        bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+    }
+    return count;
+}
+
 SEC("uprobe")
 int on_dispose_request(struct pt_regs *ctx)
 {
     const void *req = (const void *)PT_REGS_PARM1(ctx);
+    __u64 ktime_ns = bpf_ktime_get_ns();
+    __u32 pid = bpf_get_current_pid_tgid() >> 32;
+    __u64 header_count = send_headers(req, ktime_ns, pid);
     struct h2o_request_record *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
     if (!r)
         return 0;
-    r->ktime_ns = bpf_ktime_get_ns();
-    r->pid = bpf_get_current_pid_tgid() >> 32;
+    r->ktime_ns = ktime_ns;
+    r->pid = pid;
+    r->req = (__u64)req;
+    r->header_count = header_count;
     r->version = 0;
     r->status = 0;
     r->bytes_sent = 0;

@@ -12,8 +12,13 @@
 #define H2O_REQUEST_METHOD_CAP 32
 #define H2O_REQUEST_AUTHORITY_CAP 128
 #define H2O_REQUEST_PATH_CAP 256
+#define H2O_REQUEST_HEADER_NAME_CAP 64
+#define H2O_REQUEST_HEADER_VALUE_CAP 256
+/* Request headers read per request: more are counted in header_count but not sent. */
+#define H2O_REQUEST_MAX_HEADERS 64
 
-/* Byte offsets of fields in st_h2o_req_t (req_*) and st_h2o_conn_t (conn_*). */
+/* Byte offsets of fields in st_h2o_req_t (req_*), st_h2o_conn_t (conn_*) and st_h2o_header_t (header_*); header_size
+ * is sizeof(st_h2o_header_t), the stride of req->headers.entries. */
 struct h2o_request_config {
     __u32 req_conn;
     __u32 req_version;
@@ -27,6 +32,11 @@ struct h2o_request_config {
     __u32 req_path;
     __u32 conn_id;
     __u32 conn_connected_at;
+    __u32 req_headers_entries;
+    __u32 req_headers_size;
+    __u32 header_name;
+    __u32 header_value;
+    __u32 header_size;
 };
 
 struct h2o_timeval {
@@ -52,6 +62,22 @@ struct h2o_request_record {
     __u8 method[H2O_REQUEST_METHOD_CAP];
     __u8 authority[H2O_REQUEST_AUTHORITY_CAP];
     __u8 path[H2O_REQUEST_PATH_CAP];
+    /* With ktime_ns and pid, the key of this request's header records (sent before it). */
+    __u64 req;
+    /* H2O's count of request headers, of which at most H2O_REQUEST_MAX_HEADERS were sent. */
+    __u64 header_count;
+};
+
+/* One per request header, sent before its request's record; told apart from it by its size. */
+struct h2o_request_header_record {
+    __u64 ktime_ns;
+    __u64 req;
+    __u32 pid;
+    __u32 name_len;
+    __u32 value_len;
+    __u32 index;
+    __u8 name[H2O_REQUEST_HEADER_NAME_CAP];
+    __u8 value[H2O_REQUEST_HEADER_VALUE_CAP];
 };
 
 #endif

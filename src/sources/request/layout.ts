@@ -38,7 +38,7 @@ export function readLayout(
 /**
  * Every path in `required` and those of `optional` this build has. A path is `struct.field[.field…]`, the struct
  * named by its tag (`st_h2o_req_t`) or a typedef of it; fields of anonymous members are found as if they were the
- * parent's. A missing required field throws a LayoutError naming it and what the struct has instead; a bitfield,
+ * parent's; a struct named alone (`st_h2o_header_t`) gives its size at offset 0. A missing required field throws a LayoutError naming it and what the struct has instead; a bitfield,
  * or a step through a pointer, throws whichever list it is in.
  */
 export function resolveLayout(
@@ -73,7 +73,8 @@ function resolvePath(btf: Btf, structs: Map<string, BtfType>, path: string): Fie
   const [structName = '', ...fields] = path.split('.');
   let type = structs.get(structName);
   if (type === undefined) return `struct ${structName} (needed for ${path})`;
-  if (fields.length === 0) throw new BpfError(`field path ${path} names no field`);
+  // A struct named alone: its size, e.g. the stride of an array of it.
+  if (fields.length === 0) return { offset: 0, size: type.size };
   let bits = 0;
   let where = structName;
   for (let i = 0; i < fields.length; i++) {

@@ -9,12 +9,7 @@ import { BpfError } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import type { RingReader } from '../bpf/ring.js';
 import type { Layout } from './layout.js';
-import {
-  CONFIG_SIZE,
-  decodeRequestRecord,
-  type RequestRecord,
-  writeRequestConfig,
-} from './request-record.js';
+import { CONFIG_SIZE, RequestAssembler, type RequestRecord, writeRequestConfig } from './request-record.js';
 
 export const DEFAULT_REQUEST_OBJECT = fileURLToPath(
   new URL('../../../../native/h2o_request.bpf.o', import.meta.url),
@@ -35,6 +30,8 @@ export interface RequestProbeOptions {
 }
 
 export class RequestProbe {
+  private readonly _assembler = new RequestAssembler();
+
   private constructor(
     private readonly _obj: BpfObject,
     private readonly _ring: RingReader,
@@ -68,9 +65,20 @@ export class RequestProbe {
     }
   }
 
-  /** Hand each record sent so far to `onRecord`, at most `max`; returns how many. */
+  /**
+   * Hand each request sent so far, with its headers, to `onRecord`, reading at most `max` ring records (header
+   * records included); returns how many requests.
+   */
   poll(onRecord: (record: RequestRecord) => void, max = 4096): number {
-    return this._ring.drain((data, offset) => onRecord(decodeRequestRecord(data, offset)), max);
+    let requests = 0;
+    this._ring.drain((data, offset, length) => {
+      const record = this._assembler.push(data, offset, length);
+      if (record !== undefined) {
+        requests++;
+        onRecord(record);
+      }
+    }, max);
+    return requests;
   }
 
   /** Detach and free everything. */

@@ -1,13 +1,15 @@
 /**
- * The TypeScript side of `struct h2o_request_config` and `struct h2o_request_record` (native/h2o_request.h): the
- * field offsets written into the request probe's .rodata, and the decoding of the one record it sends per call of
- * `h2o_dispose_request`.
+ * The TypeScript side of native/h2o_request.h: the field offsets written into the request probe's .rodata, the
+ * decoding of the records it sends per call of `h2o_dispose_request` (one per request header, then the request's),
+ * and their assembly into one request with its headers.
  */
 import type { Layout } from './layout.js';
 
 export const METHOD_CAP = 32;
 export const AUTHORITY_CAP = 128;
 export const PATH_CAP = 256;
+export const HEADER_NAME_CAP = 64;
+export const HEADER_VALUE_CAP = 256;
 
 /** Byte offsets in the record. */
 export const RECORD = {
@@ -27,7 +29,22 @@ export const RECORD = {
   method: 112,
   authority: 112 + METHOD_CAP,
   path: 112 + METHOD_CAP + AUTHORITY_CAP,
-  size: 112 + METHOD_CAP + AUTHORITY_CAP + PATH_CAP,
+  req: 112 + METHOD_CAP + AUTHORITY_CAP + PATH_CAP,
+  headerCount: 120 + METHOD_CAP + AUTHORITY_CAP + PATH_CAP,
+  size: 128 + METHOD_CAP + AUTHORITY_CAP + PATH_CAP,
+} as const;
+
+/** Byte offsets in a header record. */
+export const HEADER_RECORD = {
+  ktimeNs: 0,
+  req: 8,
+  pid: 16,
+  nameLen: 20,
+  valueLen: 24,
+  index: 28,
+  name: 32,
+  value: 32 + HEADER_NAME_CAP,
+  size: 32 + HEADER_NAME_CAP + HEADER_VALUE_CAP,
 } as const;
 
 /** Config slots in .rodata order (u32 each) → the layout path whose offset goes there. */
@@ -44,18 +61,36 @@ export const CONFIG_FIELDS = [
   'st_h2o_req_t.input.path',
   'st_h2o_conn_t.id',
   'st_h2o_conn_t.connected_at',
+  'st_h2o_req_t.headers.entries',
+  'st_h2o_req_t.headers.size',
+  'st_h2o_header_t.name',
+  'st_h2o_header_t.value',
+  'st_h2o_header_t',
 ] as const;
 
 export const CONFIG_SIZE = 4 * CONFIG_FIELDS.length;
 
-/** Fill `mem` (the .rodata initial value) with the offsets of `layout`, which must hold every CONFIG_FIELDS path. */
+/**
+ * Fill `mem` (the .rodata initial value) from `layout`, which must hold every CONFIG_FIELDS path: a field's offset,
+ * or for a path naming a struct alone its size (the stride of an array of it).
+ */
 export function writeRequestConfig(mem: Buffer, layout: Layout): void {
   CONFIG_FIELDS.forEach((path, i) => {
     const field = layout[path];
     if (field === undefined) throw new Error(`request probe: the layout lacks ${path}`);
-    mem.writeUInt32LE(field.offset, 4 * i);
+    mem.writeUInt32LE(path.includes('.') ? field.offset : field.size, 4 * i);
   });
 }
+
+/** A request header as H2O holds it (names lowercase); lengths are true ones, the strings capped. */
+export interface RequestHeader {
+  readonly name: string;
+  readonly value: string;
+  readonly nameLen: number;
+  readonly valueLen: number;
+}
+
+const NO_HEADERS: readonly RequestHeader[] = Object.freeze([]);
 
 export interface RequestRecord {
   /** CLOCK_MONOTONIC at dispose, ns. */
@@ -78,6 +113,11 @@ export interface RequestRecord {
   readonly methodLen: number;
   readonly authorityLen: number;
   readonly pathLen: number;
+  /** The `h2o_req_t *` disposed: with pid and ktimeNs, the key of its header records. */
+  readonly req: bigint;
+  /** H2O's count of request headers; `headers` holds at most the probe's maximum (64) of them. */
+  readonly headerCount: number;
+  readonly headers: readonly RequestHeader[];
 }
 
 function timevalUs(buf: Buffer, off: number): number {
@@ -88,8 +128,12 @@ function text(buf: Buffer, off: number, len: number, cap: number): string {
   return buf.toString('latin1', off, off + Math.min(len, cap));
 }
 
-/** The record at `buf[offset…]` (RECORD.size bytes). */
-export function decodeRequestRecord(buf: Buffer, offset = 0): RequestRecord {
+/** The request record at `buf[offset…]` (RECORD.size bytes), with the headers assembled for it. */
+export function decodeRequestRecord(
+  buf: Buffer,
+  offset = 0,
+  headers: readonly RequestHeader[] = NO_HEADERS,
+): RequestRecord {
   const o = offset;
   const methodLen = buf.readUInt32LE(o + RECORD.methodLen);
   const authorityLen = buf.readUInt32LE(o + RECORD.authorityLen);
@@ -111,5 +155,69 @@ export function decodeRequestRecord(buf: Buffer, offset = 0): RequestRecord {
     methodLen,
     authorityLen,
     pathLen,
+    req: buf.readBigUInt64LE(o + RECORD.req),
+    headerCount: Number(buf.readBigUInt64LE(o + RECORD.headerCount)),
+    headers,
   };
+}
+
+interface PendingHeader {
+  readonly ktimeNs: bigint;
+  readonly req: bigint;
+  readonly pid: number;
+  readonly header: RequestHeader;
+}
+
+/** At most this many headers wait for their request; past it the oldest go (their request record was lost). */
+const MAX_PENDING = 4096;
+
+/**
+ * Joins each request record with the header records sent before it. Records of requests disposed at once on other
+ * CPUs may interleave, so headers are matched by key (pid, `h2o_req_t *`, dispose time), never by position.
+ */
+export class RequestAssembler {
+  private _pending: PendingHeader[] = [];
+
+  /** Records waiting for their request: non-zero only between polls or after a lost request record. */
+  get pending(): number {
+    return this._pending.length;
+  }
+
+  /** Take one ring record (`length` bytes at `buf[offset…]`); returns the request when it completes one. */
+  push(buf: Buffer, offset: number, length: number): RequestRecord | undefined {
+    if (length === HEADER_RECORD.size) {
+      this._addHeader(buf, offset);
+      return undefined;
+    }
+    if (length !== RECORD.size) return undefined;
+    if (this._pending.length === 0) return decodeRequestRecord(buf, offset);
+    const ktimeNs = buf.readBigUInt64LE(offset + RECORD.ktimeNs);
+    const req = buf.readBigUInt64LE(offset + RECORD.req);
+    const pid = buf.readUInt32LE(offset + RECORD.pid);
+    const headers: RequestHeader[] = [];
+    // Headers of the same h2o_req_t but another dispose time are orphans of a lost record: drop them too.
+    this._pending = this._pending.filter((p) => {
+      if (p.req !== req || p.pid !== pid) return true;
+      if (p.ktimeNs === ktimeNs) headers.push(p.header);
+      return false;
+    });
+    return decodeRequestRecord(buf, offset, headers);
+  }
+
+  private _addHeader(buf: Buffer, o: number): void {
+    if (this._pending.length >= MAX_PENDING) this._pending.splice(0, MAX_PENDING / 2);
+    const nameLen = buf.readUInt32LE(o + HEADER_RECORD.nameLen);
+    const valueLen = buf.readUInt32LE(o + HEADER_RECORD.valueLen);
+    this._pending.push({
+      ktimeNs: buf.readBigUInt64LE(o + HEADER_RECORD.ktimeNs),
+      req: buf.readBigUInt64LE(o + HEADER_RECORD.req),
+      pid: buf.readUInt32LE(o + HEADER_RECORD.pid),
+      header: {
+        name: text(buf, o + HEADER_RECORD.name, nameLen, HEADER_NAME_CAP),
+        value: text(buf, o + HEADER_RECORD.value, valueLen, HEADER_VALUE_CAP),
+        nameLen,
+        valueLen,
+      },
+    });
+  }
 }

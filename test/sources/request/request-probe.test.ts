@@ -1,5 +1,5 @@
 // The request probe on the real H2O 2.2.5: one uprobe at h2o_dispose_request, fed this build's field offsets from
-// its own debug info, reads each finished request (HTTP/1.1 and HTTP/2 over TLS) from H2O's structs.
+// its own debug info, reads each finished request (HTTP/1.1 and HTTP/2 over TLS) and its headers from H2O's structs.
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
@@ -17,9 +17,9 @@ import { startH2o, type H2oServer } from '../../../harness/h2o-server.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
 
 /** One HTTP/1.1 GET on its own connection (closed after), resolving to the status. */
-function get1(port: number, path: string): Promise<number> {
+function get1(port: number, path: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -29,11 +29,11 @@ function get1(port: number, path: string): Promise<number> {
 }
 
 /** One HTTP/2 GET over TLS, resolving to the status. */
-function get2(port: number, path: string): Promise<number> {
+function get2(port: number, path: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
     const session = http2Connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
     session.on('error', reject);
-    const stream = session.request({ ':path': path });
+    const stream = session.request({ ':path': path, ...headers });
     let status = 0;
     stream.on('response', (h) => (status = Number(h[':status'])));
     stream.on('error', reject);
@@ -119,6 +119,42 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
     for (const r of records.filter((x) => x.version === 0)) {
       assert.equal(r.status, 0);
       assert.equal(r.methodLen, 0);
+    }
+  });
+
+  test('request headers arrive with their request, names lowercase as H2O holds them', async () => {
+    const sent = {
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      'User-Agent': 'h2o-otel-test/1',
+      'X-Allowed': 'yes',
+      Authorization: 'secret',
+    };
+    assert.equal(await get1(h2o.httpPort, '/?h1-headers', sent), 200);
+    assert.equal(await get2(h2o.httpsPort, '/index.html?h2-headers', sent), 200);
+    const find = (path: string): RequestRecord | undefined => records.find((r) => r.path === path);
+    await waitFor(
+      () => {
+        poll();
+        return find('/?h1-headers') && find('/index.html?h2-headers') ? true : false;
+      },
+      'both requests',
+      10_000,
+      seen,
+    );
+    for (const [path, version] of [
+      ['/?h1-headers', 0x101],
+      ['/index.html?h2-headers', 0x200],
+    ] as const) {
+      const r = find(path)!;
+      assert.equal(r.version, version, path);
+      const got = new Map(r.headers.map((h) => [h.name, h.value]));
+      for (const [name, value] of Object.entries(sent))
+        assert.equal(got.get(name.toLowerCase()), value, `${path}: ${name}`);
+      assert.equal(r.headers.length, r.headerCount, `${path}: every header H2O holds`);
+      for (const h of r.headers) {
+        assert.equal(h.name, h.name.toLowerCase(), `${path}: ${h.name}`);
+        assert.equal(h.valueLen, h.value.length, `${path}: ${h.name} length`);
+      }
     }
   });
 });

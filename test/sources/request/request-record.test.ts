@@ -10,8 +10,11 @@ import {
   CONFIG_FIELDS,
   CONFIG_SIZE,
   decodeRequestRecord,
+  HEADER_RECORD,
+  HEADER_VALUE_CAP,
   PATH_CAP,
   RECORD,
+  RequestAssembler,
   writeRequestConfig,
 } from '../../../src/sources/request/request-record.js';
 import { repoRoot } from '../../../harness/cli.js';
@@ -41,6 +44,8 @@ test('decodeRequestRecord reads every field, strings cut at their length or cap'
   buf.write('GET', o + RECORD.method, 'latin1');
   buf.write('localhost', o + RECORD.authority, 'latin1');
   buf.write('/'.padEnd(PATH_CAP, 'x'), o + RECORD.path, 'latin1');
+  buf.writeBigUInt64LE(0x7f00deadbeefn, o + RECORD.req);
+  buf.writeBigUInt64LE(70n, o + RECORD.headerCount);
 
   const r = decodeRequestRecord(buf, at);
   assert.deepEqual(r, {
@@ -60,14 +65,83 @@ test('decodeRequestRecord reads every field, strings cut at their length or cap'
     methodLen: 3,
     authorityLen: 9,
     pathLen: 1000,
+    req: 0x7f00deadbeefn,
+    headerCount: 70,
+    headers: [],
   });
+});
+
+/** A request record (headers: none in the bytes) keyed by pid, req and dispose time. */
+function requestBytes(pid: number, req: bigint, ktimeNs: bigint, path: string): Buffer {
+  const buf = Buffer.alloc(RECORD.size);
+  buf.writeBigUInt64LE(ktimeNs, RECORD.ktimeNs);
+  buf.writeUInt32LE(pid, RECORD.pid);
+  buf.writeBigUInt64LE(req, RECORD.req);
+  buf.writeUInt32LE(path.length, RECORD.pathLen);
+  buf.write(path, RECORD.path, 'latin1');
+  return buf;
+}
+
+function headerBytes(
+  pid: number,
+  req: bigint,
+  ktimeNs: bigint,
+  name: string,
+  value: string,
+  valueLen = value.length,
+): Buffer {
+  const buf = Buffer.alloc(HEADER_RECORD.size, 0xee);
+  buf.writeBigUInt64LE(ktimeNs, HEADER_RECORD.ktimeNs);
+  buf.writeBigUInt64LE(req, HEADER_RECORD.req);
+  buf.writeUInt32LE(pid, HEADER_RECORD.pid);
+  buf.writeUInt32LE(name.length, HEADER_RECORD.nameLen);
+  buf.writeUInt32LE(valueLen, HEADER_RECORD.valueLen);
+  buf.write(name, HEADER_RECORD.name, 'latin1');
+  buf.write(value, HEADER_RECORD.value, 'latin1');
+  return buf;
+}
+
+test('RequestAssembler gives each request the headers sent before it, matched by key across interleaving', () => {
+  const a = new RequestAssembler();
+  const push = (b: Buffer): ReturnType<RequestAssembler['push']> => a.push(b, 0, b.length);
+  const long = 'v'.repeat(HEADER_VALUE_CAP);
+  // Two CPUs: request 1 (req 0x10) and request 2 (req 0x20) interleave their header records.
+  assert.equal(push(headerBytes(7, 0x10n, 100n, 'user-agent', 'curl')), undefined);
+  assert.equal(push(headerBytes(7, 0x20n, 101n, 'traceparent', '00-ab')), undefined);
+  assert.equal(push(headerBytes(7, 0x10n, 100n, 'x-long', long, 5000)), undefined);
+  const first = push(requestBytes(7, 0x10n, 100n, '/one'));
+  assert.equal(first?.path, '/one');
+  assert.deepEqual(first?.headers, [
+    { name: 'user-agent', value: 'curl', nameLen: 10, valueLen: 4 },
+    { name: 'x-long', value: long, nameLen: 6, valueLen: 5000 },
+  ]);
+  assert.equal(a.pending, 1);
+  const second = push(requestBytes(7, 0x20n, 101n, '/two'));
+  assert.deepEqual(second?.headers, [{ name: 'traceparent', value: '00-ab', nameLen: 11, valueLen: 5 }]);
+  assert.equal(a.pending, 0);
+});
+
+test('RequestAssembler drops headers orphaned by a lost request record, never giving them to a later request', () => {
+  const a = new RequestAssembler();
+  const push = (b: Buffer): ReturnType<RequestAssembler['push']> => a.push(b, 0, b.length);
+  push(headerBytes(7, 0x10n, 100n, 'authorization', 'old'));
+  // The request record of dispose time 100 was lost; H2O reuses the same h2o_req_t memory.
+  push(headerBytes(7, 0x10n, 200n, 'user-agent', 'new'));
+  const r = push(requestBytes(7, 0x10n, 200n, '/again'));
+  assert.deepEqual(
+    r?.headers.map((h) => h.name),
+    ['user-agent'],
+  );
+  assert.equal(a.pending, 0);
+  assert.equal(a.push(Buffer.alloc(12), 0, 12), undefined, 'a record of unknown size is ignored');
 });
 
 test('writeRequestConfig writes each offset in its slot and names a missing field', () => {
   const layout = Object.fromEntries(CONFIG_FIELDS.map((p, i) => [p, { offset: 1000 + i, size: 8 }]));
   const mem = Buffer.alloc(CONFIG_SIZE);
   writeRequestConfig(mem, layout);
-  CONFIG_FIELDS.forEach((_, i) => assert.equal(mem.readUInt32LE(4 * i), 1000 + i));
+  // Field paths give their offset; the struct named alone gives its size (the stride of req->headers.entries).
+  CONFIG_FIELDS.forEach((p, i) => assert.equal(mem.readUInt32LE(4 * i), p.includes('.') ? 1000 + i : 8, p));
   const partial = Object.fromEntries(Object.entries(layout).filter(([p]) => p !== 'st_h2o_req_t.version'));
   assert.throws(() => writeRequestConfig(mem, partial), /lacks st_h2o_req_t\.version/);
 });
@@ -76,14 +150,19 @@ const PROGRAM = `#include <stdio.h>
 #include <stddef.h>
 #include "h2o_request.h"
 #define R(f) printf("\\"%s\\":%zu,", #f, offsetof(struct h2o_request_record, f));
+#define H(f) printf("\\"header.%s\\":%zu,", #f, offsetof(struct h2o_request_header_record, f));
 #define C(f) printf("\\"config.%s\\":%zu,", #f, offsetof(struct h2o_request_config, f));
 int main(void) {
   printf("{");
   R(ktime_ns) R(pid) R(version) R(conn_id) R(connected_at) R(request_begin_at) R(response_start_at)
   R(response_end_at) R(bytes_sent) R(status) R(method_len) R(authority_len) R(path_len) R(method) R(authority) R(path)
+  R(req) R(header_count)
+  H(ktime_ns) H(req) H(pid) H(name_len) H(value_len) H(index) H(name) H(value)
   C(req_conn) C(req_version) C(req_status) C(req_bytes_sent) C(req_request_begin_at) C(req_response_start_at)
   C(req_response_end_at) C(req_method) C(req_authority) C(req_path) C(conn_id) C(conn_connected_at)
-  printf("\\"size\\":%zu,\\"config_size\\":%zu}", sizeof(struct h2o_request_record), sizeof(struct h2o_request_config));
+  C(req_headers_entries) C(req_headers_size) C(header_name) C(header_value) C(header_size)
+  printf("\\"size\\":%zu,\\"config_size\\":%zu,", sizeof(struct h2o_request_record), sizeof(struct h2o_request_config));
+  printf("\\"header_size\\":%zu}", sizeof(struct h2o_request_header_record));
   return 0;
 }
 `;
@@ -111,6 +190,8 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       c.method,
       c.authority,
       c.path,
+      c.req,
+      c.header_count,
       c.size,
     ],
     [
@@ -130,7 +211,24 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       RECORD.method,
       RECORD.authority,
       RECORD.path,
+      RECORD.req,
+      RECORD.headerCount,
       RECORD.size,
+    ],
+  );
+  const headerFields = ['ktime_ns', 'req', 'pid', 'name_len', 'value_len', 'index', 'name', 'value'];
+  assert.deepEqual(
+    [...headerFields.map((f) => c[`header.${f}`]), c.header_size],
+    [
+      HEADER_RECORD.ktimeNs,
+      HEADER_RECORD.req,
+      HEADER_RECORD.pid,
+      HEADER_RECORD.nameLen,
+      HEADER_RECORD.valueLen,
+      HEADER_RECORD.index,
+      HEADER_RECORD.name,
+      HEADER_RECORD.value,
+      HEADER_RECORD.size,
     ],
   );
   // The config slots are u32s in CONFIG_FIELDS order.
@@ -147,6 +245,11 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
     'req_path',
     'conn_id',
     'conn_connected_at',
+    'req_headers_entries',
+    'req_headers_size',
+    'header_name',
+    'header_value',
+    'header_size',
   ];
   assert.equal(slots.length, CONFIG_FIELDS.length);
   slots.forEach((s, i) => assert.equal(c[`config.${s}`], 4 * i, s));
