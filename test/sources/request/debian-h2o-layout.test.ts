@@ -40,6 +40,11 @@ before(
       'st_h2o_req_t.res.status',
       'st_h2o_conn_t.id',
       'st_h2o_conn_t.connected_at',
+      'st_h2o_req_t.headers.entries',
+      'st_h2o_req_t.headers.size',
+      'st_h2o_header_t.name',
+      'st_h2o_header_t.value',
+      'st_h2o_header_t',
     ]);
   },
   { timeout: 15 * 60_000 },
@@ -83,4 +88,15 @@ test('st_h2o_conn_t: id and connected_at at the offsets pahole prints', () => {
   const pahole = paholeOffsets('st_h2o_conn_t');
   assert.equal(layout['st_h2o_conn_t.id']?.offset, pahole.get('id'));
   assert.equal(layout['st_h2o_conn_t.connected_at']?.offset, pahole.get('connected_at'));
+});
+
+test('request headers: the vector in st_h2o_req_t, and st_h2o_header_t fields and size as pahole prints', () => {
+  const headers = layout['st_h2o_req_t.headers']!;
+  assert.equal(layout['st_h2o_req_t.headers.entries']?.offset, headers.offset, 'entries first');
+  assert.equal(layout['st_h2o_req_t.headers.size']?.offset, headers.offset + 8, 'size after the pointer');
+  const pahole = paholeOffsets('st_h2o_header_t');
+  assert.equal(layout['st_h2o_header_t.name']?.offset, pahole.get('name'));
+  assert.equal(layout['st_h2o_header_t.value']?.offset, pahole.get('value'));
+  const size = /\/\* size: (\d+),/.exec(execFileSync('pahole', ['-C', 'st_h2o_header_t', bin]).toString());
+  assert.equal(layout['st_h2o_header_t']?.size, Number(size?.[1]), 'the struct named alone gives its size');
 });
