@@ -23,6 +23,14 @@ struct {
     __uint(max_entries, 4 << 20); /* the loader sets the configured size */
 } records SEC(".maps");
 
+/* Header names some span uses (user space fills it before attaching when config.header_filter is set). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct h2o_request_header_key);
+    __type(value, __u8);
+} header_names SEC(".maps");
+
 /* An AND the compiler cannot drop: the verifier needs to see every variable size bounded. */
 static __always_inline __u64 bounded(__u64 v, const __u64 mask)
 {
@@ -52,8 +60,27 @@ struct h2o_iovec {
     } while (0)
 
 /*
- * One record per request header (at most H2O_REQUEST_MAX_HEADERS), keyed like the request record that follows.
- * All are sent: user space keeps the names some span uses.
+ * Whether the header named by `name` must go to user space: filtering is off, its name is in `header_names`, or
+ * is too long for the key, or cannot be read. A browser sends a dozen headers per request that no span uses;
+ * dropping them here spares the copy of their values, the ring and the consumer.
+ */
+static __always_inline bool header_wanted(const struct h2o_iovec *name)
+{
+    if (!config.header_filter)
+        return true;
+    if (!name->base || name->len == 0 || name->len > H2O_REQUEST_HEADER_KEY)
+        return true;
+    struct h2o_request_header_key key = {};
+    __u32 n = bounded(name->len - 1, H2O_REQUEST_HEADER_KEY - 1) + 1;
+    if (bpf_probe_read_user(key.name, n, name->base) != 0)
+        return true;
+    __u8 *used = bpf_map_lookup_elem(&header_names, &key);
+    return used && (*used & H2O_REQUEST_HEADER_USED);
+}
+
+/*
+ * One record per wanted request header (among the first H2O_REQUEST_MAX_HEADERS), keyed like the request record
+ * that follows.
  */
 static __always_inline __u64 send_headers(const void *req, __u64 ktime_ns, __u32 pid)
 {
@@ -69,6 +96,13 @@ static __always_inline __u64 send_headers(const void *req, __u64 ktime_ns, __u32
         if (i >= count)
             break;
         const char *h = entries + (__u64)i * stride;
+        const void *name_iov = NULL;
+        read_at(&name_iov, sizeof(name_iov), h, config.header_name);
+        struct h2o_iovec name = {};
+        if (name_iov)
+            read_at(&name, sizeof(name), name_iov, 0);
+        if (!header_wanted(&name))
+            continue;
         struct h2o_request_header_record *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
         if (!r)
             break;
@@ -77,10 +111,8 @@ static __always_inline __u64 send_headers(const void *req, __u64 ktime_ns, __u32
         r->pid = pid;
         r->index = i;
         r->name_len = 0;
-        const void *name = NULL;
-        read_at(&name, sizeof(name), h, config.header_name);
-        if (name)
-            READ_IOVEC(r->name, H2O_REQUEST_HEADER_NAME_CAP, r->name_len, name, 0);
+        if (name_iov)
+            READ_IOVEC(r->name, H2O_REQUEST_HEADER_NAME_CAP, r->name_len, name_iov, 0);
         READ_IOVEC(r->value, H2O_REQUEST_HEADER_VALUE_CAP, r->value_len, h, config.header_value);
         bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
     }

@@ -37,6 +37,16 @@ struct h2o_request_config {
     __u32 header_name;
     __u32 header_value;
     __u32 header_size;
+    /* Non-zero: send only headers whose name is in the `header_names` map with the request bit (see below). */
+    __u32 header_filter;
+};
+
+/* Key of `header_names`, as in the USDT program: the name zero-padded; longer names are always sent (user space
+ * decides). The value's bit 1 marks a name some span uses in requests. */
+#define H2O_REQUEST_HEADER_KEY 32
+#define H2O_REQUEST_HEADER_USED 1u
+struct h2o_request_header_key {
+    __u8 name[H2O_REQUEST_HEADER_KEY];
 };
 
 struct h2o_timeval {

@@ -4,10 +4,12 @@
  * read from its ring buffer on demand.
  */
 import { fileURLToPath } from 'node:url';
+import type { UsedHeaderNames } from '../../events/types.js';
 import { BpfObject } from '../bpf/bpf-object.js';
 import { BpfError } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import type { RingReader } from '../bpf/ring.js';
+import { headerNameEntries } from '../usdt/bpf-config.js';
 import type { Layout } from './layout.js';
 import { CONFIG_SIZE, RequestAssembler, type RequestRecord, writeRequestConfig } from './request-record.js';
 
@@ -24,6 +26,8 @@ export interface RequestProbeOptions {
   readonly pid: number;
   /** Offsets of this build's fields: every path of CONFIG_FIELDS (request-record.ts). */
   readonly layout: Layout;
+  /** Header names some span uses: only these request headers are sent (all of them when absent or 'all'). */
+  readonly usedHeaderNames?: UsedHeaderNames;
   readonly objectPath?: string;
   /** Ring buffer size: a power of two, a multiple of the page size. */
   readonly ringBytes?: number;
@@ -40,14 +44,20 @@ export class RequestProbe {
   /** Load the program for this build's layout and attach it; throws a BpfError saying why not. */
   static attach(opts: RequestProbeOptions): RequestProbe {
     const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
+    const used = opts.usedHeaderNames;
+    const filter = used !== undefined && used.request !== 'all';
     const obj = BpfObject.load(loadNative(), {
       path: opts.objectPath ?? DEFAULT_REQUEST_OBJECT,
       configure: (o) => {
         o.setMaxEntries('records', ringBytes);
-        writeRequestConfig(o.rodata(CONFIG_SIZE), opts.layout);
+        writeRequestConfig(o.rodata(CONFIG_SIZE), opts.layout, filter);
       },
     });
     try {
+      // The map's names are shared with the USDT program's; only the request bit is read here.
+      if (filter)
+        for (const { key, value } of headerNameEntries(used))
+          obj.updateMap('header_names', key, value, 'the BPF header-name filter');
       const failed = obj.attachUprobe(
         obj.program('on_dispose_request'),
         opts.pid,

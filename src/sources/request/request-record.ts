@@ -68,18 +68,21 @@ export const CONFIG_FIELDS = [
   'st_h2o_header_t',
 ] as const;
 
-export const CONFIG_SIZE = 4 * CONFIG_FIELDS.length;
+/** The u32 after the offsets: non-zero to send only the headers named in the `header_names` map. */
+export const CONFIG_HEADER_FILTER = 4 * CONFIG_FIELDS.length;
+export const CONFIG_SIZE = CONFIG_HEADER_FILTER + 4;
 
 /**
  * Fill `mem` (the .rodata initial value) from `layout`, which must hold every CONFIG_FIELDS path: a field's offset,
- * or for a path naming a struct alone its size (the stride of an array of it).
+ * or for a path naming a struct alone its size (the stride of an array of it); and whether to filter headers.
  */
-export function writeRequestConfig(mem: Buffer, layout: Layout): void {
+export function writeRequestConfig(mem: Buffer, layout: Layout, headerFilter = false): void {
   CONFIG_FIELDS.forEach((path, i) => {
     const field = layout[path];
     if (field === undefined) throw new Error(`request probe: the layout lacks ${path}`);
     mem.writeUInt32LE(path.includes('.') ? field.offset : field.size, 4 * i);
   });
+  mem.writeUInt32LE(headerFilter ? 1 : 0, CONFIG_HEADER_FILTER);
 }
 
 /** A request header as H2O holds it (names lowercase); lengths are true ones, the strings capped. */

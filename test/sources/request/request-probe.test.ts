@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { btfFor } from '../../../src/sources/request/btf-cache.js';
 import { findDebugInfo } from '../../../src/sources/request/debug-info.js';
-import { readLayout } from '../../../src/sources/request/layout.js';
+import { type Layout, readLayout } from '../../../src/sources/request/layout.js';
 import { RequestProbe } from '../../../src/sources/request/request-probe.js';
 import { CONFIG_FIELDS, type RequestRecord } from '../../../src/sources/request/request-record.js';
 import { buildDebianH2o } from '../../../harness/debian-h2o.js';
@@ -48,6 +48,8 @@ function get2(port: number, path: string, headers: Record<string, string> = {}):
 describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
   let h2o: H2oServer;
   let probe: RequestProbe;
+  let layout: Layout;
+  let bin: string;
   const records: RequestRecord[] = [];
   const poll = (): number => probe.poll((r) => records.push(r));
   const seen = (): string =>
@@ -55,11 +57,11 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
 
   before(
     async () => {
-      const bin = await buildDebianH2o();
+      bin = await buildDebianH2o();
       const btf = await btfFor(findDebugInfo(bin), {
         cacheDir: mkdtempSync(join(tmpdir(), 'h2o-otel-btf-')),
       });
-      const layout = readLayout(btf.path, CONFIG_FIELDS);
+      layout = readLayout(btf.path, CONFIG_FIELDS);
       h2o = await startH2o(bin);
       probe = RequestProbe.attach({ binary: bin, pid: h2o.pid, layout, ringBytes: 1 << 20 });
     },
@@ -155,6 +157,31 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
         assert.equal(h.name, h.name.toLowerCase(), `${path}: ${h.name}`);
         assert.equal(h.valueLen, h.value.length, `${path}: ${h.name} length`);
       }
+    }
+  });
+
+  test('with used header names, BPF sends only those request headers (H2O still counts them all)', async () => {
+    const filtered = RequestProbe.attach({
+      binary: bin,
+      pid: h2o.pid,
+      layout,
+      ringBytes: 1 << 20,
+      usedHeaderNames: { request: ['traceparent', 'user-agent', 'x-allowed'], response: 'all' },
+    });
+    const got: RequestRecord[] = [];
+    try {
+      const sent = { 'User-Agent': 'ua', 'X-Allowed': 'yes', Authorization: 'secret', 'X-Other': 'no' };
+      assert.equal(await get1(h2o.httpPort, '/?filtered', sent), 200);
+      assert.equal(await get2(h2o.httpsPort, '/index.html?filtered', sent), 200);
+      const done = (): boolean =>
+        got.some((r) => r.path === '/?filtered') && got.some((r) => r.path === '/index.html?filtered');
+      await waitFor(() => (filtered.poll((r) => got.push(r)), done()), 'both requests', 10_000);
+      for (const r of got.filter((x) => x.path.endsWith('filtered'))) {
+        assert.deepEqual(r.headers.map((h) => h.name).sort(), ['user-agent', 'x-allowed'], r.path);
+        assert.ok(r.headerCount >= 4, `${r.path}: H2O holds ${r.headerCount} headers`);
+      }
+    } finally {
+      filtered.close();
     }
   });
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   CONFIG_FIELDS,
+  CONFIG_HEADER_FILTER,
   CONFIG_SIZE,
   decodeRequestRecord,
   HEADER_RECORD,
@@ -142,6 +143,9 @@ test('writeRequestConfig writes each offset in its slot and names a missing fiel
   writeRequestConfig(mem, layout);
   // Field paths give their offset; the struct named alone gives its size (the stride of req->headers.entries).
   CONFIG_FIELDS.forEach((p, i) => assert.equal(mem.readUInt32LE(4 * i), p.includes('.') ? 1000 + i : 8, p));
+  assert.equal(mem.readUInt32LE(CONFIG_HEADER_FILTER), 0, 'no header filter by default');
+  writeRequestConfig(mem, layout, true);
+  assert.equal(mem.readUInt32LE(CONFIG_HEADER_FILTER), 1, 'header filter on');
   const partial = Object.fromEntries(Object.entries(layout).filter(([p]) => p !== 'st_h2o_req_t.version'));
   assert.throws(() => writeRequestConfig(mem, partial), /lacks st_h2o_req_t\.version/);
 });
@@ -161,6 +165,7 @@ int main(void) {
   C(req_conn) C(req_version) C(req_status) C(req_bytes_sent) C(req_request_begin_at) C(req_response_start_at)
   C(req_response_end_at) C(req_method) C(req_authority) C(req_path) C(conn_id) C(conn_connected_at)
   C(req_headers_entries) C(req_headers_size) C(header_name) C(header_value) C(header_size)
+  C(header_filter)
   printf("\\"size\\":%zu,\\"config_size\\":%zu,", sizeof(struct h2o_request_record), sizeof(struct h2o_request_config));
   printf("\\"header_size\\":%zu}", sizeof(struct h2o_request_header_record));
   return 0;
@@ -253,5 +258,6 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
   ];
   assert.equal(slots.length, CONFIG_FIELDS.length);
   slots.forEach((s, i) => assert.equal(c[`config.${s}`], 4 * i, s));
+  assert.equal(c['config.header_filter'], CONFIG_HEADER_FILTER);
   assert.equal(c.config_size, CONFIG_SIZE);
 });
