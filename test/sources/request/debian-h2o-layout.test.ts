@@ -9,6 +9,7 @@ import { before, test } from 'node:test';
 import { btfFor } from '../../../src/sources/request/btf-cache.js';
 import { findDebugInfo } from '../../../src/sources/request/debug-info.js';
 import { readLayout } from '../../../src/sources/request/layout.js';
+import { CONFIG_FIELDS } from '../../../src/sources/request/request-record.js';
 import type { Layout } from '../../../src/sources/request/layout.js';
 import { buildDebianH2o } from '../../../harness/debian-h2o.js';
 
@@ -34,17 +35,12 @@ before(
   async () => {
     bin = await buildDebianH2o();
     const btf = await btfFor(findDebugInfo(bin), { cacheDir: mkdtempSync(join(tmpdir(), 'h2o-otel-btf-')) });
+    // Every field the probe's configuration names, and the top-level ones compared with pahole below.
     layout = readLayout(btf.path, [
       ...REQ_FIELDS.map((f) => `st_h2o_req_t.${f}`),
+      ...CONFIG_FIELDS,
       'st_h2o_req_t.timestamps.response_end_at',
       'st_h2o_req_t.res.status',
-      'st_h2o_conn_t.id',
-      'st_h2o_conn_t.connected_at',
-      'st_h2o_req_t.headers.entries',
-      'st_h2o_req_t.headers.size',
-      'st_h2o_header_t.name',
-      'st_h2o_header_t.value',
-      'st_h2o_header_t',
     ]);
   },
   { timeout: 15 * 60_000 },

@@ -4,12 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { usdtPointsFor } from '../../../src/events/catalogue.js';
-import { DEFAULT_BPF_OBJECT } from '../../../src/sources/usdt/defaults.js';
-import { UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
+import type { UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
 import { startAttachedCli } from '../../../harness/cli.js';
 import { buildUsdtFixture, get, startUsdtFixture } from '../../../harness/usdt-fixture.js';
 import type { UsdtFixture } from '../../../harness/usdt-fixture.js';
-import { sessionsFor } from '../../../harness/probe-events.js';
+import { attachUsdt } from '../../../harness/usdt-attach.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
 
 const BUDGET_MS = 1_000;
@@ -21,34 +20,13 @@ describe('detaching the probes within a budget', { skip: skipBpf }, () => {
 
   before(async () => {
     fx = await startUsdtFixture(await buildUsdtFixture());
-    const said: string[] = [];
-    source = new UsdtSource(
-      {
-        target: { kind: 'pid', pid: fx.pid },
-        points: usdtPointsFor({ responseHeaders: true, quicEvents: 'detailed' }),
-        ringBytes: 1 << 20,
-        pollMs: 10,
-        sampleRatio: undefined,
-        maxValueBytes: 4096,
-        objectPath: DEFAULT_BPF_OBJECT,
-      },
-      {
-        sessions: sessionsFor(() => ({
-          pushEvents: () => undefined,
-          pushRecords: () => undefined,
-          end: () => undefined,
-        })),
-        info: (m) => said.push(m),
-        warn: (m) => said.push(m),
-      },
+    const attachment = await attachUsdt(
+      fx.pid,
+      usdtPointsFor({ responseHeaders: true, quicEvents: 'detailed' }),
+      10,
     );
-    const running = source.run();
-    await waitFor(
-      () => said.some((m) => m.startsWith('attached')),
-      'attach',
-      10_000,
-      () => said.join('\n'),
-    );
+    source = attachment.source;
+    const running = attachment.running;
     source.stop();
     assert.equal(await running, 'stopped');
     attached = source.attachedLinks;

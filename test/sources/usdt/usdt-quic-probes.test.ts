@@ -3,12 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ProbeEvent } from '../../../src/events/types.js';
-import { DEFAULT_BPF_OBJECT } from '../../../src/sources/usdt/defaults.js';
-import { UsdtSource } from '../../../src/sources/usdt/usdt-source.js';
 import { buildUsdtFixture, get, startUsdtFixture } from '../../../harness/usdt-fixture.js';
 import type { UsdtFixture } from '../../../harness/usdt-fixture.js';
+import { attachUsdt } from '../../../harness/usdt-attach.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
-import { sessionsFor } from '../../../harness/probe-events.js';
 
 const QUIC_POINTS = [
   'h2o:h3s_accept',
@@ -32,38 +30,11 @@ const QUIC_POINTS = [
 describe('quicly probes through the kernel', { skip: skipBpf }, () => {
   let fx: UsdtFixture;
   const events: ProbeEvent[] = [];
-  const said: string[] = [];
   let connId = 0;
 
   before(async () => {
     fx = await startUsdtFixture(await buildUsdtFixture());
-    const source = new UsdtSource(
-      {
-        target: { kind: 'pid', pid: fx.pid },
-        points: QUIC_POINTS,
-        ringBytes: 1 << 20,
-        pollMs: 5,
-        sampleRatio: undefined,
-        maxValueBytes: 4096,
-        objectPath: DEFAULT_BPF_OBJECT,
-      },
-      {
-        sessions: sessionsFor(() => ({
-          pushEvents: (batch) => void events.push(...batch),
-          pushRecords: () => assert.fail('the USDT source pushes events'),
-          end: () => undefined,
-        })),
-        info: (m) => said.push(m),
-        warn: (m) => said.push(m),
-      },
-    );
-    const running = source.run();
-    await waitFor(
-      () => said.some((m) => m.startsWith('attached')),
-      'attach',
-      10_000,
-      () => said.join('\n'),
-    );
+    const { source, running } = await attachUsdt(fx.pid, QUIC_POINTS, 5, (batch) => events.push(...batch));
     connId = Number(/C=(\d+)/.exec((await get(fx.port, '/fire/h3')).body)![1]);
     await waitFor(() => events.some((e) => e.type === 'free'), 'quicly:free', 5000);
     source.stop();
