@@ -116,7 +116,7 @@ async function soakSection(): Promise<Record<string, unknown>> {
   const rate = 500;
   const fx = await startUsdtFixture(await buildUsdtFixture());
   const rx = await startCountReceiver();
-  const cli = startCli(['--pid', String(fx.pid), '--status-interval', '0'], {
+  const cli = startCli(['--bpf', 'usdt', '--pid', String(fx.pid), '--status-interval', '0'], {
     OTEL_EXPORTER_OTLP_ENDPOINT: rx.url,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
   });

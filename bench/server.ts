@@ -168,7 +168,7 @@ function result(target: string, source: TracerSource, plain: Load, t: TracedRun)
 const usdtTracer =
   (pid: number): StartTracer =>
   (env) =>
-    startAttachedCli(['--pid', String(pid)], env);
+    startAttachedCli(['--bpf', 'usdt', '--pid', String(pid)], env);
 
 export async function serverBench(seconds: number): Promise<ServerResult[]> {
   const results: ServerResult[] = [];

@@ -119,7 +119,7 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
     bareRun.hits = bareHits;
     detached.hits = bareHits;
 
-    const cli = await attached(['--pid', String(fx.pid), '--ring-size', '256']);
+    const cli = await attached(['--bpf', 'usdt', '--pid', String(fx.pid), '--ring-size', '256']);
     // A whole run to warm up: the first runs after attaching cost up to 1.6× the later ones (JIT, V8 sizing its
     // young generation), and a tracer runs for days.
     await fire(fx, requests);
@@ -153,7 +153,7 @@ export async function usdtBench(requests: number, withSampling: boolean): Promis
 
     let sampled: { cpu: number; nsPerHit: number } | undefined;
     if (withSampling) {
-      const sampledCli = await attached(['--pid', String(fx.pid), '--sample-ratio', '0.1']);
+      const sampledCli = await attached(['--bpf', 'usdt', '--pid', String(fx.pid), '--sample-ratio', '0.1']);
       await fire(fx, requests); // warm up, as above
       const m = await measuredRun(fx, sampledCli, requests);
       sampledCli.child.kill('SIGTERM');

@@ -69,7 +69,7 @@ export async function startAttachedCli(
 ): Promise<RunningCli> {
   const cli = startCli(['--status-interval', '0', ...args], env);
   const deadline = Date.now() + 20_000;
-  while (!/attached \d+ probes/.test(cli.stderrSoFar())) {
+  while (!/attached \d+ (probes|uprobe)/.test(cli.stderrSoFar())) {
     if (Date.now() > deadline || cli.child.exitCode !== null)
       throw new Error(`h2o-otel did not attach:\n${cli.stderrSoFar()}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -10,6 +10,7 @@ import { CommanderError, InvalidArgumentError } from 'commander';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { subscriptionFor, usdtPointsFor } from '../events/catalogue.js';
+import { type BpfSource, openBpfSource } from './bpf-source.js';
 import { EventRecorder } from '../events/recorder.js';
 import { rejectedLines } from '../events/types.js';
 import { ConsoleTreeExporter } from '../export/console-exporter.js';
@@ -23,7 +24,6 @@ import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
 import { H2oStatusPoller } from '../sources/h2o-status.js';
 import { H2ologSocketSource } from '../sources/socket.js';
 import { BpfError } from '../sources/bpf/errors.js';
-import type { UsdtSource } from '../sources/usdt/usdt-source.js';
 import {
   H2O_STATUS_INTERVAL_MS,
   HARD_EXIT_GRACE_MS,
@@ -153,7 +153,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
             badInput: d.malformed + d.tooLong + d.notEvents,
             rejectedInput: rejectedLines(d),
             evictedRequests: pipeline.stats.correlate.evictedRequests,
-            spans: m.requestSpans + m.connectionSpans + m.tunnelSpans,
+            spans: m.requestSpans + m.connectionSpans + m.tunnelSpans + m.upstreamSpans,
             exported: e.exported,
             dropped: e.dropped,
             failed: e.failed,
@@ -177,24 +177,15 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
 
   const abort = new AbortController();
   let socketSource: H2ologSocketSource | undefined;
-  let usdtSource: UsdtSource | undefined;
+  let usdtSource: BpfSource | undefined;
   if (o.source.kind === 'usdt') {
-    // koffi's native addon is loaded only to trace a process.
-    const usdt = await import('../sources/usdt/usdt-source.js');
     try {
-      usdtSource = new usdt.UsdtSource(
-        {
-          target: o.source.target,
-          points: usdtPointsFor(needs),
-          ringBytes: o.usdt.ringBytes,
-          pollMs: o.usdt.pollMs,
-          sampleRatio: o.socket.sampleRatio,
-          maxValueBytes: o.headers.maxValueLength,
-          objectPath: o.usdt.objectPath,
-          countOnly: o.usdt.countOnly,
-        },
-        { sessions: pipeline, info: say, warn: say },
-      );
+      usdtSource = await openBpfSource(o, {
+        sessions: pipeline,
+        points: usdtPointsFor(needs),
+        info: say,
+        warn: say,
+      });
     } catch (err) {
       if (!(err instanceof BpfError)) throw err;
       process.stderr.write(`h2o-otel: ${err.message}\n`);

@@ -60,14 +60,35 @@ export const OPTION_TABLE = {
   }),
   pid: value({
     flag: '--pid <pid>',
-    help: "USDT: attach BPF to this H2O process's probes; exit when it exits",
+    help: 'BPF: trace this H2O process (see --bpf); exit when it exits',
     parse: integerAtLeast(1),
     conflicts: ['socket', 'binary'],
   }),
   binary: text({
     flag: '--binary <path>',
-    help: 'USDT: attach to every process of this h2o executable, including ones started later',
+    help: 'BPF: trace every process of this h2o executable, including ones started later (see --bpf)',
     conflicts: ['socket'],
+  }),
+  bpf: choice({
+    flag: '--bpf <probe>',
+    help:
+      "BPF: request (one uprobe at h2o_dispose_request per request, struct layouts from the binary's debug " +
+      "info; works without DTrace), usdt (H2O's USDT probes: every event, QUIC detail; needs -DWITH_DTRACE=ON), " +
+      'or auto (request when the layouts can be had, else usdt, saying why)',
+    choices: ['auto', 'request', 'usdt'],
+    default: 'auto',
+  }),
+  debugFile: text({
+    flag: '--debug-file <path>',
+    help:
+      "BPF request probe: the h2o binary's separate debug file, when the binary is stripped and its debug " +
+      'symbols are not under /usr/lib/debug (the default: the binary itself, then /usr/lib/debug by build-id)',
+  }),
+  btfCacheDir: text({
+    flag: '--btf-cache-dir <dir>',
+    help:
+      'BPF request probe: where the struct layouts made from debug info (BTF, by pahole) are kept per build-id ' +
+      '(default: $XDG_CACHE_HOME/h2o-otel/btf, else ~/.cache/h2o-otel/btf)',
   }),
   record: text({
     flag: '--record <file>',
@@ -81,7 +102,7 @@ export const OPTION_TABLE = {
   }),
   sampleRatio: value({
     flag: '--sample-ratio <ratio>',
-    help: 'trace this fraction of connections, decided once per connection (0..1); in H2O (socket) or in BPF (USDT)',
+    help: 'trace this fraction of connections, decided once per connection (0..1); in H2O (socket) or in BPF',
     parse: ratio,
   }),
   sni: list({
@@ -135,23 +156,23 @@ export const OPTION_TABLE = {
   }),
   ringSize: value({
     flag: '--ring-size <MiB>',
-    help: 'USDT: BPF ring buffer size, a power of two',
+    help: 'BPF: ring buffer size, a power of two',
     parse: ringSizeMiB,
     default: 16,
   }),
   usdtCountOnly: toggle({
     flag: '--usdt-count-only',
-    help: 'USDT: only count probe hits in BPF (what attaching costs H2O, for benchmarks); no spans',
+    help: 'USDT: only count probe hits in BPF (what attaching costs H2O, for benchmarks); no spans; implies --bpf usdt',
   }),
   pollMs: value({
     flag: '--poll-ms <ms>',
-    help: 'USDT: how often the ring buffer is drained',
+    help: 'BPF: how often the ring buffer is drained',
     parse: integerAtLeast(1),
     default: 10,
   }),
   bpfObject: value({
     flag: '--bpf-object <path>',
-    help: 'USDT: the compiled BPF program to load',
+    help: 'USDT: the compiled BPF program to load (--bpf usdt)',
     parse: (raw) => raw,
     default: DEFAULT_BPF_OBJECT,
     defaultHelp: "h2o-otel's native/h2o_usdt.bpf.o",

@@ -2,6 +2,7 @@
  * Command line and environment → one typed Options object. With the option table, the only place that reads
  * argv and env: what the rest of h2o-otel needs (exporter settings, resource, sampler) is passed down as values.
  */
+import { homedir } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_CORRELATOR_OPTIONS } from '../correlate/correlator.js';
 import type { CorrelatorOptions } from '../correlate/correlator.js';
@@ -11,6 +12,7 @@ import type { BatchOptions } from '../export/batch-processor.js';
 import type { OtlpOptions } from '../export/otlp.js';
 import { samplerFrom } from '../otel/sampler.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../otel/url.js';
+import { defaultBtfCacheDir } from '../sources/request/btf-cache.js';
 import type { UsdtTarget } from '../sources/usdt/defaults.js';
 import { addOptions, envHelp, readValues } from './option-spec.js';
 import type { Env, OptionValues } from './option-spec.js';
@@ -36,6 +38,12 @@ export interface Options {
     readonly reconnect: boolean;
     /** H2O's status handler, read for the events H2O drops when this reader falls behind. */
     readonly h2oStatus: string | undefined;
+  };
+  /** Which BPF program traces a process (`--bpf`), and where the request probe finds struct layouts. */
+  readonly bpf: {
+    readonly probe: 'auto' | 'request' | 'usdt';
+    readonly debugFile: string | undefined;
+    readonly btfCacheDir: string;
   };
   readonly usdt: {
     readonly countOnly: boolean;
@@ -106,7 +114,7 @@ function sourceOf(v: Values): Source {
   if (v.pid !== undefined) return { kind: 'usdt', target: { kind: 'pid', pid: v.pid } };
   if (v.binary !== undefined) return { kind: 'usdt', target: { kind: 'binary', path: v.binary } };
   throw new InvalidArgumentError(
-    'say where events come from: --socket PATH (the h2olog socket), --pid PID or --binary PATH (USDT), or --replay FILE',
+    'say where events come from: --socket PATH (the h2olog socket), --pid PID or --binary PATH (BPF), or --replay FILE',
   );
 }
 
@@ -160,6 +168,11 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
       applicationData: v.applicationData,
       reconnect: v.reconnect,
       h2oStatus: v.h2oStatus,
+    },
+    bpf: {
+      probe: v.usdtCountOnly ? 'usdt' : v.bpf,
+      debugFile: v.debugFile,
+      btfCacheDir: v.btfCacheDir ?? defaultBtfCacheDir(env, env.HOME ?? homedir()),
     },
     usdt: {
       countOnly: v.usdtCountOnly,

@@ -170,7 +170,33 @@ export interface RequestRecord {
   tunnel: TunnelRecord | undefined;
   /** Set when the request arrived over HTTP/1.1 with `Upgrade: h2c` and was answered over HTTP/2. */
   upgradedToHttp2: boolean;
+  /** Response body bytes H2O sent (request probe: `bytes_sent`). */
+  bodyBytesSent: number | undefined;
+  /** H2O's own timestamps of the request (request probe). */
+  timings: H2oTimings | undefined;
+  /** A reverse-proxied request's exchange with its upstream (request probe: `proxy_stats`). */
+  upstream: UpstreamExchange | undefined;
   incomplete: IncompleteReason | undefined;
+}
+
+/** What H2O noted of a request as it went (its event loop's clock: µs, shared by what one loop turn did). */
+export interface H2oTimings {
+  readonly connectedAt: Stamp | undefined;
+  readonly requestBegin: Stamp;
+  readonly responseStart: Stamp | undefined;
+  readonly responseEnd: Stamp | undefined;
+}
+
+/** H2O's proxy_stats: when it reached each step of the upstream exchange, and the bytes each way. */
+export interface UpstreamExchange {
+  readonly start: Stamp;
+  readonly requestBegin: Stamp | undefined;
+  readonly requestEnd: Stamp | undefined;
+  readonly responseStart: Stamp | undefined;
+  readonly responseEnd: Stamp | undefined;
+  /** Headers and body, above TLS. */
+  readonly bytesWritten: number;
+  readonly bytesRead: number;
 }
 
 /** The value of the first request header of that name. */
@@ -244,6 +270,9 @@ export function newRequestRecord(
     streamDone: undefined,
     tunnel: undefined,
     upgradedToHttp2: false,
+    bodyBytesSent: undefined,
+    timings: undefined,
+    upstream: undefined,
     incomplete,
   };
 }

@@ -3,10 +3,11 @@
  * server and client, status, protocol, body sizes, and the headers the policy captures.
  */
 import type { Attributes } from '@opentelemetry/api';
-import type { Header, RequestRecord } from '../correlate/records.js';
+import type { H2oTimings, Header, RequestRecord } from '../correlate/records.js';
 import { protocolVersion } from '../events/catalogue.js';
 import { addPeer } from './connection-attributes.js';
 import type { HeaderPolicy, HeaderRule } from './header-policy.js';
+import { durationMs } from './hr-time.js';
 import { REDACTED } from './secret-names.js';
 import { defaultPort, parseAuthority, redactPath, redactQuery, redactUrls, splitTarget } from './url.js';
 import type { SensitiveQueryParams } from './url.js';
@@ -124,6 +125,8 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
     const rule = policy.rule(h.name);
     if (rule.response) capture(opts, rule.responseAttribute, rule, captured, h, truncated);
   }
+  if (req.bodyBytesSent !== undefined) a['http.response.body.size'] = req.bodyBytesSent;
+  if (req.timings !== undefined) addTimings(a, req.timings);
   const stats = req.streamStats;
   if (stats !== undefined) {
     if (typeof stats.request_body_bytes === 'number') a['http.request.body.size'] = stats.request_body_bytes;
@@ -164,6 +167,19 @@ function capture(
   const list = captured.get(key);
   if (list === undefined) captured.set(key, [value]);
   else list.push(value);
+}
+
+/**
+ * H2O's own durations, as its access log names them (`%{connect-time}x`, `process-time`, `response-time`,
+ * `total-time`), in ms. H2O stamps them with its event loop's clock, so work done in one loop turn shows as 0.
+ */
+function addTimings(a: Attributes, t: H2oTimings): void {
+  if (t.connectedAt !== undefined) a['h2o.timings.connect_ms'] = durationMs(t.connectedAt, t.requestBegin);
+  if (t.responseStart !== undefined)
+    a['h2o.timings.process_ms'] = durationMs(t.requestBegin, t.responseStart);
+  if (t.responseStart !== undefined && t.responseEnd !== undefined)
+    a['h2o.timings.response_ms'] = durationMs(t.responseStart, t.responseEnd);
+  if (t.responseEnd !== undefined) a['h2o.timings.total_ms'] = durationMs(t.requestBegin, t.responseEnd);
 }
 
 function networkProtocolVersion(req: RequestRecord): string | undefined {

@@ -20,6 +20,7 @@ import { addTransportEvents } from './quic-events.js';
 import { MAPPED_REQUEST_HEADERS, MAPPED_RESPONSE_HEADERS, requestAttributes } from './request-attributes.js';
 import type { RequestAttributeOptions } from './request-attributes.js';
 import { endTunnelSpans } from './tunnel-spans.js';
+import { endUpstreamSpan } from './upstream-spans.js';
 
 export type SpanMapperOptions = RequestAttributeOptions;
 
@@ -28,6 +29,8 @@ export interface SpanMapperStats {
   connectionSpans: number;
   /** CLIENT spans of CONNECT tunnels' upstream attempts. */
   tunnelSpans: number;
+  /** CLIENT spans of reverse-proxied requests' upstream exchanges. */
+  upstreamSpans: number;
   continuedTraces: number;
   invalidTraceparents: number;
 }
@@ -45,6 +48,7 @@ export class SpanMapper implements RecordSink {
     requestSpans: 0,
     connectionSpans: 0,
     tunnelSpans: 0,
+    upstreamSpans: 0,
     continuedTraces: 0,
     invalidTraceparents: 0,
   };
@@ -110,6 +114,10 @@ export class SpanMapper implements RecordSink {
     }
     if (req.tunnel !== undefined)
       this.stats.tunnelSpans += endTunnelSpans(this._spans, span, req, req.tunnel);
+    if (req.upstream !== undefined) {
+      endUpstreamSpan(this._spans, span, req.upstream);
+      this.stats.upstreamSpans++;
+    }
     this._spans.end(span, toHrTime(later(req.end ?? start, start)));
     this.stats.requestSpans++;
   }

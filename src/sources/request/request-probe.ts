@@ -11,7 +11,15 @@ import { loadNative } from '../bpf/native.js';
 import type { RingReader } from '../bpf/ring.js';
 import { headerNameEntries } from '../usdt/bpf-config.js';
 import type { Layout } from './layout.js';
-import { CONFIG_SIZE, RequestAssembler, type RequestRecord, writeRequestConfig } from './request-record.js';
+import {
+  CONFIG_SIZE,
+  COUNTERS_SIZE,
+  type DisposedRequest,
+  readRequestCounters,
+  RequestAssembler,
+  type RequestProbeCounters,
+  writeRequestConfig,
+} from './request-record.js';
 
 export const DEFAULT_REQUEST_OBJECT = fileURLToPath(
   new URL('../../../../native/h2o_request.bpf.o', import.meta.url),
@@ -33,15 +41,22 @@ export interface RequestProbeOptions {
   readonly ringBytes?: number;
   /** The share of connections traced (0–1), decided in BPF; undefined: all. */
   readonly sampleRatio?: number;
+  /** The tracer's pid namespace, so records carry pids as /proc here shows them. */
+  readonly pidns?: { readonly dev: bigint; readonly ino: bigint };
 }
 
 export class RequestProbe {
   private readonly _assembler = new RequestAssembler();
+  /** The program's counters: the live mapping while attached, a copy once closed. */
+  private _counters: Buffer;
 
   private constructor(
     private readonly _obj: BpfObject,
-    private readonly _ring: RingReader,
-  ) {}
+    /** The records: one per wanted request header, then the request's (see RequestAssembler). */
+    readonly ring: RingReader,
+  ) {
+    this._counters = _obj.mapGlobal('.bss', COUNTERS_SIZE, 'the request probe counters');
+  }
 
   /** Load the program for this build's layout and attach it; throws a BpfError saying why not. */
   static attach(opts: RequestProbeOptions): RequestProbe {
@@ -55,6 +70,7 @@ export class RequestProbe {
         writeRequestConfig(o.rodata(CONFIG_SIZE), opts.layout, {
           headerFilter: filter,
           sampleRatio: opts.sampleRatio,
+          pidns: opts.pidns,
         });
       },
     });
@@ -84,9 +100,9 @@ export class RequestProbe {
    * Hand each request sent so far, with its headers, to `onRecord`, reading at most `max` ring records (header
    * records included); returns how many requests.
    */
-  poll(onRecord: (record: RequestRecord) => void, max = 4096): number {
+  poll(onRecord: (record: DisposedRequest) => void, max = 4096): number {
     let requests = 0;
-    this._ring.drain((data, offset, length) => {
+    this.ring.drain((data, offset, length) => {
       const record = this._assembler.push(data, offset, length);
       if (record !== undefined) {
         requests++;
@@ -96,8 +112,13 @@ export class RequestProbe {
     return requests;
   }
 
-  /** Detach and free everything. */
+  counters(): RequestProbeCounters {
+    return readRequestCounters(this._counters);
+  }
+
+  /** Detach and free everything; the counters keep their last values. */
   close(): void {
+    this._counters = Buffer.from(this._counters);
     this._obj.close();
   }
 }

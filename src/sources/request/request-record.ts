@@ -161,7 +161,7 @@ export interface RequestHeader {
 
 const NO_HEADERS: readonly RequestHeader[] = Object.freeze([]);
 
-export interface RequestRecord {
+export interface DisposedRequest {
   /** CLOCK_MONOTONIC at dispose, ns. */
   readonly ktimeNs: bigint;
   readonly pid: number;
@@ -242,7 +242,7 @@ export function decodeRequestRecord(
   buf: Buffer,
   offset = 0,
   headers: readonly RequestHeader[] = NO_HEADERS,
-): RequestRecord {
+): DisposedRequest {
   const o = offset;
   const methodLen = buf.readUInt32LE(o + RECORD.methodLen);
   const authorityLen = buf.readUInt32LE(o + RECORD.authorityLen);
@@ -296,7 +296,7 @@ export class RequestAssembler {
   }
 
   /** Take one ring record (`length` bytes at `buf[offset…]`); returns the request when it completes one. */
-  push(buf: Buffer, offset: number, length: number): RequestRecord | undefined {
+  push(buf: Buffer, offset: number, length: number): DisposedRequest | undefined {
     if (length === HEADER_RECORD.size) {
       this._addHeader(buf, offset);
       return undefined;

@@ -11,7 +11,7 @@ import { btfFor } from '../../../src/sources/request/btf-cache.js';
 import { findDebugInfo } from '../../../src/sources/request/debug-info.js';
 import { type Layout, readLayout } from '../../../src/sources/request/layout.js';
 import { RequestProbe } from '../../../src/sources/request/request-probe.js';
-import { CONFIG_FIELDS, type RequestRecord } from '../../../src/sources/request/request-record.js';
+import { CONFIG_FIELDS, type DisposedRequest } from '../../../src/sources/request/request-record.js';
 import { buildDebianH2o } from '../../../harness/debian-h2o.js';
 import { startH2o, type H2oServer } from '../../../harness/h2o-server.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
@@ -50,7 +50,7 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
   let probe: RequestProbe;
   let layout: Layout;
   let bin: string;
-  const records: RequestRecord[] = [];
+  const records: DisposedRequest[] = [];
   const poll = (): number => probe.poll((r) => records.push(r));
   const seen = (): string =>
     records.map((r) => `${r.version.toString(16)} ${r.method} ${r.path} ${r.status}`).join('\n');
@@ -78,7 +78,7 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
     assert.equal(await get1(h2o.httpPort, '/'), 200);
     assert.equal(await get1(h2o.httpPort, '/missing'), 404);
     assert.equal(await get2(h2o.httpsPort, '/index.html'), 200);
-    const find = (version: number, path: string): RequestRecord | undefined =>
+    const find = (version: number, path: string): DisposedRequest | undefined =>
       records.find((r) => r.version === version && r.path === path);
     await waitFor(
       () => {
@@ -133,7 +133,7 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
     };
     assert.equal(await get1(h2o.httpPort, '/?h1-headers', sent), 200);
     assert.equal(await get2(h2o.httpsPort, '/index.html?h2-headers', sent), 200);
-    const find = (path: string): RequestRecord | undefined => records.find((r) => r.path === path);
+    const find = (path: string): DisposedRequest | undefined => records.find((r) => r.path === path);
     await waitFor(
       () => {
         poll();
@@ -168,7 +168,7 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
       ringBytes: 1 << 20,
       usedHeaderNames: { request: ['traceparent', 'user-agent', 'x-allowed'], response: 'all' },
     });
-    const got: RequestRecord[] = [];
+    const got: DisposedRequest[] = [];
     try {
       const sent = { 'User-Agent': 'ua', 'X-Allowed': 'yes', Authorization: 'secret', 'X-Other': 'no' };
       assert.equal(await get1(h2o.httpPort, '/?filtered', sent), 200);

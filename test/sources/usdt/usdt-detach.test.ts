@@ -64,6 +64,8 @@ describe('SIGTERM under --binary', { skip: skipBpf }, () => {
     const fx = await startUsdtFixture(bin);
     try {
       const cli = await startAttachedCli([
+        '--bpf',
+        'usdt',
         '--binary',
         bin,
         '--exporter',

@@ -62,10 +62,13 @@ describe('USDT source on the fixture, exported over OTLP', { skip: skipBpf }, ()
     fx = await startUsdtFixture(bin);
     receiver = await startOtlpReceiver();
     recordPath = join(await mkdtemp(join(tmpdir(), 'h2o-otel-usdt-')), 'record.jsonl');
-    const cli = await startAttachedCli(['--pid', String(fx.pid), '--record', recordPath, ...OUTPUT_ARGS], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-    });
+    const cli = await startAttachedCli(
+      ['--bpf', 'usdt', '--pid', String(fx.pid), '--record', recordPath, ...OUTPUT_ARGS],
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      },
+    );
     assert.equal((await get(fx.port, '/', { 'user-agent': 'h2o-otel-test/1' })).status, 200);
     assert.equal((await get(fx.port, '/status/404')).status, 404);
     assert.equal((await get(fx.port, '/sleep/30')).status, 200);
@@ -296,7 +299,7 @@ async function tracedRun(
   const fx = await startUsdtFixture(await buildUsdtFixture());
   const receiver = await startOtlpReceiver();
   try {
-    const cli = await startAttachedCli(['--pid', String(fx.pid), ...args], {
+    const cli = await startAttachedCli(['--bpf', 'usdt', '--pid', String(fx.pid), ...args], {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
       ...env,
     });
@@ -432,7 +435,9 @@ describe('USDT source limits and lifecycle', { skip: skipBpf }, () => {
   test('--binary follows every process of the executable, including ones started later', async () => {
     const bin = await buildUsdtFixture();
     const receiver = await startOtlpReceiver();
-    const cli = await startAttachedCli(['--binary', bin], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl });
+    const cli = await startAttachedCli(['--bpf', 'usdt', '--binary', bin], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+    });
     try {
       for (let round = 0; round < 3; round++) {
         if (round === 2) {
@@ -483,7 +488,7 @@ describe('the BPF program builds from source', { skip: skipBpf }, () => {
     const fx = await startUsdtFixture(await buildUsdtFixture());
     try {
       const cli = await startAttachedCli(
-        ['--pid', String(fx.pid), '--bpf-object', out, '--exporter', 'console'],
+        ['--bpf', 'usdt', '--pid', String(fx.pid), '--bpf-object', out, '--exporter', 'console'],
         {},
       );
       await get(fx.port, '/rebuilt');
