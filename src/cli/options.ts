@@ -100,8 +100,8 @@ USDT needs root, or CAP_BPF + CAP_PERFMON (+ CAP_SYS_PTRACE for another containe
 
 export function buildCommand(): Command {
   const command = new Command('h2o-otel').description(
-    'Turn H2O trace events (the h2olog socket, USDT probes, or a recorded capture) into OpenTelemetry spans:\n' +
-      'one SERVER span per HTTP/1, HTTP/2 and HTTP/3 request, linked to a span per connection, exported over OTLP.',
+    'Turn H2O trace events (the h2olog socket, BPF on a running H2O, or a recorded capture) into OpenTelemetry ' +
+      'spans: one SERVER span per HTTP/1, HTTP/2 and HTTP/3 request, linked to a span per connection, exported over OTLP.',
   );
   return addOptions(command, OPTION_TABLE)
     .addHelpText('after', ENV_HELP)

@@ -76,7 +76,7 @@ test('every default in the table is shown next to its flag', () => {
   );
   assert.match(
     help,
-    /--bpf-object <path>\s+USDT: the compiled BPF program to load\s+\(default: h2o-otel's\s+native\/h2o_usdt\.bpf\.o\)/,
+    /--bpf-object <path>\s+USDT: the compiled BPF program to load\s+\(--bpf usdt\) \(default: h2o-otel's\s+native\/h2o_usdt\.bpf\.o\)/,
   );
   assert.match(help, /OTEL_BSP_SCHEDULE_DELAY\s+ms before a partial batch is sent \(default 1000\)/);
 });

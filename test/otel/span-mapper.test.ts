@@ -51,6 +51,7 @@ test('requests of one connection link to its one connection span, which ends whe
     requestSpans: 2,
     connectionSpans: 1,
     tunnelSpans: 0,
+    upstreamSpans: 0,
     continuedTraces: 0,
     invalidTraceparents: 0,
   });
