@@ -16,7 +16,11 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-const volatile struct h2o_request_config config = {};
+const volatile struct h2o_request_config config = {
+    .sample_threshold = 1ull << 32,
+};
+
+struct h2o_request_counters counters = {};
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -101,11 +105,15 @@ static __always_inline __u64 send_headers(const void *req, __u64 ktime_ns, __u32
         struct h2o_iovec name = {};
         if (name_iov)
             read_at(&name, sizeof(name), name_iov, 0);
-        if (!header_wanted(&name))
+        if (!header_wanted(&name)) {
+            __sync_fetch_and_add(&counters.skipped_headers, 1);
             continue;
+        }
         struct h2o_request_header_record *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
-        if (!r)
+        if (!r) {
+            __sync_fetch_and_add(&counters.lost_headers, 1);
             break;
+        }
         r->ktime_ns = ktime_ns;
         r->req = (__u64)req;
         r->pid = pid;
@@ -119,20 +127,88 @@ static __always_inline __u64 send_headers(const void *req, __u64 ktime_ns, __u32
     return count;
 }
 
+static __always_inline __u32 current_pid(void)
+{
+    if (config.pidns_ino != 0) {
+        struct bpf_pidns_info ns = {};
+        if (bpf_get_ns_current_pid_tgid(config.pidns_dev, config.pidns_ino, &ns, sizeof(ns)) == 0)
+            return ns.tgid;
+    }
+    return bpf_get_current_pid_tgid() >> 32;
+}
+
+/* Sampling is per connection, so a connection's requests are all kept or all left out: a multiplicative hash of
+ * its id (ids are sequential) compared with the threshold. */
+static __always_inline bool sampled_in(__u64 conn_id)
+{
+    if (config.sample_threshold > 0xffffffffull)
+        return true;
+    return ((conn_id * 0x9e3779b97f4a7c15ull) >> 32) < config.sample_threshold;
+}
+
+/* The client's address H2O cached on the connection's socket (set once something asked for it). */
+static __always_inline void read_peer(struct h2o_request_record *r, const void *conn, __s32 version)
+{
+    __u32 sock_at = version >= 0x200 ? config.http2_conn_sock : config.http1_conn_sock;
+    r->peer_len = 0;
+    if (version >= 0x300 || sock_at == H2O_REQUEST_ABSENT || config.socket_peername == H2O_REQUEST_ABSENT)
+        return;
+    const void *sock = NULL, *peername = NULL;
+    read_at(&sock, sizeof(sock), conn, sock_at);
+    if (!sock)
+        return;
+    read_at(&peername, sizeof(peername), sock, config.socket_peername);
+    if (!peername)
+        return;
+    __u32 len = 0;
+    if (bpf_probe_read_user(&len, sizeof(len), peername) != 0 || len == 0)
+        return;
+    /* st_h2o_socket_peername_t: {socklen_t len; struct sockaddr addr} */
+    if (bpf_probe_read_user(r->peer, sizeof(r->peer), (const char *)peername + sizeof(__u32)) == 0)
+        r->peer_len = len > H2O_REQUEST_PEER_CAP ? H2O_REQUEST_PEER_CAP : len;
+}
+
+static __always_inline void read_proxy(struct h2o_request_record *r, const void *req)
+{
+    r->proxy_bytes_written = 0;
+    r->proxy_bytes_read = 0;
+    __builtin_memset(r->proxy_timings, 0, sizeof(r->proxy_timings));
+    if (config.req_proxy_timestamps == H2O_REQUEST_ABSENT)
+        return;
+    read_at(r->proxy_timings, sizeof(r->proxy_timings), req, config.req_proxy_timestamps);
+    if (config.req_proxy_bytes_written != H2O_REQUEST_ABSENT)
+        read_at(&r->proxy_bytes_written, sizeof(r->proxy_bytes_written), req, config.req_proxy_bytes_written);
+    if (config.req_proxy_bytes_read != H2O_REQUEST_ABSENT)
+        read_at(&r->proxy_bytes_read, sizeof(r->proxy_bytes_read), req, config.req_proxy_bytes_read);
+}
+
 SEC("uprobe")
 int on_dispose_request(struct pt_regs *ctx)
 {
     const void *req = (const void *)PT_REGS_PARM1(ctx);
+    __sync_fetch_and_add(&counters.hits, 1);
+    const void *conn = NULL;
+    __u64 conn_id = 0;
+    read_at(&conn, sizeof(conn), req, config.req_conn);
+    if (conn)
+        read_at(&conn_id, sizeof(conn_id), conn, config.conn_id);
+    if (!sampled_in(conn_id)) {
+        __sync_fetch_and_add(&counters.sampled_out, 1);
+        return 0;
+    }
     __u64 ktime_ns = bpf_ktime_get_ns();
-    __u32 pid = bpf_get_current_pid_tgid() >> 32;
+    __u32 pid = current_pid();
     __u64 header_count = send_headers(req, ktime_ns, pid);
     struct h2o_request_record *r = bpf_ringbuf_reserve(&records, sizeof(*r), 0);
-    if (!r)
+    if (!r) {
+        __sync_fetch_and_add(&counters.lost, 1);
         return 0;
+    }
     r->ktime_ns = ktime_ns;
     r->pid = pid;
     r->req = (__u64)req;
     r->header_count = header_count;
+    r->conn_id = conn_id;
     r->version = 0;
     r->status = 0;
     r->bytes_sent = 0;
@@ -143,19 +219,24 @@ int on_dispose_request(struct pt_regs *ctx)
     read_at(&r->response_start_at, sizeof(r->response_start_at), req, config.req_response_start_at);
     read_at(&r->response_end_at, sizeof(r->response_end_at), req, config.req_response_end_at);
 
-    const void *conn = NULL;
-    read_at(&conn, sizeof(conn), req, config.req_conn);
-    r->conn_id = 0;
     r->connected_at.sec = 0;
     r->connected_at.usec = 0;
+    r->peer_len = 0;
     if (conn) {
-        read_at(&r->conn_id, sizeof(r->conn_id), conn, config.conn_id);
         read_at(&r->connected_at, sizeof(r->connected_at), conn, config.conn_connected_at);
+        read_peer(r, conn, r->version);
     }
 
     READ_IOVEC(r->method, H2O_REQUEST_METHOD_CAP, r->method_len, req, config.req_method);
     READ_IOVEC(r->authority, H2O_REQUEST_AUTHORITY_CAP, r->authority_len, req, config.req_authority);
     READ_IOVEC(r->path, H2O_REQUEST_PATH_CAP, r->path_len, req, config.req_path);
+    const void *scheme = NULL;
+    r->scheme_len = 0;
+    read_at(&scheme, sizeof(scheme), req, config.req_scheme);
+    if (scheme)
+        READ_IOVEC(r->scheme, H2O_REQUEST_SCHEME_CAP, r->scheme_len, scheme, config.scheme_name);
+    read_proxy(r, req);
+    __sync_fetch_and_add(&counters.requests, 1);
     /* No wakeup: user space drains the ring on a timer; a wakeup per record would cost the traced process. */
     bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
     return 0;

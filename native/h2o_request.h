@@ -14,6 +14,9 @@
 #define H2O_REQUEST_PATH_CAP 256
 #define H2O_REQUEST_HEADER_NAME_CAP 64
 #define H2O_REQUEST_HEADER_VALUE_CAP 256
+#define H2O_REQUEST_SCHEME_CAP 8
+/* A sockaddr_in6 (28 bytes) fits; a sockaddr_in is shorter. */
+#define H2O_REQUEST_PEER_CAP 28
 /* Request headers read per request: more are counted in header_count but not sent. */
 #define H2O_REQUEST_MAX_HEADERS 64
 
@@ -37,8 +40,38 @@ struct h2o_request_config {
     __u32 header_name;
     __u32 header_value;
     __u32 header_size;
+    __u32 req_scheme;
+    __u32 scheme_name;
+    /* Optional fields: H2O_REQUEST_ABSENT when this build lacks them (proxy_stats is newer than 2.2.5). */
+    __u32 req_proxy_bytes_written;
+    __u32 req_proxy_bytes_read;
+    __u32 req_proxy_timestamps;
+    __u32 http1_conn_sock;
+    __u32 http2_conn_sock;
+    __u32 socket_peername;
     /* Non-zero: send only headers whose name is in the `header_names` map with the request bit (see below). */
     __u32 header_filter;
+    /* A connection is kept when a hash of its id is below this (2^32: every one). */
+    __u64 sample_threshold;
+    /* The tracer's pid namespace (non-zero ino): pids are sent as seen there (a sidecar sharing H2O's namespace). */
+    __u64 pidns_dev;
+    __u64 pidns_ino;
+};
+
+#define H2O_REQUEST_ABSENT 0xffffffffu
+
+/* What the program counts in .bss, read by user space while attached. */
+struct h2o_request_counters {
+    __u64 hits;
+    __u64 requests;
+    /* Request records the full ring had no room for. */
+    __u64 lost;
+    /* Header records the full ring had no room for (their request may still arrive). */
+    __u64 lost_headers;
+    /* Calls of connections the sampler left out. */
+    __u64 sampled_out;
+    /* Headers not sent because no span uses their name. */
+    __u64 skipped_headers;
 };
 
 /* Key of `header_names`, as in the USDT program: the name zero-padded; longer names are always sent (user space
@@ -76,14 +109,25 @@ struct h2o_request_record {
     __u64 req;
     /* H2O's count of request headers, of which at most H2O_REQUEST_MAX_HEADERS were sent. */
     __u64 header_count;
+    __u32 scheme_len;
+    __u8 scheme[H2O_REQUEST_SCHEME_CAP];
+    /* The client's address as H2O cached it (HTTP/1 and HTTP/2 sockets); peer_len 0 when not cached yet. */
+    __u32 peer_len;
+    __u8 peer[H2O_REQUEST_PEER_CAP];
+    /* proxy_stats: totals above TLS, and the upstream timings (start, request begin/end, response start/end);
+     * all zero when the request was not proxied or the build has no proxy_stats. */
+    __u64 proxy_bytes_written;
+    __u64 proxy_bytes_read;
+    struct h2o_timeval proxy_timings[5];
 };
 
 /* One per request header, sent before its request's record; told apart from it by its size. */
 struct h2o_request_header_record {
     __u64 ktime_ns;
-    __u64 req;
+    /* At the same offset as in the request record: the poller reads it before knowing which record it has. */
     __u32 pid;
     __u32 name_len;
+    __u64 req;
     __u32 value_len;
     __u32 index;
     __u8 name[H2O_REQUEST_HEADER_NAME_CAP];

@@ -31,6 +31,8 @@ export interface RequestProbeOptions {
   readonly objectPath?: string;
   /** Ring buffer size: a power of two, a multiple of the page size. */
   readonly ringBytes?: number;
+  /** The share of connections traced (0–1), decided in BPF; undefined: all. */
+  readonly sampleRatio?: number;
 }
 
 export class RequestProbe {
@@ -50,7 +52,10 @@ export class RequestProbe {
       path: opts.objectPath ?? DEFAULT_REQUEST_OBJECT,
       configure: (o) => {
         o.setMaxEntries('records', ringBytes);
-        writeRequestConfig(o.rodata(CONFIG_SIZE), opts.layout, filter);
+        writeRequestConfig(o.rodata(CONFIG_SIZE), opts.layout, {
+          headerFilter: filter,
+          sampleRatio: opts.sampleRatio,
+        });
       },
     });
     try {

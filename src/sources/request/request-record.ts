@@ -3,6 +3,8 @@
  * decoding of the records it sends per call of `h2o_dispose_request` (one per request header, then the request's),
  * and their assembly into one request with its headers.
  */
+import { formatSockaddr } from '../bpf/sockaddr.js';
+import { sampleThreshold } from '../usdt/bpf-config.js';
 import type { Layout } from './layout.js';
 
 export const METHOD_CAP = 32;
@@ -10,6 +12,8 @@ export const AUTHORITY_CAP = 128;
 export const PATH_CAP = 256;
 export const HEADER_NAME_CAP = 64;
 export const HEADER_VALUE_CAP = 256;
+export const SCHEME_CAP = 8;
+export const PEER_CAP = 28;
 
 /** Byte offsets in the record. */
 export const RECORD = {
@@ -29,17 +33,25 @@ export const RECORD = {
   method: 112,
   authority: 112 + METHOD_CAP,
   path: 112 + METHOD_CAP + AUTHORITY_CAP,
-  req: 112 + METHOD_CAP + AUTHORITY_CAP + PATH_CAP,
-  headerCount: 120 + METHOD_CAP + AUTHORITY_CAP + PATH_CAP,
-  size: 128 + METHOD_CAP + AUTHORITY_CAP + PATH_CAP,
+  req: 528,
+  headerCount: 536,
+  schemeLen: 544,
+  scheme: 548,
+  peerLen: 556,
+  peer: 560,
+  proxyBytesWritten: 592,
+  proxyBytesRead: 600,
+  /** Five timevals: start_at, request_begin_at, request_end_at, response_start_at, response_end_at. */
+  proxyTimings: 608,
+  size: 688,
 } as const;
 
 /** Byte offsets in a header record. */
 export const HEADER_RECORD = {
   ktimeNs: 0,
-  req: 8,
-  pid: 16,
-  nameLen: 20,
+  pid: 8,
+  nameLen: 12,
+  req: 16,
   valueLen: 24,
   index: 28,
   name: 32,
@@ -66,23 +78,77 @@ export const CONFIG_FIELDS = [
   'st_h2o_header_t.name',
   'st_h2o_header_t.value',
   'st_h2o_header_t',
+  'st_h2o_req_t.input.scheme',
+  'st_h2o_url_scheme_t.name',
 ] as const;
 
+/**
+ * Config slots after those: fields some releases lack (proxy_stats is newer than 2.2.5; HTTP/3 connections have no
+ * socket), read only when the build has them.
+ */
+export const OPTIONAL_CONFIG_FIELDS = [
+  'st_h2o_req_t.proxy_stats.bytes_written.total',
+  'st_h2o_req_t.proxy_stats.bytes_read.total',
+  'st_h2o_req_t.proxy_stats.timestamps',
+  'st_h2o_http1_conn_t.sock',
+  'st_h2o_http2_conn_t.sock',
+  'st_h2o_socket_t._peername',
+] as const;
+
+/** An optional field's slot when the build lacks it (H2O_REQUEST_ABSENT). */
+const ABSENT = 0xffffffff;
 /** The u32 after the offsets: non-zero to send only the headers named in the `header_names` map. */
-export const CONFIG_HEADER_FILTER = 4 * CONFIG_FIELDS.length;
-export const CONFIG_SIZE = CONFIG_HEADER_FILTER + 4;
+export const CONFIG_HEADER_FILTER = 4 * (CONFIG_FIELDS.length + OPTIONAL_CONFIG_FIELDS.length);
+/** The u64 sampling threshold, 8-aligned after the filter flag. */
+export const CONFIG_SAMPLE_THRESHOLD = (CONFIG_HEADER_FILTER + 4 + 7) & ~7;
+export const CONFIG_PIDNS = CONFIG_SAMPLE_THRESHOLD + 8;
+export const CONFIG_SIZE = CONFIG_PIDNS + 16;
+
+export interface RequestProbeConfig {
+  /** Send only the request headers named in the `header_names` map. */
+  readonly headerFilter: boolean;
+  /** The share of connections kept (0–1); undefined: all. */
+  readonly sampleRatio: number | undefined;
+  /** The tracer's pid namespace, so records carry pids as /proc here shows them. */
+  readonly pidns?: { readonly dev: bigint; readonly ino: bigint } | undefined;
+}
 
 /**
  * Fill `mem` (the .rodata initial value) from `layout`, which must hold every CONFIG_FIELDS path: a field's offset,
- * or for a path naming a struct alone its size (the stride of an array of it); and whether to filter headers.
+ * or for a path naming a struct alone its size (the stride of an array of it); the OPTIONAL_CONFIG_FIELDS it holds;
+ * whether to filter headers, and which share of connections to keep.
  */
-export function writeRequestConfig(mem: Buffer, layout: Layout, headerFilter = false): void {
+export function writeRequestConfig(mem: Buffer, layout: Layout, config: RequestProbeConfig): void {
   CONFIG_FIELDS.forEach((path, i) => {
     const field = layout[path];
     if (field === undefined) throw new Error(`request probe: the layout lacks ${path}`);
     mem.writeUInt32LE(path.includes('.') ? field.offset : field.size, 4 * i);
   });
-  mem.writeUInt32LE(headerFilter ? 1 : 0, CONFIG_HEADER_FILTER);
+  OPTIONAL_CONFIG_FIELDS.forEach((path, i) => {
+    mem.writeUInt32LE(layout[path]?.offset ?? ABSENT, 4 * (CONFIG_FIELDS.length + i));
+  });
+  mem.writeUInt32LE(config.headerFilter ? 1 : 0, CONFIG_HEADER_FILTER);
+  mem.writeBigUInt64LE(sampleThreshold(config.sampleRatio), CONFIG_SAMPLE_THRESHOLD);
+  mem.writeBigUInt64LE(config.pidns?.dev ?? 0n, CONFIG_PIDNS);
+  mem.writeBigUInt64LE(config.pidns?.ino ?? 0n, CONFIG_PIDNS + 8);
+}
+
+/** The program's counters in .bss (struct h2o_request_counters), in order. */
+export const COUNTER_NAMES = [
+  'hits',
+  'requests',
+  'lost',
+  'lostHeaders',
+  'sampledOut',
+  'skippedHeaders',
+] as const;
+export const COUNTERS_SIZE = 8 * COUNTER_NAMES.length;
+export type RequestProbeCounters = Record<(typeof COUNTER_NAMES)[number], number>;
+
+export function readRequestCounters(mem: Buffer): RequestProbeCounters {
+  const out = {} as RequestProbeCounters;
+  COUNTER_NAMES.forEach((name, i) => (out[name] = Number(mem.readBigUInt64LE(8 * i))));
+  return out;
 }
 
 /** A request header as H2O holds it (names lowercase); lengths are true ones, the strings capped. */
@@ -121,6 +187,24 @@ export interface RequestRecord {
   /** H2O's count of request headers; `headers` holds at most the probe's maximum (64) of them. */
   readonly headerCount: number;
   readonly headers: readonly RequestHeader[];
+  /** `http`, `https` (as H2O received the request); empty when unknown. */
+  readonly scheme: string;
+  /** The client's `address:port` as H2O cached it on the socket (HTTP/1 and HTTP/2); undefined when not cached. */
+  readonly peer: string | undefined;
+  /** proxy_stats, when the request was reverse-proxied and the build has it. */
+  readonly proxy: ProxyStats | undefined;
+}
+
+/** What H2O's proxy handler kept of a request's upstream exchange (µs since the epoch; 0: not reached). */
+export interface ProxyStats {
+  readonly startAtUs: number;
+  readonly requestBeginAtUs: number;
+  readonly requestEndAtUs: number;
+  readonly responseStartAtUs: number;
+  readonly responseEndAtUs: number;
+  /** Above TLS, headers and body. */
+  readonly bytesWritten: bigint;
+  readonly bytesRead: bigint;
 }
 
 function timevalUs(buf: Buffer, off: number): number {
@@ -129,6 +213,28 @@ function timevalUs(buf: Buffer, off: number): number {
 
 function text(buf: Buffer, off: number, len: number, cap: number): string {
   return buf.toString('latin1', off, off + Math.min(len, cap));
+}
+
+function peerOf(buf: Buffer, o: number): string | undefined {
+  const len = buf.readUInt32LE(o + RECORD.peerLen);
+  if (len === 0) return undefined;
+  const peer = formatSockaddr(buf.subarray(o + RECORD.peer, o + RECORD.peer + Math.min(len, PEER_CAP)));
+  return peer === '' || peer.startsWith('family-') ? undefined : peer;
+}
+
+function decodeProxy(buf: Buffer, o: number): ProxyStats | undefined {
+  const t = o + RECORD.proxyTimings;
+  const startAtUs = timevalUs(buf, t);
+  if (startAtUs === 0) return undefined;
+  return {
+    startAtUs,
+    requestBeginAtUs: timevalUs(buf, t + 16),
+    requestEndAtUs: timevalUs(buf, t + 32),
+    responseStartAtUs: timevalUs(buf, t + 48),
+    responseEndAtUs: timevalUs(buf, t + 64),
+    bytesWritten: buf.readBigUInt64LE(o + RECORD.proxyBytesWritten),
+    bytesRead: buf.readBigUInt64LE(o + RECORD.proxyBytesRead),
+  };
 }
 
 /** The request record at `buf[offset…]` (RECORD.size bytes), with the headers assembled for it. */
@@ -161,6 +267,9 @@ export function decodeRequestRecord(
     req: buf.readBigUInt64LE(o + RECORD.req),
     headerCount: Number(buf.readBigUInt64LE(o + RECORD.headerCount)),
     headers,
+    scheme: text(buf, o + RECORD.scheme, buf.readUInt32LE(o + RECORD.schemeLen), SCHEME_CAP),
+    peer: peerOf(buf, o),
+    proxy: decodeProxy(buf, o),
   };
 }
 

@@ -81,9 +81,7 @@ export interface ConfigValues {
 /** Fill `mem` (the .rodata initial value, CONFIG.size bytes) with the configuration. */
 export function writeConfig(mem: Buffer, v: ConfigValues): void {
   mem.fill(0, 0, CONFIG.size);
-  const ratio = v.sampleRatio ?? 1;
-  const threshold = ratio >= 1 ? 1n << 32n : BigInt(Math.floor(ratio * 2 ** 32));
-  mem.writeBigUInt64LE(threshold, CONFIG.sampleThreshold);
+  mem.writeBigUInt64LE(sampleThreshold(v.sampleRatio), CONFIG.sampleThreshold);
   mem.writeBigUInt64LE(v.pidns?.dev ?? 0n, CONFIG.pidnsDev);
   mem.writeBigUInt64LE(v.pidns?.ino ?? 0n, CONFIG.pidnsIno);
   mem.writeBigUInt64LE(BPF_RB_NO_WAKEUP, CONFIG.ringbufFlags);
@@ -168,4 +166,9 @@ export function readCounters(mem: Buffer): BpfCounters {
     skippedHeaders: u64(COUNTERS.skippedHeaders),
     hits,
   };
+}
+
+/** BPF keeps a connection when a 32-bit hash or random number is below this: 2^32 keeps every one. */
+export function sampleThreshold(ratio: number | undefined): bigint {
+  return ratio === undefined || ratio >= 1 ? 1n << 32n : BigInt(Math.floor(Math.max(0, ratio) * 2 ** 32));
 }

@@ -5,6 +5,7 @@
  */
 import { decodeUtf8Escaping } from '../../events/utf8.js';
 import type { FieldValue, HeaderUse, ProbeEvent } from '../../events/types.js';
+import { formatSockaddr } from '../bpf/sockaddr.js';
 import { USDT_PROBES } from '../../events/usdt-probes.js';
 import type { UsdtProbe } from '../../events/usdt-probes.js';
 
@@ -283,36 +284,4 @@ function argValue(buf: Buffer, at: number, kind: string): FieldValue {
   }
   if (hi < 0x20_0000) return hi * TWO_32 + lo;
   return buf.readBigUInt64LE(at);
-}
-
-/** struct sockaddr_in / sockaddr_in6 (28 bytes copied) → `1.2.3.4:443` or `[::1]:443`. */
-export function formatSockaddr(b: Buffer): string {
-  if (b.length < 8) return '';
-  const family = b.readUInt16LE(0);
-  const port = b.readUInt16BE(2);
-  if (family === 2) return `${b[4]}.${b[5]}.${b[6]}.${b[7]}:${port}`;
-  if (family === 10 && b.length >= 24) {
-    const groups: string[] = [];
-    for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(8 + 2 * i).toString(16));
-    return `[${compressIpv6(groups)}]:${port}`;
-  }
-  return `family-${family}`;
-}
-
-/** RFC 5952: the longest run of two or more zero groups becomes `::`. */
-function compressIpv6(groups: string[]): string {
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < groups.length;) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }

@@ -9,7 +9,10 @@ import { test } from 'node:test';
 import {
   CONFIG_FIELDS,
   CONFIG_HEADER_FILTER,
+  CONFIG_PIDNS,
+  CONFIG_SAMPLE_THRESHOLD,
   CONFIG_SIZE,
+  OPTIONAL_CONFIG_FIELDS,
   decodeRequestRecord,
   HEADER_RECORD,
   HEADER_VALUE_CAP,
@@ -47,6 +50,21 @@ test('decodeRequestRecord reads every field, strings cut at their length or cap'
   buf.write('/'.padEnd(PATH_CAP, 'x'), o + RECORD.path, 'latin1');
   buf.writeBigUInt64LE(0x7f00deadbeefn, o + RECORD.req);
   buf.writeBigUInt64LE(70n, o + RECORD.headerCount);
+  buf.writeUInt32LE(5, o + RECORD.schemeLen);
+  buf.write('https', o + RECORD.scheme, 'latin1');
+  // sockaddr_in6 [2001:db8::1]:8443
+  buf.fill(0, o + RECORD.peer, o + RECORD.peer + 28);
+  buf.writeUInt16LE(10, o + RECORD.peer);
+  buf.writeUInt16BE(8443, o + RECORD.peer + 2);
+  buf.writeUInt16BE(0x2001, o + RECORD.peer + 8);
+  buf.writeUInt16BE(0xdb8, o + RECORD.peer + 10);
+  buf.writeUInt16BE(1, o + RECORD.peer + 22);
+  buf.writeUInt32LE(28, o + RECORD.peerLen);
+  buf.writeBigUInt64LE(300n, o + RECORD.proxyBytesWritten);
+  buf.writeBigUInt64LE(5000n, o + RECORD.proxyBytesRead);
+  [0, 10, 20, 30, 40].forEach((us, i) =>
+    timeval(buf, o + RECORD.proxyTimings + 16 * i, 1_700_000_001, 250_000 + us),
+  );
 
   const r = decodeRequestRecord(buf, at);
   assert.deepEqual(r, {
@@ -69,7 +87,30 @@ test('decodeRequestRecord reads every field, strings cut at their length or cap'
     req: 0x7f00deadbeefn,
     headerCount: 70,
     headers: [],
+    scheme: 'https',
+    peer: '[2001:db8::1]:8443',
+    proxy: {
+      startAtUs: 1_700_000_001_250_000,
+      requestBeginAtUs: 1_700_000_001_250_010,
+      requestEndAtUs: 1_700_000_001_250_020,
+      responseStartAtUs: 1_700_000_001_250_030,
+      responseEndAtUs: 1_700_000_001_250_040,
+      bytesWritten: 300n,
+      bytesRead: 5000n,
+    },
   });
+});
+
+test('peer: nothing when H2O has not cached one (length 0) or the family is not IP', () => {
+  const buf = Buffer.alloc(RECORD.size);
+  buf.writeUInt16LE(2, RECORD.peer);
+  buf.writeUInt16BE(54321, RECORD.peer + 2);
+  buf.set([127, 0, 0, 1], RECORD.peer + 4);
+  assert.equal(decodeRequestRecord(buf).peer, undefined, 'length 0');
+  buf.writeUInt32LE(16, RECORD.peerLen);
+  assert.equal(decodeRequestRecord(buf).peer, '127.0.0.1:54321');
+  buf.writeUInt16LE(1, RECORD.peer);
+  assert.equal(decodeRequestRecord(buf).peer, undefined, 'AF_UNIX');
 });
 
 /** A request record (headers: none in the bytes) keyed by pid, req and dispose time. */
@@ -140,14 +181,26 @@ test('RequestAssembler drops headers orphaned by a lost request record, never gi
 test('writeRequestConfig writes each offset in its slot and names a missing field', () => {
   const layout = Object.fromEntries(CONFIG_FIELDS.map((p, i) => [p, { offset: 1000 + i, size: 8 }]));
   const mem = Buffer.alloc(CONFIG_SIZE);
-  writeRequestConfig(mem, layout);
+  writeRequestConfig(mem, layout, { headerFilter: false, sampleRatio: undefined });
   // Field paths give their offset; the struct named alone gives its size (the stride of req->headers.entries).
   CONFIG_FIELDS.forEach((p, i) => assert.equal(mem.readUInt32LE(4 * i), p.includes('.') ? 1000 + i : 8, p));
-  assert.equal(mem.readUInt32LE(CONFIG_HEADER_FILTER), 0, 'no header filter by default');
-  writeRequestConfig(mem, layout, true);
+  // Optional fields the build lacks are marked absent, so the program skips them.
+  OPTIONAL_CONFIG_FIELDS.forEach((p, i) =>
+    assert.equal(mem.readUInt32LE(4 * (CONFIG_FIELDS.length + i)), 0xffffffff, p),
+  );
+  assert.equal(mem.readUInt32LE(CONFIG_HEADER_FILTER), 0, 'no header filter');
+  assert.equal(mem.readBigUInt64LE(CONFIG_SAMPLE_THRESHOLD), 1n << 32n, 'every connection kept');
+  const withProxy = { ...layout, 'st_h2o_req_t.proxy_stats.timestamps': { offset: 408, size: 80 } };
+  writeRequestConfig(mem, withProxy, { headerFilter: true, sampleRatio: 0.25 });
   assert.equal(mem.readUInt32LE(CONFIG_HEADER_FILTER), 1, 'header filter on');
+  assert.equal(mem.readBigUInt64LE(CONFIG_SAMPLE_THRESHOLD), 1n << 30n, 'a quarter of connections');
+  const slot = CONFIG_FIELDS.length + OPTIONAL_CONFIG_FIELDS.indexOf('st_h2o_req_t.proxy_stats.timestamps');
+  assert.equal(mem.readUInt32LE(4 * slot), 408);
   const partial = Object.fromEntries(Object.entries(layout).filter(([p]) => p !== 'st_h2o_req_t.version'));
-  assert.throws(() => writeRequestConfig(mem, partial), /lacks st_h2o_req_t\.version/);
+  assert.throws(
+    () => writeRequestConfig(mem, partial, { headerFilter: false, sampleRatio: undefined }),
+    /lacks st_h2o_req_t\.version/,
+  );
 });
 
 const PROGRAM = `#include <stdio.h>
@@ -160,12 +213,14 @@ int main(void) {
   printf("{");
   R(ktime_ns) R(pid) R(version) R(conn_id) R(connected_at) R(request_begin_at) R(response_start_at)
   R(response_end_at) R(bytes_sent) R(status) R(method_len) R(authority_len) R(path_len) R(method) R(authority) R(path)
-  R(req) R(header_count)
+  R(req) R(header_count) R(scheme_len) R(scheme) R(peer_len) R(peer) R(proxy_bytes_written) R(proxy_bytes_read)
+  R(proxy_timings)
   H(ktime_ns) H(req) H(pid) H(name_len) H(value_len) H(index) H(name) H(value)
   C(req_conn) C(req_version) C(req_status) C(req_bytes_sent) C(req_request_begin_at) C(req_response_start_at)
   C(req_response_end_at) C(req_method) C(req_authority) C(req_path) C(conn_id) C(conn_connected_at)
-  C(req_headers_entries) C(req_headers_size) C(header_name) C(header_value) C(header_size)
-  C(header_filter)
+  C(req_headers_entries) C(req_headers_size) C(header_name) C(header_value) C(header_size) C(req_scheme)
+  C(scheme_name) C(req_proxy_bytes_written) C(req_proxy_bytes_read) C(req_proxy_timestamps) C(http1_conn_sock)
+  C(http2_conn_sock) C(socket_peername) C(header_filter) C(sample_threshold) C(pidns_dev)
   printf("\\"size\\":%zu,\\"config_size\\":%zu,", sizeof(struct h2o_request_record), sizeof(struct h2o_request_config));
   printf("\\"header_size\\":%zu}", sizeof(struct h2o_request_header_record));
   return 0;
@@ -197,6 +252,13 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       c.path,
       c.req,
       c.header_count,
+      c.scheme_len,
+      c.scheme,
+      c.peer_len,
+      c.peer,
+      c.proxy_bytes_written,
+      c.proxy_bytes_read,
+      c.proxy_timings,
       c.size,
     ],
     [
@@ -218,6 +280,13 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       RECORD.path,
       RECORD.req,
       RECORD.headerCount,
+      RECORD.schemeLen,
+      RECORD.scheme,
+      RECORD.peerLen,
+      RECORD.peer,
+      RECORD.proxyBytesWritten,
+      RECORD.proxyBytesRead,
+      RECORD.proxyTimings,
       RECORD.size,
     ],
   );
@@ -255,9 +324,19 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
     'header_name',
     'header_value',
     'header_size',
+    'req_scheme',
+    'scheme_name',
+    'req_proxy_bytes_written',
+    'req_proxy_bytes_read',
+    'req_proxy_timestamps',
+    'http1_conn_sock',
+    'http2_conn_sock',
+    'socket_peername',
   ];
-  assert.equal(slots.length, CONFIG_FIELDS.length);
+  assert.equal(slots.length, CONFIG_FIELDS.length + OPTIONAL_CONFIG_FIELDS.length);
   slots.forEach((s, i) => assert.equal(c[`config.${s}`], 4 * i, s));
   assert.equal(c['config.header_filter'], CONFIG_HEADER_FILTER);
+  assert.equal(c['config.sample_threshold'], CONFIG_SAMPLE_THRESHOLD);
+  assert.equal(c['config.pidns_dev'], CONFIG_PIDNS);
   assert.equal(c.config_size, CONFIG_SIZE);
 });
