@@ -55,7 +55,10 @@ export function startStructFixture(binary: string, timeoutMs = 10_000): Promise<
   });
   const within = <T>(p: Promise<T>, what: string): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${binary} serve: no ${what} in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`${binary} serve: no ${what} in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       p.then(resolve, reject).finally(() => clearTimeout(timer));
     });
   const ready = new Promise<number>((resolve, reject) => {
