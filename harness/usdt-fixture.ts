@@ -13,7 +13,12 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const srcDir = join(repoRoot, 'test', 'fixtures', 'usdt');
 const outDir = join(repoRoot, 'dist', 'usdt-fixture');
 const binPath = join(outDir, 'h2o-usdt-fixture');
-const sources = ['probes.d', 'h2o-fixture.c', 'connect-sib.c'].map((f) => join(srcDir, f));
+/** h2o-fixture.c also ends each request in h2o_dispose_request, with the request in H2O's structs. */
+const requestDir = join(repoRoot, 'test', 'fixtures', 'request');
+const sources = [
+  ...['probes.d', 'h2o-fixture.c', 'connect-sib.c'].map((f) => join(srcDir, f)),
+  ...['h2o-structs.h', 'h2o-dispose.c'].map((f) => join(requestDir, f)),
+];
 const SDT_PACKAGE = 'systemtap-sdt-dev';
 
 export interface UsdtFixture {
@@ -113,6 +118,7 @@ async function build(): Promise<string> {
       `-I${tmp}`,
       join(srcDir, 'h2o-fixture.c'),
       join(srcDir, 'connect-sib.c'),
+      join(requestDir, 'h2o-dispose.c'),
       join(tmp, 'probes.o'),
       '-o',
       tmpBin,

@@ -69,7 +69,7 @@ describe('layouts resolved by field name', () => {
     for (const path of ['st_h2o_req_t.version', 'st_h2o_req_t.res.status', 'st_h2o_conn_t.id']) {
       assert.notEqual(a[path]?.offset, b[path]?.offset, path);
     }
-    assert.deepEqual(a['st_h2o_req_t.timestamps.response_end_at'], { offset: 80, size: 16 });
+    assert.deepEqual(a['st_h2o_req_t.timestamps.response_end_at'], { offset: 176, size: 16 });
     assert.deepEqual(b['st_h2o_req_t.timestamps.response_end_at'], { offset: 0, size: 16 });
   });
 
@@ -92,14 +92,16 @@ describe('layouts resolved by field name', () => {
 
   test('a field only one build has: resolved there, a named error (with what exists) in the other', () => {
     assert.deepEqual(readLayout(get('B').btf, ['st_h2o_req_t.only_in_b']), {
-      'st_h2o_req_t.only_in_b': { offset: 96, size: 8 },
+      'st_h2o_req_t.only_in_b': { offset: 336, size: 8 },
     });
     assert.throws(
       () => readLayout(get('A').btf, ['st_h2o_req_t.version', 'st_h2o_req_t.only_in_b']),
       (err: unknown) =>
         err instanceof LayoutError &&
         err.message.includes('field st_h2o_req_t.only_in_b') &&
-        err.message.includes('st_h2o_req_t has: conn, authority, method, version, timestamps, res, flags') &&
+        err.message.includes(
+          'st_h2o_req_t has: conn, input, authority, method, version, headers, timestamps, res, flags',
+        ) &&
         err.message.includes('bytes_sent') &&
         err.missing.join() === 'st_h2o_req_t.only_in_b',
     );
