@@ -12,7 +12,7 @@ import { RequestProbe } from '../../../src/sources/request/request-probe.js';
 import {
   CONFIG_FIELDS,
   OPTIONAL_CONFIG_FIELDS,
-  type RequestRecord,
+  type DisposedRequest,
 } from '../../../src/sources/request/request-record.js';
 import {
   buildStructFixture,
@@ -27,7 +27,7 @@ const SCRIPT_CALLS = 4;
 interface Capture {
   readonly layout: Layout;
   readonly pid: number;
-  readonly records: readonly RequestRecord[];
+  readonly records: readonly DisposedRequest[];
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-field-order-'));
@@ -38,7 +38,7 @@ async function capture(order: FixtureOrder, wrong?: Layout): Promise<Capture> {
   const btf = await btfFor(findDebugInfo(binary), { cacheDir: join(dir, 'cache') });
   const layout = wrong ?? readLayout(btf.path, CONFIG_FIELDS, OPTIONAL_CONFIG_FIELDS);
   const fixture = await startStructFixture(binary);
-  const records: RequestRecord[] = [];
+  const records: DisposedRequest[] = [];
   let probe: RequestProbe | undefined;
   try {
     probe = RequestProbe.attach({ binary, pid: fixture.pid, layout, ringBytes: 1 << 20 });
@@ -171,7 +171,7 @@ const EXPECTED = [
 
 /** The record without what differs between runs and builds. */
 const VARYING = new Set(['pid', 'ktimeNs', 'req', 'proxy']);
-function comparable(r: RequestRecord): Record<string, unknown> {
+function comparable(r: DisposedRequest): Record<string, unknown> {
   return Object.fromEntries(Object.entries(r).filter(([key]) => !VARYING.has(key)));
 }
 
