@@ -1,13 +1,15 @@
 /**
  * The whole flow, wired once: the CLI, the benchmark and the tests all build it here.
  *
- *   source ─► SourceSink ─┬─ events ─► correlator ─┐
- *            (per session) │  (taps: --record, qlog) ├─► tracer filter ─► span mapper ─► sampler ─► processor ─► exporter
- *                          └─ finished records ─────┘
+ *   source ─► SourceSink ─┬─ events ─► correlator ─────┐
+ *            (per session) │  (taps: --record, qlog)     ├─► tracer filter ─► span mapper ─► sampler ─► processor ─► exporter
+ *                          └─ finished records ─(join)──┘
  *
  * Sources decode their own input (how much: `decode`) and push into the sink of each of their sessions; a session
  * is one id space (H2O's conn ids restart with the server), so each gets its own correlator. On their way to the
  * mapper, records pass the tracer-request filter, which drops tracers' own requests (`correlate/tracer-requests.ts`).
+ * Two sources tracing one process (the request probe and H2O's QUIC probes) share its session (`open(key)`), where
+ * finished HTTP/3 requests join the QUIC connections the events made (`correlate/quic-join.ts`, `session.ts`).
  * Each stage holds the next, so they are built from the exporter back.
  *
  * Back-pressure: live sources cannot wait (H2O does not), so their spans are dropped, counted, when the queue is
@@ -23,15 +25,15 @@ import {
   newCorrelatorStats,
 } from './correlate/correlator.js';
 import type { CorrelatorOptions, CorrelatorStats } from './correlate/correlator.js';
-import type { ConnectionRecord, RecordSink, RequestRecord } from './correlate/records.js';
+import type { RecordSink } from './correlate/records.js';
 import { TracerRequestFilter } from './correlate/tracer-requests.js';
 import type { TracerRequestStats } from './correlate/tracer-requests.js';
 import type { EventRecorder } from './events/recorder.js';
 import { newDecodeStats } from './events/types.js';
-import type { DecodeStats, HeaderUse, ProbeEvent, UsedHeaderNames } from './events/types.js';
+import type { DecodeStats, HeaderUse, UsedHeaderNames } from './events/types.js';
 import { CountingBatchProcessor } from './export/batch-processor.js';
 import type { BatchOptions, ExportStats } from './export/batch-processor.js';
-import type { QlogDirectory, QlogSession } from './export/qlog.js';
+import type { QlogDirectory } from './export/qlog.js';
 import { SpanFactory } from './otel/finished-span.js';
 import { HeaderNameSet, headerPolicy } from './otel/header-policy.js';
 import type { HeaderPolicyOptions } from './otel/header-policy.js';
@@ -39,6 +41,7 @@ import { INSTRUMENTATION_SCOPE } from './otel/scope.js';
 import { SpanMapper } from './otel/span-mapper.js';
 import type { SpanMapperStats } from './otel/span-mapper.js';
 import { SensitiveQueryParams } from './otel/url.js';
+import { EndOfSessionFeed, Session, SharedSession } from './session.js';
 import type { DecodePlan, Sessions, SourceSink } from './sources/sink.js';
 
 /** What the pipeline is: plain data, from the options. */
@@ -81,6 +84,7 @@ export class Pipeline implements Sessions {
   sessions = 0;
   private readonly _records: RecordSink;
   private readonly _open = new Set<Session>();
+  private readonly _shared = new Map<string, SharedSession>();
   private readonly _endFeed: EndOfSessionFeed;
 
   constructor(
@@ -112,7 +116,11 @@ export class Pipeline implements Sessions {
     };
   }
 
-  open(): SourceSink {
+  open(key?: string): SourceSink {
+    if (key !== undefined) {
+      const shared = this._shared.get(key);
+      if (shared !== undefined) return shared.handle();
+    }
     this.sessions++;
     const session = new Session(
       (sink) => new Correlator(this._config.correlator, sink, this.stats.correlate),
@@ -123,7 +131,10 @@ export class Pipeline implements Sessions {
       this._open,
     );
     this._open.add(session);
-    return session;
+    if (key === undefined) return session;
+    const shared = new SharedSession(session, () => this._shared.delete(key));
+    this._shared.set(key, shared);
+    return shared.handle();
   }
 
   get openConnections(): number {
@@ -140,7 +151,7 @@ export class Pipeline implements Sessions {
 
   /** Called on a timer while live, so deadlines fire when H2O is quiet. */
   tick(nowMs: number): void {
-    for (const s of this._open) s.correlator.tick(nowMs);
+    for (const s of this._open) s.tick(nowMs);
   }
 
   /** Every open session ends: what is still open becomes spans (as the processor makes room: see `flushed`). */
@@ -166,74 +177,6 @@ export class Pipeline implements Sessions {
   /** The shutdown deadline came: records of ended sessions not yet made into spans count as dropped spans. */
   abandon(): void {
     this.processor.countDroppedAtExit(this._endFeed.abandon());
-  }
-}
-
-/**
- * The records a session's end releases at once (every connection still open: 100k after a big replay, or all of
- * H2O's at each restart under --socket) go on as the processor makes room instead of overflowing its queue. While
- * nothing is waiting and there is room, they go straight through, so a small flush completes synchronously.
- */
-class EndOfSessionFeed {
-  private _records: (RequestRecord | ConnectionRecord)[] = [];
-  private _isConnection: boolean[] = [];
-  private _next = 0;
-  private _feeding: Promise<void> | undefined;
-
-  constructor(
-    private readonly _sink: RecordSink,
-    private readonly _processor: CountingBatchProcessor,
-  ) {}
-
-  get busy(): boolean {
-    return this._feeding !== undefined;
-  }
-
-  request(req: RequestRecord): void {
-    if (this._direct()) this._sink.requestCompleted(req);
-    else this._defer(req, false);
-  }
-
-  connection(conn: ConnectionRecord): void {
-    if (this._direct()) this._sink.connectionClosed(conn);
-    else this._defer(conn, true);
-  }
-
-  /** Resolves once every deferred record has been handed on (sessions may keep ending meanwhile). */
-  async done(): Promise<void> {
-    while (this._feeding !== undefined) await this._feeding;
-  }
-
-  /** Forget the records not handed on yet; how many they were. */
-  abandon(): number {
-    const left = this._records.length - this._next;
-    this._records = [];
-    this._isConnection = [];
-    this._next = 0;
-    return left;
-  }
-
-  private _direct(): boolean {
-    return this._feeding === undefined && this._processor.hasRoom();
-  }
-
-  private _defer(record: RequestRecord | ConnectionRecord, isConnection: boolean): void {
-    this._records.push(record);
-    this._isConnection.push(isConnection);
-    this._feeding ??= this._feed();
-  }
-
-  private async _feed(): Promise<void> {
-    while (this._next < this._records.length) {
-      await this._processor.waitForRoom();
-      for (; this._next < this._records.length && this._processor.hasRoom(); this._next++) {
-        const record = this._records[this._next]!;
-        if (this._isConnection[this._next] === true) this._sink.connectionClosed(record as ConnectionRecord);
-        else this._sink.requestCompleted(record as RequestRecord);
-      }
-    }
-    this.abandon();
-    this._feeding = undefined;
   }
 }
 
@@ -285,52 +228,4 @@ function headerUse(used: UsedHeaderNames): HeaderUse {
     const names = isRequest ? request : response;
     return names === undefined || names.has(name);
   };
-}
-
-/** One session: its correlator's records go to the mapper, or through the end feed once the session ended. */
-class Session implements SourceSink, RecordSink {
-  readonly correlator: Correlator;
-  private _ended = false;
-
-  constructor(
-    correlator: (sink: RecordSink) => Correlator,
-    private readonly _records: RecordSink,
-    private readonly _endFeed: EndOfSessionFeed,
-    private readonly _recorder: EventRecorder | undefined,
-    private readonly _qlog: QlogSession | undefined,
-    private readonly _open: Set<Session>,
-  ) {
-    this.correlator = correlator(this);
-  }
-
-  requestCompleted(req: RequestRecord): void {
-    if (this._ended) this._endFeed.request(req);
-    else this._records.requestCompleted(req);
-  }
-
-  connectionClosed(conn: ConnectionRecord): void {
-    if (this._ended) this._endFeed.connection(conn);
-    else this._records.connectionClosed(conn);
-  }
-
-  pushEvents(events: readonly ProbeEvent[]): void {
-    if (this._ended) return;
-    this._recorder?.write(events);
-    this._qlog?.write(events);
-    this.correlator.process(events);
-  }
-
-  pushRecords(requests: readonly RequestRecord[], connections: readonly ConnectionRecord[]): void {
-    if (this._ended) return;
-    for (const r of requests) this._records.requestCompleted(r);
-    for (const c of connections) this._records.connectionClosed(c);
-  }
-
-  end(): void {
-    if (this._ended) return;
-    this._ended = true;
-    this.correlator.flush('source_ended');
-    this._qlog?.end();
-    this._open.delete(this);
-  }
 }

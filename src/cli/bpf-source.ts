@@ -1,19 +1,24 @@
 /**
  * `--pid` / `--binary`: which BPF program traces H2O (`--bpf`). The request probe (one trap per request) when the
- * binary's struct layouts can be had; else H2O's USDT probes, saying why. The BPF modules (and koffi's native addon
- * with them) are loaded only here, only to trace a process.
+ * binary's struct layouts can be had — with H2O's QUIC probes beside it when the binary has them and QUIC detail is
+ * wanted (hybrid) — else H2O's USDT probes, saying why. The BPF modules (and koffi's native addon with them) are
+ * loaded only here, only to trace a process.
  */
+import { BpfError } from '../sources/bpf/errors.js';
+import type { PollEnd } from '../sources/bpf/process-poller.js';
 import type { Sessions } from '../sources/sink.js';
 import type { RequestSource } from '../sources/request/request-source.js';
-import type { UsdtSource } from '../sources/usdt/usdt-source.js';
+import type { DetachResult, UsdtSource, UsdtStats } from '../sources/usdt/usdt-source.js';
 import type { Options } from './options.js';
 
-export type BpfSource = UsdtSource | RequestSource;
+export type BpfSource = UsdtSource | RequestSource | HybridSource;
 
 export interface BpfSourceContext {
   readonly sessions: Sessions;
-  /** The USDT points the output needs (for --bpf usdt). */
+  /** The USDT points the output needs (--bpf usdt). */
   readonly points: readonly string[];
+  /** The QUIC points beside the request probe; none: no QUIC detail wanted. */
+  readonly quicPoints: readonly string[];
   info(message: string): void;
   warn(message: string): void;
 }
@@ -22,48 +27,108 @@ export interface BpfSourceContext {
 export async function openBpfSource(o: Options, ctx: BpfSourceContext): Promise<BpfSource> {
   if (o.source.kind !== 'usdt') throw new Error('openBpfSource: not a BPF source');
   const target = o.source.target;
-  const { BpfError } = await import('../sources/bpf/errors.js');
   const { checkCapabilities, executableOfPid } = await import('../sources/bpf/procfs.js');
   checkCapabilities('attaching BPF probes');
-  if (o.bpf.probe !== 'usdt') {
-    const request = await import('../sources/request/request-source.js');
-    const binary = target.kind === 'pid' ? executableOfPid(target.pid) : target.path;
-    try {
-      const { layout, describe } = await request.requestLayoutFor(binary, o.bpf);
-      const source = new request.RequestSource(
-        {
-          ...o.bpf,
-          target,
-          ringBytes: o.usdt.ringBytes,
-          pollMs: o.usdt.pollMs,
-          sampleRatio: o.socket.sampleRatio,
-          idleMs: o.correlator.http2IdleMs,
-          maxConnections: o.correlator.maxConnections,
-        },
-        layout,
-        ctx,
-      );
-      ctx.info(`h2o-otel: request probe: ${describe}`);
-      return source;
-    } catch (err) {
-      if (!(err instanceof BpfError) || o.bpf.probe === 'request') throw err;
-      ctx.warn(
-        `h2o-otel: the request probe cannot be used (${err.message}); using H2O's USDT probes instead`,
-      );
-    }
-  }
   const usdt = await import('../sources/usdt/usdt-source.js');
-  return new usdt.UsdtSource(
-    {
-      target,
-      points: ctx.points,
-      ringBytes: o.usdt.ringBytes,
-      pollMs: o.usdt.pollMs,
-      sampleRatio: o.socket.sampleRatio,
-      maxValueBytes: o.headers.maxValueLength,
-      objectPath: o.usdt.objectPath,
-      countOnly: o.usdt.countOnly,
-    },
-    ctx,
+  const usdtSource = (points: readonly string[]): UsdtSource =>
+    new usdt.UsdtSource(
+      {
+        target,
+        points,
+        ringBytes: o.usdt.ringBytes,
+        pollMs: o.usdt.pollMs,
+        sampleRatio: o.socket.sampleRatio,
+        maxValueBytes: o.headers.maxValueLength,
+        objectPath: o.usdt.objectPath,
+        countOnly: o.usdt.countOnly,
+      },
+      ctx,
+    );
+  if (o.bpf.probe === 'usdt') return usdtSource(ctx.points);
+  const request = await import('../sources/request/request-source.js');
+  const binary = target.kind === 'pid' ? executableOfPid(target.pid) : target.path;
+  let source: RequestSource;
+  try {
+    const { layout, describe } = await request.requestLayoutFor(binary, o.bpf);
+    source = new request.RequestSource(
+      {
+        ...o.bpf,
+        target,
+        ringBytes: o.usdt.ringBytes,
+        pollMs: o.usdt.pollMs,
+        sampleRatio: o.socket.sampleRatio,
+        idleMs: o.correlator.http2IdleMs,
+        maxConnections: o.correlator.maxConnections,
+      },
+      layout,
+      ctx,
+    );
+    ctx.info(`h2o-otel: request probe: ${describe}`);
+  } catch (err) {
+    if (!(err instanceof BpfError) || o.bpf.probe === 'request') throw err;
+    ctx.warn(`h2o-otel: the request probe cannot be used (${err.message}); using H2O's USDT probes instead`);
+    return usdtSource(ctx.points);
+  }
+  if (ctx.quicPoints.length === 0) return source;
+  const { readUsdtNotes } = await import('../sources/usdt/elf-notes.js');
+  if (!readUsdtNotes(binary).some((n) => n.provider === 'quicly')) return source;
+  ctx.info(
+    'h2o-otel: this H2O has QUIC probes: attaching them too, for QUIC connection detail (--quic-events)',
   );
+  return new HybridSource(source, usdtSource(ctx.quicPoints), ctx.warn);
+}
+
+/** The request probe for requests, and H2O's QUIC probes for QUIC connections, on the same process(es). */
+export class HybridSource {
+  constructor(
+    private readonly _request: RequestSource,
+    private readonly _quic: UsdtSource,
+    private readonly _warn: (message: string) => void,
+  ) {}
+
+  /** Until stopped or the target exits; QUIC probes that cannot be attached leave the requests traced. */
+  async run(): Promise<PollEnd> {
+    const quic = this._quic.run().catch((err: unknown) => {
+      if (!(err instanceof BpfError)) throw err;
+      this._warn(`h2o-otel: no QUIC detail: ${err.message}`);
+      return 'stopped' as const;
+    });
+    const end = await this._request.run();
+    this._quic.stop();
+    await quic;
+    return end;
+  }
+
+  stop(): void {
+    this._request.stop();
+    this._quic.stop();
+  }
+
+  /** Both programs' counts together (each is a probe of its own). */
+  stats(): UsdtStats {
+    const r = this._request.stats();
+    const q = this._quic.stats();
+    return {
+      hits: r.hits + q.hits,
+      emitted: r.emitted + q.emitted,
+      lost: r.lost + q.lost,
+      readFailures: r.readFailures + q.readFailures,
+      truncated: r.truncated + q.truncated,
+      sampledOut: r.sampledOut + q.sampledOut,
+      skippedHeaders: r.skippedHeaders + q.skippedHeaders,
+      probesAttached: r.probesAttached + q.probesAttached,
+      probesSkipped: r.probesSkipped + q.probesSkipped,
+      processes: Math.max(r.processes, q.processes),
+      decode: {
+        records: r.decode.records + q.decode.records,
+        badRecords: r.decode.badRecords + q.decode.badRecords,
+        unmappedQuicEvents: q.decode.unmappedQuicEvents,
+      },
+    };
+  }
+
+  async closeWithin(budgetMs: number): Promise<DetachResult> {
+    const [r, q] = await Promise.all([this._request.closeWithin(), this._quic.closeWithin(budgetMs)]);
+    return { detached: r.detached + q.detached, remaining: q.remaining, ms: Math.max(r.ms, q.ms) };
+  }
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { CommanderError, InvalidArgumentError } from 'commander';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { subscriptionFor, usdtPointsFor } from '../events/catalogue.js';
+import { subscriptionFor, usdtPointsFor, usdtQuicPointsFor } from '../events/catalogue.js';
 import { type BpfSource, openBpfSource } from './bpf-source.js';
 import { EventRecorder } from '../events/recorder.js';
 import { rejectedLines } from '../events/types.js';
@@ -183,6 +183,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       usdtSource = await openBpfSource(o, {
         sessions: pipeline,
         points: usdtPointsFor(needs),
+        quicPoints: usdtQuicPointsFor(needs),
         info: say,
         warn: say,
       });

@@ -17,7 +17,7 @@ import { Http3 } from './http3.js';
 import { newCorrelatorStats } from './options.js';
 import type { CorrelatorOptions, CorrelatorStats } from './options.js';
 import { isEarlyDataSecret, isRequestStream, STREAM_EVENT_TYPES } from './quic.js';
-import type { IncompleteReason, RecordSink } from './records.js';
+import type { ConnectionRecord, IncompleteReason, RecordSink } from './records.js';
 import { Requests } from './requests.js';
 import { TcpTlsBinder } from './tcp-tls.js';
 
@@ -58,6 +58,11 @@ export class Correlator {
 
   get openRequests(): number {
     return this._table.openRequests;
+  }
+
+  /** The record of an open connection, as events made it (for records another source pushes: quic-join.ts). */
+  connectionRecord(connId: number): ConnectionRecord | undefined {
+    return this._table.get(connId)?.record;
   }
 
   process(events: readonly ProbeEvent[]): void {

@@ -156,6 +156,18 @@ export function usdtPointsFor(needs: OutputNeeds): string[] {
   return [...subscriptionFor(needs), ...USDT_CONNECT_POINTS, ...USDT_QUIC_MAPPING_POINTS];
 }
 
+/**
+ * Hybrid tracing (the request probe reads requests): only the QUIC and TLS points, and the H2O points that tie a
+ * QUIC connection to its conn id and end it — the QUIC connection span as the other sources show it. None when
+ * `needs` asks for no QUIC detail.
+ */
+export function usdtQuicPointsFor(needs: OutputNeeds): string[] {
+  if (needs.quicEvents === 'none') return [];
+  const points = ['h2o:h3s_accept', 'h2o:h3s_destroy', 'quicly:new_path', ...QUIC_BASIC];
+  if (needs.quicEvents === 'detailed') points.push(...QUIC_DETAILED);
+  return [...points, ...USDT_QUIC_MAPPING_POINTS];
+}
+
 /** HTTP version as H2O encodes it (major * 256 + minor) → the semantic-convention string. */
 export function protocolVersion(httpVersion: number): string {
   const major = Math.floor(httpVersion / 256);

@@ -36,8 +36,11 @@ export interface DecodePlan {
 /** What a source is given: how to decode, and where each new session goes. */
 export interface Sessions {
   readonly decode: DecodePlan;
-  /** A new session with its own id space; it runs until its `end()`, beside any others. */
-  open(): SourceSink;
+  /**
+   * A new session with its own id space; it runs until its `end()`, beside any others. With a `key` (the traced
+   * process), sources that trace the same process share one session, which ends once each has ended it.
+   */
+  open(key?: string): SourceSink;
   /**
    * For a source that can wait between reads (a replay; live ones cannot): undefined while more can be taken,
    * else a promise of when it can.

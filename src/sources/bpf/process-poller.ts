@@ -44,6 +44,11 @@ export interface ProcessPollerListener {
 
 export type PollEnd = 'stopped' | 'target-exited';
 
+/** The session key of a traced process, shared by every BPF source tracing it (`Sessions.open`). */
+export function processKey(pid: number): string {
+  return `pid:${pid}`;
+}
+
 /**
  * Records are handed on in small batches: what they decode to then dies young (cheap scavenges). Batches of 256k
  * kept every event of a batch alive at once, promoted them to the old generation and made GC 40% of the work.

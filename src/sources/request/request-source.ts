@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Sessions } from '../sink.js';
 import { BpfError } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
-import { ProcessPoller } from '../bpf/process-poller.js';
+import { ProcessPoller, processKey } from '../bpf/process-poller.js';
 import type { PollEnd, ProcessSession } from '../bpf/process-poller.js';
 import {
   describeExecutable,
@@ -245,11 +245,11 @@ export class RequestSource {
   }
 
   private readonly _pollerListener = {
-    open: (): ProcessSession => {
+    open: (pid: number): ProcessSession => {
       const { sessions } = this._listener;
       const session = new RequestProcessSession(
         this._clock,
-        sessions.open(),
+        sessions.open(processKey(pid)),
         sessions.decode.stats,
         this._sessionStats,
         this._opts,

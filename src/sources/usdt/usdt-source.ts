@@ -15,7 +15,7 @@ import { BpfObject } from '../bpf/bpf-object.js';
 import { BpfError } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import type { Native, Pointer } from '../bpf/native.js';
-import { ProcessPoller } from '../bpf/process-poller.js';
+import { ProcessPoller, processKey } from '../bpf/process-poller.js';
 import type { PollEnd, ProcessSession } from '../bpf/process-poller.js';
 import {
   checkCapabilities,
@@ -312,10 +312,11 @@ export class UsdtSource {
   }
 
   private readonly _pollerListener = {
-    open: (): ProcessSession => {
+    open: (pid: number): ProcessSession => {
       const { sessions } = this._listener;
       const decoder = new UsdtRecordDecoder(this._clock, this._decodeStats, sessions.decode.usesHeader);
-      return new UsdtProcessSession(decoder, sessions.open(), sessions.decode.stats);
+      // Keyed by process: the request probe, traced beside these probes (hybrid), shares the session.
+      return new UsdtProcessSession(decoder, sessions.open(processKey(pid)), sessions.decode.stats);
     },
     badRecord: (): void => void this._decodeStats.badRecords++,
     /** Header hits BPF dropped (names no span uses) count as events, as the ones dropped after decoding do. */

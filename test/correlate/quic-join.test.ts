@@ -1,0 +1,71 @@
+// Hybrid tracing on plain records: HTTP/3 requests from the request probe join the QUIC connection records the
+// events made, wait a little for them, and fall back to their own; other protocols pass straight through.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { QuicConnectionJoin } from '../../src/correlate/quic-join.js';
+import type { ConnectionRecord, RequestRecord } from '../../src/correlate/records.js';
+import { connection, request } from '../../harness/records.js';
+
+function setup() {
+  const known = new Map<number, ConnectionRecord>();
+  const join = new QuicConnectionJoin((id) => known.get(id), 250);
+  const out: RequestRecord[] = [];
+  return { known, join, out };
+}
+
+test('an HTTP/3 request joins the events record of its conn id, which counts it; its own record is then dropped', () => {
+  const { known, join, out } = setup();
+  const fromEvents = connection({ connId: 5, protocol: 'http/3', requestCount: 0 });
+  known.set(5, fromEvents);
+  const own = connection({ connId: 5, protocol: 'http/3', requestCount: 1 });
+  const req = request(own, {});
+  join.take([req], 1000, out);
+  assert.deepEqual(out, [req]);
+  assert.equal(req.conn, fromEvents);
+  assert.equal(fromEvents.requestCount, 1);
+  assert.equal(own.requestCount, 0);
+  assert.equal(join.keeps(own), false, 'no empty second span of the connection');
+  assert.equal(join.keeps(fromEvents), true);
+});
+
+test('a request whose connection the events have not shown yet waits, then joins when they do', () => {
+  const { known, join, out } = setup();
+  const own = connection({ connId: 6, protocol: 'http/3' });
+  const req = request(own, {});
+  join.take([req], 1000, out);
+  assert.equal(out.length, 0);
+  assert.equal(join.held, 1);
+  const fromEvents = connection({ connId: 6, protocol: 'http/3', requestCount: 0 });
+  known.set(6, fromEvents);
+  join.release(1100, out);
+  assert.deepEqual(out, [req]);
+  assert.equal(req.conn, fromEvents);
+  assert.equal(join.unjoined, 0);
+});
+
+test('past the hold, or when told to release all, a request keeps its own connection record, counted', () => {
+  const { join, out } = setup();
+  const own = connection({ connId: 7, protocol: 'http/3' });
+  const a = request(own, {});
+  const b = request(own, {});
+  join.take([a], 1000, out);
+  join.release(1249, out);
+  assert.equal(out.length, 0);
+  join.release(1250, out);
+  assert.deepEqual(out, [a]);
+  assert.equal(a.conn, own);
+  join.take([b], 2000, out);
+  join.release(2000, out, true);
+  assert.deepEqual(out, [a, b]);
+  assert.equal(join.unjoined, 2);
+  assert.equal(join.keeps(own), true, 'its own record carries its requests');
+});
+
+test('HTTP/1 and HTTP/2 requests pass at once, in order', () => {
+  const { join, out } = setup();
+  const h1 = request(connection({ protocol: 'http/1' }), {});
+  const h2 = request(connection({ protocol: 'http/2' }), {});
+  join.take([h1, h2], 1000, out);
+  assert.deepEqual(out, [h1, h2]);
+  assert.equal(join.held, 0);
+});

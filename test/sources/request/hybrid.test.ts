@@ -1,0 +1,73 @@
+// Hybrid tracing through the CLI: on a binary with both h2o_dispose_request and H2O's QUIC probes (the DTrace
+// fixture), --bpf auto attaches the request probe and the QUIC probes; the HTTP/3 request's span links to the QUIC
+// connection span the QUIC probes made, which looks as it does over USDT alone.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { startAttachedCli } from '../../../harness/cli.js';
+import type { CliResult } from '../../../harness/cli.js';
+import { startOtlpReceiver } from '../../../harness/otlp-receiver.js';
+import type { ReceivedSpan } from '../../../harness/otlp-receiver.js';
+import { buildUsdtFixture, get, startUsdtFixture } from '../../../harness/usdt-fixture.js';
+import { skipBpf, waitFor } from '../../../harness/wait.js';
+
+const SERVER = 2;
+
+async function traceH3(args: string[]): Promise<{ res: CliResult; spans: ReceivedSpan[] }> {
+  const fx = await startUsdtFixture(await buildUsdtFixture());
+  const receiver = await startOtlpReceiver();
+  try {
+    const cli = await startAttachedCli(['--pid', String(fx.pid), ...args], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
+    });
+    // Both rings are attached once the second message is out.
+    await waitFor(() => /attached 1 uprobe/.test(cli.stderrSoFar()), 'the request probe attached');
+    assert.match((await get(fx.port, '/fire/h3')).body, /^C=\d+/);
+    // The /fire/h3 request itself, the HTTP/3 one, and the QUIC connection (its HTTP/1 connection ends at exit).
+    await waitFor(() => receiver.spans.length >= 3, 'spans', 15_000);
+    cli.child.kill('SIGTERM');
+    const res = await cli.result;
+    assert.equal(res.code, 0, res.stderr);
+    return { res, spans: receiver.spans };
+  } finally {
+    await receiver.close();
+    await fx.stop();
+  }
+}
+
+describe('hybrid: the request probe with H2O QUIC probes', { skip: skipBpf }, () => {
+  test('the HTTP/3 request links to the QUIC connection span, which has its QUIC detail', async () => {
+    const { res, spans } = await traceH3([]);
+    assert.match(res.stderr, /this H2O has QUIC probes: attaching them too/);
+    const h3 = spans.find((s) => s.kind === SERVER && s.attributes['url.path'] === '/h3');
+    assert.ok(h3, spans.map((s) => s.name).join());
+    assert.equal(h3.attributes['network.protocol.version'], '3');
+    const quic = spans.filter((s) => s.name === 'QUIC connection');
+    assert.equal(quic.length, 1, 'one QUIC connection span, not a second from the request probe');
+    const conn = quic[0]!;
+    assert.deepEqual(
+      h3.links.map((l) => l.spanId),
+      [conn.spanId],
+    );
+    assert.equal(conn.attributes['h2o.request_count'], 1);
+    // What only the QUIC probes tell (the fixture loses one packet, fires a PTO, and the client closes).
+    assert.equal(conn.attributes['h2o.quic.packets_lost'], 1);
+    assert.equal(conn.attributes['h2o.quic.ptos'], 1);
+    assert.equal(conn.attributes['h2o.quic.close.side'], 'received');
+    assert.ok(conn.events.some((e) => e.name === 'quic.handshake_complete'));
+    assert.equal(conn.attributes['network.peer.address'], '127.0.0.1');
+  });
+
+  test('--quic-events none: the request probe alone, the HTTP/3 request on a connection span of its own', async () => {
+    const { res, spans } = await traceH3(['--quic-events', 'none']);
+    assert.doesNotMatch(res.stderr, /attaching them too/);
+    assert.match(res.stderr, /probes attached 1,/);
+    const h3 = spans.find((s) => s.kind === SERVER && s.attributes['url.path'] === '/h3')!;
+    const conn = spans.find((s) => s.name === 'QUIC connection')!;
+    assert.ok(h3 && conn);
+    assert.deepEqual(
+      h3.links.map((l) => l.spanId),
+      [conn.spanId],
+    );
+    assert.equal(conn.attributes['h2o.quic.packets_lost'], undefined);
+  });
+});
