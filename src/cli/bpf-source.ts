@@ -75,7 +75,7 @@ export async function openBpfSource(o: Options, ctx: BpfSourceContext): Promise<
   ctx.info(
     'h2o-otel: this H2O has QUIC probes: attaching them too, for QUIC connection detail (--quic-events)',
   );
-  return new HybridSource(source, usdtSource(ctx.quicPoints), ctx.warn);
+  return new HybridSource(source, usdtSource(ctx.quicPoints), (m) => ctx.warn(m));
 }
 
 /** The request probe for requests, and H2O's QUIC probes for QUIC connections, on the same process(es). */
