@@ -178,12 +178,28 @@ test('every flag sets its option', () => {
   assert.equal(o.quiet, true);
 });
 
-test('the USDT sources: --pid and --binary', () => {
+test('the BPF sources: --pid and --binary', () => {
   assert.deepEqual(resolve(['--pid', '42']).source, { kind: 'usdt', target: { kind: 'pid', pid: 42 } });
   assert.deepEqual(resolve(['--binary', '/usr/bin/h2o']).source, {
     kind: 'usdt',
     target: { kind: 'binary', path: '/usr/bin/h2o' },
   });
+});
+
+test('BPF: --bpf auto by default; request, usdt; --debug-file, --btf-cache-dir; --usdt-count-only means usdt', () => {
+  const d = resolve(['--pid', '42'], { HOME: '/home/u' });
+  assert.deepEqual(d.bpf, {
+    probe: 'auto',
+    debugFile: undefined,
+    btfCacheDir: '/home/u/.cache/h2o-otel/btf',
+  });
+  assert.equal(resolve(['--pid', '42'], { XDG_CACHE_HOME: '/c' }).bpf.btfCacheDir, '/c/h2o-otel/btf');
+  // prettier-ignore
+  const o = resolve(['--pid', '42', '--bpf', 'request', '--debug-file', '/d/h2o.debug', '--btf-cache-dir', '/b']);
+  assert.deepEqual(o.bpf, { probe: 'request', debugFile: '/d/h2o.debug', btfCacheDir: '/b' });
+  assert.equal(resolve(['--binary', '/h2o', '--bpf', 'usdt']).bpf.probe, 'usdt');
+  assert.equal(resolve(['--pid', '42', '--usdt-count-only']).bpf.probe, 'usdt');
+  assert.throws(() => resolve(['--pid', '42', '--bpf', 'kprobe']), /Allowed choices are auto, request, usdt/);
 });
 
 /** Each variable of the table, a value, and where that value must show up. */

@@ -123,19 +123,20 @@ export class RequestSource {
   /** Stream until stopped (SIGTERM) or, with `--pid`, until the process exits. */
   async run(): Promise<PollEnd> {
     const t = this._opts.target;
+    const watch = this._binaryWatch;
     this._listener.info(
       `attached 1 uprobe at ${DISPOSE_FUNCTION} of ${describeExecutable(this._binary)} (one per request), ring ` +
         `buffer ${this._opts.ringBytes >> 20} MiB`,
     );
-    if (this._binaryWatch !== undefined) {
-      const pids = processesRunning(this._binaryWatch.fileId);
+    if (watch !== undefined) {
+      const pids = processesRunning(watch.fileId);
       this._listener.info(
-        pids.length === 0
-          ? `every process of ${t.kind === 'binary' ? t.path : ''}: none running yet; waiting for one`
-          : `every process of ${this._binaryWatch.path}: running as pid ${pids.join(', ')}`,
+        `every process of ${watch.path}: ` +
+          (pids.length === 0 ? 'none running yet; waiting for one' : `running as pid ${pids.join(', ')}`),
       );
     }
-    if (this._stopped) this._endAll();
+    // Stopped before it ran (a signal during start-up): the pollers have ended already.
+    if (this._stopped) return 'stopped';
     const stopped = new Promise<PollEnd>((resolve) => (this._stop = () => resolve('stopped')));
     // --pid: the process's exit ends the run; --binary: only a stop does.
     const end = await Promise.race(t.kind === 'pid' ? [stopped, this._attachments[0]!.ended] : [stopped]);
