@@ -45,6 +45,15 @@ export async function openBpfSource(o: Options, ctx: BpfSourceContext): Promise<
       ctx,
     );
   if (o.bpf.probe === 'usdt') return usdtSource(ctx.points);
+  // A recording is of events; the request probe sends finished requests, which have no event form.
+  if (o.record !== undefined) {
+    if (o.bpf.probe === 'request')
+      throw new BpfError(
+        '--record writes probe events, which --bpf request does not read: use --bpf usdt to record',
+      );
+    ctx.info("h2o-otel: --record: using H2O's USDT probes, whose events can be recorded");
+    return usdtSource(ctx.points);
+  }
   const request = await import('../sources/request/request-source.js');
   const binary = target.kind === 'pid' ? executableOfPid(target.pid) : target.path;
   let source: RequestSource;

@@ -218,6 +218,28 @@ describe('request probe lifecycle on the Debian H2O 2.2.5', { skip: skipBpf }, (
     }
   });
 
+  test('--record needs events: --bpf request refuses it, saying to use --bpf usdt', async () => {
+    const h2o = await startH2o(bin);
+    try {
+      const res = await runCli([
+        '--pid',
+        String(h2o.pid),
+        '--bpf',
+        'request',
+        '--record',
+        join(dir, 'rec.jsonl'),
+        ...btfArgs,
+      ]);
+      assert.equal(res.code, 1, res.stderr);
+      assert.match(
+        res.stderr,
+        /--record writes probe events, which --bpf request does not read: use --bpf usdt/,
+      );
+    } finally {
+      await h2o.stop();
+    }
+  });
+
   test('without privileges, the capabilities to grant are named', async () => {
     const h2o = await startH2o(bin);
     try {
