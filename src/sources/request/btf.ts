@@ -61,6 +61,16 @@ const VOID: BtfType = { kind: 0, name: 'void', size: 0, ref: 0, members: [], cou
 const POINTER_SIZE = 8;
 
 export function parseBtf(buf: Buffer, source = 'BTF'): Btf {
+  try {
+    return parseTypes(buf, source);
+  } catch (err) {
+    // A read past the end of a cut or corrupt file: the same error as every other malformed BTF.
+    if (err instanceof RangeError) throw new BpfError(`${source}: truncated or corrupt BTF`);
+    throw err;
+  }
+}
+
+function parseTypes(buf: Buffer, source: string): Btf {
   if (buf.length < 24) throw new BpfError(`${source}: too short for a BTF header`);
   const magic = buf.readUInt16LE(0);
   if (magic !== MAGIC) {
@@ -113,6 +123,7 @@ export function parseBtf(buf: Buffer, source = 'BTF'): Btf {
       case BTF_KIND.STRUCT:
       case BTF_KIND.UNION:
         size = sizeOrType;
+        if (p + 12 * vlen > typeEnd) throw new BpfError(`${source}: truncated type ${types.length}`);
         members = new Array<BtfMember>(vlen);
         for (let i = 0; i < vlen; i++, p += 12) {
           const offset = buf.readUInt32LE(p + 8);
@@ -161,6 +172,7 @@ export function parseBtf(buf: Buffer, source = 'BTF'): Btf {
       default:
         throw new BpfError(`${source}: unknown BTF kind ${kind} at type ${types.length}`);
     }
+    if (p > typeEnd) throw new BpfError(`${source}: truncated type ${types.length}`);
     types.push({ kind, name, size, ref, members, count, intBits });
   }
   return { types };

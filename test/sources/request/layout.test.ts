@@ -2,7 +2,7 @@
 // build's own debug info (DWARF → BTF by pahole), locate the same values in each build's struct bytes.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -136,6 +136,28 @@ describe('layouts resolved by field name', () => {
       () => parseBtf(Buffer.alloc(32), 'x.btf'),
       (err: unknown) => err instanceof BpfError && /x\.btf: not a BTF file/.test(err.message),
     );
+  });
+
+  test('a type section cut anywhere is a BpfError or fewer types, never a crash or garbage', () => {
+    const whole = readFileSync(get('A').btf);
+    const typeLen = whole.readUInt32LE(12);
+    let refused = 0;
+    for (let cut = 1; cut < 400; cut += 3) {
+      // The header says the type section ends `cut` bytes early; the strings after it are still there.
+      const bytes = Buffer.from(whole);
+      bytes.writeUInt32LE(typeLen - cut, 12);
+      try {
+        const btf = parseBtf(bytes, 'cut.btf');
+        assert.ok(btf.types.length > 1, `cut ${cut}: parsed at a type boundary`);
+      } catch (err) {
+        assert.ok(
+          err instanceof BpfError && /cut\.btf: truncated/.test(err.message),
+          `cut ${cut}: ${String(err)}`,
+        );
+        refused++;
+      }
+    }
+    assert.ok(refused > 100, `most cuts fall inside a type (${refused})`);
   });
 });
 
