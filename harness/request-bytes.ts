@@ -23,6 +23,8 @@ export interface DisposedFields {
   headerCount?: number;
   /** IPv4 `a.b.c.d:port`. */
   peer?: string;
+  /** Undefined: the build does not say. */
+  http1Persistent?: boolean;
   /** start, request begin, request end, response start, response end (µs); bytes written, read. */
   proxy?: { timingsUs: readonly number[]; written: bigint; read: bigint };
 }
@@ -62,6 +64,7 @@ export function requestRecordBytes(f: DisposedFields): Buffer {
     b.set(ip!.split('.').map(Number), RECORD.peer + 4);
     b.writeUInt32LE(16, RECORD.peerLen);
   }
+  b[RECORD.http1Persistent] = f.http1Persistent === undefined ? 0xff : f.http1Persistent ? 1 : 0;
   if (f.proxy !== undefined) {
     f.proxy.timingsUs.forEach((us, i) => timeval(b, RECORD.proxyTimings + 16 * i, us));
     b.writeBigUInt64LE(f.proxy.written, RECORD.proxyBytesWritten);

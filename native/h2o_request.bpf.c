@@ -57,7 +57,8 @@ struct h2o_iovec {
     do {                                                                                                           \
         struct h2o_iovec iov_ = {};                                                                                \
         read_at(&iov_, sizeof(iov_), (obj), (offset));                                                             \
-        (out_len) = iov_.len > 0xffffffffu ? 0xffffffffu : (__u32)iov_.len;                                        \
+        /* No bytes, no length: user space must never decode what a reserved record held before. */            \
+        (out_len) = !iov_.base ? 0 : iov_.len > 0xffffffffu ? 0xffffffffu : (__u32)iov_.len;                       \
         __u64 n_ = iov_.len > (cap) ? (cap) : iov_.len;                                                            \
         if (n_ > 0 && iov_.base)                                                                                   \
             bpf_probe_read_user((dst), bounded(n_ - 1, (cap) - 1) + 1, iov_.base);                                 \
@@ -151,7 +152,8 @@ static __always_inline void read_peer(struct h2o_request_record *r, const void *
 {
     __u32 sock_at = version >= 0x200 ? config.http2_conn_sock : config.http1_conn_sock;
     r->peer_len = 0;
-    if (version >= 0x300 || sock_at == H2O_REQUEST_ABSENT || config.socket_peername == H2O_REQUEST_ABSENT)
+    if (version >= 0x300 || sock_at == H2O_REQUEST_ABSENT || config.socket_peername == H2O_REQUEST_ABSENT ||
+        config.peername_len == H2O_REQUEST_ABSENT || config.peername_addr == H2O_REQUEST_ABSENT)
         return;
     const void *sock = NULL, *peername = NULL;
     read_at(&sock, sizeof(sock), conn, sock_at);
@@ -161,10 +163,9 @@ static __always_inline void read_peer(struct h2o_request_record *r, const void *
     if (!peername)
         return;
     __u32 len = 0;
-    if (bpf_probe_read_user(&len, sizeof(len), peername) != 0 || len == 0)
+    if (bpf_probe_read_user(&len, sizeof(len), (const char *)peername + config.peername_len) != 0 || len == 0)
         return;
-    /* st_h2o_socket_peername_t: {socklen_t len; struct sockaddr addr} */
-    if (bpf_probe_read_user(r->peer, sizeof(r->peer), (const char *)peername + sizeof(__u32)) == 0)
+    if (bpf_probe_read_user(r->peer, sizeof(r->peer), (const char *)peername + config.peername_addr) == 0)
         r->peer_len = len > H2O_REQUEST_PEER_CAP ? H2O_REQUEST_PEER_CAP : len;
 }
 
@@ -173,13 +174,31 @@ static __always_inline void read_proxy(struct h2o_request_record *r, const void 
     r->proxy_bytes_written = 0;
     r->proxy_bytes_read = 0;
     __builtin_memset(r->proxy_timings, 0, sizeof(r->proxy_timings));
-    if (config.req_proxy_timestamps == H2O_REQUEST_ABSENT)
+    if (config.req_proxy_timestamps[0] == H2O_REQUEST_ABSENT)
         return;
-    read_at(r->proxy_timings, sizeof(r->proxy_timings), req, config.req_proxy_timestamps);
+    read_at(&r->proxy_timings[0], sizeof(r->proxy_timings[0]), req, config.req_proxy_timestamps[0]);
+    /* start_at unset: not a proxied request. */
+    if (r->proxy_timings[0].sec == 0)
+        return;
+#pragma clang loop unroll(full)
+    for (int i = 1; i < 5; i++)
+        if (config.req_proxy_timestamps[i] != H2O_REQUEST_ABSENT)
+            read_at(&r->proxy_timings[i], sizeof(r->proxy_timings[i]), req, config.req_proxy_timestamps[i]);
     if (config.req_proxy_bytes_written != H2O_REQUEST_ABSENT)
         read_at(&r->proxy_bytes_written, sizeof(r->proxy_bytes_written), req, config.req_proxy_bytes_written);
     if (config.req_proxy_bytes_read != H2O_REQUEST_ABSENT)
         read_at(&r->proxy_bytes_read, sizeof(r->proxy_bytes_read), req, config.req_proxy_bytes_read);
+}
+
+static __always_inline __u8 read_persistent(const void *req)
+{
+    __u32 bit = config.req_http1_is_persistent_bit;
+    if (bit == H2O_REQUEST_ABSENT)
+        return 0xff;
+    __u8 byte = 0;
+    if (bpf_probe_read_user(&byte, 1, (const char *)req + (bit >> 3)) != 0)
+        return 0xff;
+    return (byte >> (bit & 7)) & 1;
 }
 
 SEC("uprobe")
@@ -236,6 +255,7 @@ int on_dispose_request(struct pt_regs *ctx)
     if (scheme)
         READ_IOVEC(r->scheme, H2O_REQUEST_SCHEME_CAP, r->scheme_len, scheme, config.scheme_name);
     read_proxy(r, req);
+    r->http1_persistent = read_persistent(req);
     __sync_fetch_and_add(&counters.requests, 1);
     /* No wakeup: user space drains the ring on a timer; a wakeup per record would cost the traced process. */
     bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);

@@ -45,10 +45,15 @@ struct h2o_request_config {
     /* Optional fields: H2O_REQUEST_ABSENT when this build lacks them (proxy_stats is newer than 2.2.5). */
     __u32 req_proxy_bytes_written;
     __u32 req_proxy_bytes_read;
-    __u32 req_proxy_timestamps;
+    /* proxy_stats.timestamps: start_at, request_begin_at, request_end_at, response_start_at, response_end_at */
+    __u32 req_proxy_timestamps[5];
     __u32 http1_conn_sock;
     __u32 http2_conn_sock;
     __u32 socket_peername;
+    __u32 peername_len;
+    __u32 peername_addr;
+    /* A one-bit flag: its position in bits from the start of st_h2o_req_t. */
+    __u32 req_http1_is_persistent_bit;
     /* Non-zero: send only headers whose name is in the `header_names` map with the request bit (see below). */
     __u32 header_filter;
     /* A connection is kept when a hash of its id is below this (2^32: every one). */
@@ -114,6 +119,8 @@ struct h2o_request_record {
     /* The client's address as H2O cached it (HTTP/1 and HTTP/2 sockets); peer_len 0 when not cached yet. */
     __u32 peer_len;
     __u8 peer[H2O_REQUEST_PEER_CAP];
+    /* HTTP/1: whether the connection stays open after this response (1), closes (0), or unknown (0xff). */
+    __u8 http1_persistent;
     /* proxy_stats: totals above TLS, and the upstream timings (start, request begin/end, response start/end);
      * all zero when the request was not proxied or the build has no proxy_stats. */
     __u64 proxy_bytes_written;

@@ -67,6 +67,7 @@ export async function openBpfSource(o: Options, ctx: BpfSourceContext): Promise<
         pollMs: o.usdt.pollMs,
         sampleRatio: o.socket.sampleRatio,
         idleMs: o.correlator.http2IdleMs,
+        http1IdleMs: o.correlator.connectionIdleMs,
         maxConnections: o.correlator.maxConnections,
       },
       layout,

@@ -11,6 +11,8 @@ export interface FieldLayout {
   /** Bytes from the start of the path's first struct. */
   readonly offset: number;
   readonly size: number;
+  /** A one-bit flag: its bit in the byte at `offset` (least significant first, as x86 lays bitfields out). */
+  readonly bit?: number;
 }
 
 /** Field path → where it is. */
@@ -38,7 +40,8 @@ export function readLayout(
 /**
  * Every path in `required` and those of `optional` this build has. A path is `struct.field[.field…]`, the struct
  * named by its tag (`st_h2o_req_t`) or a typedef of it; fields of anonymous members are found as if they were the
- * parent's; a struct named alone (`st_h2o_header_t`) gives its size at offset 0. A missing required field throws a LayoutError naming it and what the struct has instead; a bitfield,
+ * parent's; a struct named alone (`st_h2o_header_t`) gives its size at offset 0; a one-bit flag gives its byte and
+ * bit. A missing required field throws a LayoutError naming it and what the struct has instead; a wider bitfield,
  * or a step through a pointer, throws whichever list it is in.
  */
 export function resolveLayout(
@@ -86,9 +89,13 @@ function resolvePath(btf: Btf, structs: Map<string, BtfType>, path: string): Fie
     where = `${where}.${name}`;
     bits += bitOffset;
     const memberType = resolveAlias(btf, member.type);
-    if (isBitfield(member, memberType, bits))
-      throw new BpfError(`${where} is a bitfield, which cannot be read by offset`);
-    if (i === fields.length - 1) return { offset: bits / 8, size: sizeOf(btf, member.type) };
+    const last = i === fields.length - 1;
+    if (isBitfield(member, memberType, bits)) {
+      if (last && bitfieldWidth(member, memberType) === 1)
+        return { offset: bits >> 3, size: 1, bit: bits & 7 };
+      throw new BpfError(`${where} is a bitfield wider than one bit, which cannot be read by offset`);
+    }
+    if (last) return { offset: bits / 8, size: sizeOf(btf, member.type) };
     if (memberType.kind === BTF_KIND.PTR) {
       throw new BpfError(
         `${where} is a pointer: name the fields of the struct it points to by that struct's name, not through ${where}`,
@@ -144,6 +151,11 @@ function memberNames(btf: Btf, type: BtfType): string[] {
     else names.push(...memberNames(btf, resolveAlias(btf, m.type)));
   }
   return names.length > 40 ? [...names.slice(0, 40), '…'] : names;
+}
+
+/** A bitfield member's width: from the member (BTF's kind_flag encoding) or from its int type. */
+function bitfieldWidth(member: BtfMember, type: BtfType): number {
+  return member.bitfieldSize !== 0 ? member.bitfieldSize : type.intBits;
 }
 
 function isBitfield(member: BtfMember, type: BtfType, bits: number): boolean {

@@ -5,7 +5,7 @@
  */
 import { formatSockaddr } from '../bpf/sockaddr.js';
 import { sampleThreshold } from '../usdt/bpf-config.js';
-import type { Layout } from './layout.js';
+import { type FieldLayout, type Layout, LayoutError } from './layout.js';
 
 export const METHOD_CAP = 32;
 export const AUTHORITY_CAP = 128;
@@ -39,6 +39,7 @@ export const RECORD = {
   scheme: 548,
   peerLen: 556,
   peer: 560,
+  http1Persistent: 588,
   proxyBytesWritten: 592,
   proxyBytesRead: 600,
   /** Five timevals: start_at, request_begin_at, request_end_at, response_start_at, response_end_at. */
@@ -89,11 +90,61 @@ export const CONFIG_FIELDS = [
 export const OPTIONAL_CONFIG_FIELDS = [
   'st_h2o_req_t.proxy_stats.bytes_written.total',
   'st_h2o_req_t.proxy_stats.bytes_read.total',
-  'st_h2o_req_t.proxy_stats.timestamps',
+  'st_h2o_req_t.proxy_stats.timestamps.start_at',
+  'st_h2o_req_t.proxy_stats.timestamps.request_begin_at',
+  'st_h2o_req_t.proxy_stats.timestamps.request_end_at',
+  'st_h2o_req_t.proxy_stats.timestamps.response_start_at',
+  'st_h2o_req_t.proxy_stats.timestamps.response_end_at',
   'st_h2o_http1_conn_t.sock',
   'st_h2o_http2_conn_t.sock',
   'st_h2o_socket_t._peername',
+  'st_h2o_socket_peername_t.len',
+  'st_h2o_socket_peername_t.addr',
+  'st_h2o_req_t.http1_is_persistent',
 ] as const;
+
+const POINTER = 8;
+const TIMEVAL = 16;
+const IOVEC = 16;
+
+/**
+ * The bytes the program reads of each field (a one-bit flag: 1): a build whose field differs is refused by name
+ * rather than read wrong. Structs named alone (their size is the datum) are absent.
+ */
+export const FIELD_SIZES: Readonly<Record<string, number>> = {
+  'st_h2o_req_t.conn': POINTER,
+  'st_h2o_req_t.version': 4,
+  'st_h2o_req_t.res.status': 4,
+  'st_h2o_req_t.bytes_sent': 8,
+  'st_h2o_req_t.timestamps.request_begin_at': TIMEVAL,
+  'st_h2o_req_t.timestamps.response_start_at': TIMEVAL,
+  'st_h2o_req_t.timestamps.response_end_at': TIMEVAL,
+  'st_h2o_req_t.input.method': IOVEC,
+  'st_h2o_req_t.input.authority': IOVEC,
+  'st_h2o_req_t.input.path': IOVEC,
+  'st_h2o_conn_t.id': 8,
+  'st_h2o_conn_t.connected_at': TIMEVAL,
+  'st_h2o_req_t.headers.entries': POINTER,
+  'st_h2o_req_t.headers.size': 8,
+  'st_h2o_header_t.name': POINTER,
+  'st_h2o_header_t.value': IOVEC,
+  'st_h2o_req_t.input.scheme': POINTER,
+  'st_h2o_url_scheme_t.name': IOVEC,
+  'st_h2o_req_t.proxy_stats.bytes_written.total': 8,
+  'st_h2o_req_t.proxy_stats.bytes_read.total': 8,
+  'st_h2o_req_t.proxy_stats.timestamps.start_at': TIMEVAL,
+  'st_h2o_req_t.proxy_stats.timestamps.request_begin_at': TIMEVAL,
+  'st_h2o_req_t.proxy_stats.timestamps.request_end_at': TIMEVAL,
+  'st_h2o_req_t.proxy_stats.timestamps.response_start_at': TIMEVAL,
+  'st_h2o_req_t.proxy_stats.timestamps.response_end_at': TIMEVAL,
+  'st_h2o_http1_conn_t.sock': POINTER,
+  'st_h2o_http2_conn_t.sock': POINTER,
+  'st_h2o_socket_t._peername': POINTER,
+  'st_h2o_socket_peername_t.len': 4,
+  // A struct sockaddr, which H2O allocates large enough for the address's family (the program reads 28 bytes).
+  'st_h2o_socket_peername_t.addr': 16,
+  'st_h2o_req_t.http1_is_persistent': 1,
+};
 
 /** An optional field's slot when the build lacks it (H2O_REQUEST_ABSENT). */
 const ABSENT = 0xffffffff;
@@ -121,16 +172,29 @@ export interface RequestProbeConfig {
 export function writeRequestConfig(mem: Buffer, layout: Layout, config: RequestProbeConfig): void {
   CONFIG_FIELDS.forEach((path, i) => {
     const field = layout[path];
-    if (field === undefined) throw new Error(`request probe: the layout lacks ${path}`);
-    mem.writeUInt32LE(path.includes('.') ? field.offset : field.size, 4 * i);
+    if (field === undefined) throw new LayoutError(`request probe: the layout lacks ${path}`, [path]);
+    mem.writeUInt32LE(path.includes('.') ? slotValue(path, field) : field.size, 4 * i);
   });
   OPTIONAL_CONFIG_FIELDS.forEach((path, i) => {
-    mem.writeUInt32LE(layout[path]?.offset ?? ABSENT, 4 * (CONFIG_FIELDS.length + i));
+    const field = layout[path];
+    mem.writeUInt32LE(field === undefined ? ABSENT : slotValue(path, field), 4 * (CONFIG_FIELDS.length + i));
   });
   mem.writeUInt32LE(config.headerFilter ? 1 : 0, CONFIG_HEADER_FILTER);
   mem.writeBigUInt64LE(sampleThreshold(config.sampleRatio), CONFIG_SAMPLE_THRESHOLD);
   mem.writeBigUInt64LE(config.pidns?.dev ?? 0n, CONFIG_PIDNS);
   mem.writeBigUInt64LE(config.pidns?.ino ?? 0n, CONFIG_PIDNS + 8);
+}
+
+/** A field's slot: its offset, or for a one-bit flag its position in bits; its size checked against the read. */
+function slotValue(path: string, field: FieldLayout): number {
+  const expected = FIELD_SIZES[path];
+  if (expected !== undefined && field.size !== expected)
+    throw new LayoutError(
+      `${path} is ${field.size} bytes in this build, where the request probe reads ${expected}: this H2O's ` +
+        'layout is not one the probe knows; use --bpf usdt',
+      [path],
+    );
+  return field.bit === undefined ? field.offset : field.offset * 8 + field.bit;
 }
 
 /** The program's counters in .bss (struct h2o_request_counters), in order. */
@@ -193,6 +257,8 @@ export interface DisposedRequest {
   readonly peer: string | undefined;
   /** proxy_stats, when the request was reverse-proxied and the build has it. */
   readonly proxy: ProxyStats | undefined;
+  /** HTTP/1: H2O keeps the connection open after this response; undefined when the build does not say. */
+  readonly http1Persistent: boolean | undefined;
 }
 
 /** What H2O's proxy handler kept of a request's upstream exchange (µs since the epoch; 0: not reached). */
@@ -213,6 +279,10 @@ function timevalUs(buf: Buffer, off: number): number {
 
 function text(buf: Buffer, off: number, len: number, cap: number): string {
   return buf.toString('latin1', off, off + Math.min(len, cap));
+}
+
+function persistentOf(byte: number | undefined): boolean | undefined {
+  return byte === 0 ? false : byte === 1 ? true : undefined;
 }
 
 function peerOf(buf: Buffer, o: number): string | undefined {
@@ -270,6 +340,7 @@ export function decodeRequestRecord(
     scheme: text(buf, o + RECORD.scheme, buf.readUInt32LE(o + RECORD.schemeLen), SCHEME_CAP),
     peer: peerOf(buf, o),
     proxy: decodeProxy(buf, o),
+    http1Persistent: persistentOf(buf[o + RECORD.http1Persistent]),
   };
 }
 

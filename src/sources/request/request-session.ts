@@ -2,16 +2,17 @@
  * One traced process under the request probe: each disposed request becomes a finished request record, with the
  * record of its connection, pushed straight to the session's sink (no correlator: the probe sees whole requests).
  *
- * Connections: H2O tells when an HTTP/1 connection closes (a dispose call with version 0) and nothing else, so an
- * HTTP/2 or HTTP/3 connection, or an HTTP/1 one that closed after a `Connection: close` response, ends after
- * `idleMs` without a request, at its last request's end — as the event sources do for HTTP/2.
+ * Connections: H2O tells when a keep-alive HTTP/1 connection closes (a dispose call with version 0), and a request
+ * whose `http1_is_persistent` is off is its connection's last; nothing tells when an HTTP/2 or HTTP/3 connection
+ * ends, so it ends after `idleMs` without a request, at its last request's end — as the event sources do for
+ * HTTP/2. HTTP/1 connections wait `http1IdleMs`, only a safety net for a lost close record.
  */
 import type { ConnectionRecord, Header, Protocol, RequestRecord, Stamp } from '../../correlate/records.js';
 import { later, newConnectionRecord, newRequestRecord } from '../../correlate/records.js';
 import type { DecodeStats } from '../../events/types.js';
 import type { ProcessSession } from '../bpf/process-poller.js';
 import type { SourceSink } from '../sink.js';
-import type { ClockOffset } from '../usdt/record-decoder.js';
+import type { KtimeClock } from '../bpf/clock.js';
 import type { DisposedRequest, ProxyStats, RequestHeader } from './request-record.js';
 import {
   AUTHORITY_CAP,
@@ -24,8 +25,10 @@ import {
 } from './request-record.js';
 
 export interface RequestSessionOptions {
-  /** A connection without a request for this long has ended (ms). */
+  /** An HTTP/2 or HTTP/3 connection without a request for this long has ended (ms). */
   readonly idleMs: number;
+  /** An HTTP/1 connection without a request or close record for this long has ended (ms). */
+  readonly http1IdleMs: number;
   /** Open connections kept at most; the longest idle is closed (and counted) beyond it. */
   readonly maxConnections: number;
 }
@@ -47,6 +50,8 @@ export function newRequestSessionStats(): RequestSessionStats {
 const CONNECTION_END = 0;
 /** H2O's request headers, at most: beyond the probe's count of headers read. */
 const MAX_HEADERS_READ = 64;
+/** Conn ids closed before H2O said so (idle, evicted, last request): their late close record is not a new one. */
+const MAX_CLOSED_EARLY = 4096;
 
 interface OpenConnection {
   readonly record: ConnectionRecord;
@@ -57,14 +62,19 @@ interface OpenConnection {
 
 export class RequestProcessSession implements ProcessSession {
   private readonly _assembler = new RequestAssembler();
-  /** Open connections in order of last use (a Map keeps insertion order; a use moves it to the end). */
-  private readonly _conns = new Map<bigint, OpenConnection>();
+  /**
+   * Open connections by idle deadline class, HTTP/1 and the others, each in order of last use (a Map keeps
+   * insertion order; a use moves it to the end), so the idle sweep stops at the first one still in use.
+   */
+  private readonly _http1 = new Map<bigint, OpenConnection>();
+  private readonly _multiplexed = new Map<bigint, OpenConnection>();
+  private readonly _closedEarly = new Set<bigint>();
   private readonly _requests: RequestRecord[] = [];
   private readonly _closed: ConnectionRecord[] = [];
   private _ended = false;
 
   constructor(
-    private readonly _clock: ClockOffset,
+    private readonly _clock: KtimeClock,
     private readonly _sink: SourceSink,
     private readonly _decode: DecodeStats,
     readonly stats: RequestSessionStats,
@@ -76,7 +86,7 @@ export class RequestProcessSession implements ProcessSession {
   }
 
   get openConnections(): number {
-    return this._conns.size;
+    return this._http1.size + this._multiplexed.size;
   }
 
   record(data: Buffer, off: number, len: number): void {
@@ -91,21 +101,27 @@ export class RequestProcessSession implements ProcessSession {
     this._closed.length = 0;
   }
 
-  /** Close the connections idle for longer than `idleMs` as of `nowMs`. */
+  /** Close the connections idle for longer than their deadline as of `nowMs`. */
   tick(nowMs: number): void {
-    for (const [id, c] of this._conns) {
-      if (nowMs - c.lastMs < this._opts.idleMs) break;
-      this._close(id, c, undefined, undefined);
-    }
+    this._sweep(this._http1, nowMs - this._opts.http1IdleMs);
+    this._sweep(this._multiplexed, nowMs - this._opts.idleMs);
     this.flush();
   }
 
   end(): void {
     if (this._ended) return;
     this._ended = true;
-    for (const [id, c] of this._conns) this._close(id, c, undefined, 'source_ended');
+    for (const conns of [this._http1, this._multiplexed])
+      for (const [id, c] of conns) this._close(id, c, undefined, 'source_ended');
     this.flush();
     this._sink.end();
+  }
+
+  private _sweep(conns: Map<bigint, OpenConnection>, idleBeforeMs: number): void {
+    for (const [id, c] of conns) {
+      if (c.lastMs > idleBeforeMs) break;
+      this._closeEarly(id, c, undefined, undefined);
+    }
   }
 
   private _take(d: DisposedRequest): void {
@@ -113,8 +129,9 @@ export class RequestProcessSession implements ProcessSession {
     this._decode.events++;
     const at = this._epoch(d.ktimeNs);
     if (d.version === CONNECTION_END) {
-      const open = this._conns.get(d.connId);
+      const open = this._http1.get(d.connId);
       if (open !== undefined) this._close(d.connId, open, at, undefined);
+      else if (this._closedEarly.delete(d.connId)) return;
       else if (d.connId !== 0n) this._closeUnseen(d, at);
       return;
     }
@@ -146,6 +163,8 @@ export class RequestProcessSession implements ProcessSession {
     req.droppedHeaders = Math.max(0, d.headerCount - MAX_HEADERS_READ);
     if (req.status === undefined) req.incomplete = 'connection_closed';
     this._requests.push(req);
+    // `Connection: close` (or HTTP/1.0): H2O closes the connection once this response is out, with no close record.
+    if (d.http1Persistent === false && d.version < 0x200) this._closeEarly(d.connId, conn, at, undefined);
   }
 
   /** The pseudo-headers the other sources report, from the request's fields, then the headers BPF sent. */
@@ -174,10 +193,11 @@ export class RequestProcessSession implements ProcessSession {
 
   /** The open connection `d` came on, opened (at H2O's connected_at) if new; now the most recently used. */
   private _connection(d: DisposedRequest, at: Stamp): OpenConnection {
-    let c = this._conns.get(d.connId);
-    if (c !== undefined) this._conns.delete(d.connId);
+    const conns = d.version < 0x200 ? this._http1 : this._multiplexed;
+    let c = conns.get(d.connId);
+    if (c !== undefined) conns.delete(d.connId);
     else {
-      if (this._conns.size >= this._opts.maxConnections) this._evictOldest();
+      if (this.openConnections >= this._opts.maxConnections) this._evictOldest();
       const record = newConnectionRecord(
         Number(d.connId),
         protocolOf(d.version),
@@ -185,21 +205,36 @@ export class RequestProcessSession implements ProcessSession {
         stampOfUs(d.connectedAtUs) ?? at,
         undefined,
       );
-      record.remote = d.peer;
       c = { record, lastMs: 0, requests: 0 };
     }
     c.record.remote ??= d.peer;
     c.lastMs = at.timeMs;
-    this._conns.set(d.connId, c);
+    conns.set(d.connId, c);
     return c;
   }
 
+  /** The least recently used of both classes. */
   private _evictOldest(): void {
-    for (const [id, c] of this._conns) {
-      this.stats.evictedConnections++;
-      this._close(id, c, undefined, 'evicted');
-      return;
-    }
+    const a = this._http1.entries().next().value;
+    const b = this._multiplexed.entries().next().value;
+    const oldest = a === undefined || (b !== undefined && b[1].lastMs < a[1].lastMs) ? b : a;
+    if (oldest === undefined) return;
+    this.stats.evictedConnections++;
+    this._closeEarly(oldest[0], oldest[1], undefined, 'evicted');
+  }
+
+  /** Closed before H2O's close record: remembered (bounded), so that record ends nothing else. */
+  private _closeEarly(
+    id: bigint,
+    c: OpenConnection,
+    at: Stamp | undefined,
+    incomplete: ConnectionRecord['incomplete'],
+  ): void {
+    this._close(id, c, at, incomplete);
+    if (c.record.protocol !== 'http/1') return;
+    if (this._closedEarly.size >= MAX_CLOSED_EARLY)
+      this._closedEarly.delete(this._closedEarly.values().next().value!);
+    this._closedEarly.add(id);
   }
 
   /** An HTTP/1 connection that ended without a request seen (sampled in, but idle or refused). */
@@ -223,7 +258,8 @@ export class RequestProcessSession implements ProcessSession {
     at: Stamp | undefined,
     incomplete: ConnectionRecord['incomplete'],
   ): void {
-    this._conns.delete(id);
+    if (c.record.protocol === 'http/1') this._http1.delete(id);
+    else this._multiplexed.delete(id);
     if (at !== undefined) {
       c.record.end = at;
       c.record.last = at;
@@ -233,17 +269,8 @@ export class RequestProcessSession implements ProcessSession {
   }
 
   private _epoch(ktimeNs: bigint): Stamp {
-    const ms = ktimeNs / 1_000_000n;
-    let timeMs = Number(ms) + this._clock.ms;
-    let timeSubNs = Number(ktimeNs - ms * 1_000_000n) + this._clock.subNs;
-    if (timeSubNs >= 1e6) {
-      timeMs++;
-      timeSubNs -= 1e6;
-    } else if (timeSubNs < 0) {
-      timeMs--;
-      timeSubNs += 1e6;
-    }
-    return { timeMs, timeSubNs };
+    const timeMs = this._clock.epochMs(Number(ktimeNs >> 32n), Number(ktimeNs & 0xffffffffn));
+    return { timeMs, timeSubNs: this._clock.lastSubNs };
   }
 }
 

@@ -9,6 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Sessions } from '../sink.js';
+import { KtimeClock } from '../bpf/clock.js';
 import { BpfError } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import { ProcessPoller, processKey } from '../bpf/process-poller.js';
@@ -22,8 +23,6 @@ import {
   ReplacedFileWatch,
 } from '../bpf/procfs.js';
 import type { UsdtTarget } from '../usdt/defaults.js';
-import { clockOffset } from '../usdt/record-decoder.js';
-import type { ClockOffset } from '../usdt/record-decoder.js';
 import type { DetachResult, UsdtStats } from '../usdt/usdt-source.js';
 import { btfFor } from './btf-cache.js';
 import { findDebugInfo } from './debug-info.js';
@@ -94,7 +93,8 @@ export class RequestSource {
   private readonly _attachments: Attachment[] = [];
   private readonly _sessions = new Set<RequestProcessSession>();
   private readonly _sessionStats = newRequestSessionStats();
-  private readonly _clock: ClockOffset;
+  private readonly _clock: KtimeClock;
+  private readonly _native = loadNative();
   private readonly _binary: string;
   private _binaryWatch: ReplacedFileWatch | undefined;
   private _replacing = false;
@@ -109,8 +109,8 @@ export class RequestSource {
     layout: Layout,
     private readonly _listener: RequestSourceListener,
   ) {
-    const { realtime, monotonic } = loadNative().libc.clocks();
-    this._clock = clockOffset(realtime, monotonic);
+    const { realtime, monotonic } = this._native.libc.clocks();
+    this._clock = new KtimeClock(realtime, monotonic);
     const t = _opts.target;
     if (t.kind === 'pid') this._binary = executableOfPid(t.pid);
     else {
@@ -261,6 +261,8 @@ export class RequestSource {
     badRecord: (): void => void this._badRecords++,
     drained: (): void => {},
     tick: (): void => {
+      const { realtime, monotonic } = this._native.libc.clocks();
+      this._clock.set(realtime, monotonic);
       const now = Date.now();
       if (now - this._lastIdleTick >= TICK_IDLE_MS) {
         this._lastIdleTick = now;

@@ -5,6 +5,7 @@
  */
 import { decodeUtf8Escaping } from '../../events/utf8.js';
 import type { FieldValue, HeaderUse, ProbeEvent } from '../../events/types.js';
+import type { KtimeClock } from '../bpf/clock.js';
 import { formatSockaddr } from '../bpf/sockaddr.js';
 import { USDT_PROBES } from '../../events/usdt-probes.js';
 import type { UsdtProbe } from '../../events/usdt-probes.js';
@@ -42,19 +43,6 @@ export function newUsdtDecodeStats(): UsdtDecodeStats {
   return { records: 0, badRecords: 0, unmappedQuicEvents: 0 };
 }
 
-/** Epoch time = kernel CLOCK_MONOTONIC + this offset (split in ms and ns so no bigint is needed per event). */
-export interface ClockOffset {
-  readonly ms: number;
-  readonly subNs: number;
-}
-
-/** Offset from two readings taken back to back: epoch and monotonic time, both in ns (bigint). */
-export function clockOffset(realtimeNs: bigint, monotonicNs: bigint): ClockOffset {
-  const diff = realtimeNs - monotonicNs;
-  const ms = diff / 1_000_000n;
-  return { ms: Number(ms), subNs: Number(diff - ms * 1_000_000n) };
-}
-
 /** Events of one quicly connection held until `h3s_accept` tells its conn id; bounded. */
 const MAX_PENDING_PER_QUIC = 256;
 const MAX_PENDING_QUIC = 4096;
@@ -71,7 +59,7 @@ export class UsdtRecordDecoder {
 
   /** `usesHeader`: header records of other names are counted (`takeUnusedHeaders`), not decoded. */
   constructor(
-    private readonly _clock: ClockOffset,
+    private readonly _clock: KtimeClock,
     readonly stats: UsdtDecodeStats = newUsdtDecodeStats(),
     private readonly _usesHeader?: HeaderUse,
   ) {}
@@ -170,27 +158,11 @@ export class UsdtRecordDecoder {
 
   /** The record's epoch time in ms; its sub-millisecond ns are left in `_timeSubNs`. */
   private _timeMs(buf: Buffer, off: number): number {
-    const lo = buf.readUInt32LE(off + RECORD.tsNs);
-    const hi = buf.readUInt32LE(off + RECORD.tsNs + 4);
-    let ms: number;
-    let sub: number;
-    if (hi < 0x20_0000) {
-      // Below 2^53 ns (104 days of uptime) the double is exact.
-      const ns = hi * TWO_32 + lo;
-      ms = Math.floor(ns / 1e6);
-      sub = ns - ms * 1e6;
-    } else {
-      const ns = (BigInt(hi) << 32n) | BigInt(lo);
-      ms = Number(ns / 1_000_000n);
-      sub = Number(ns % 1_000_000n);
-    }
-    ms += this._clock.ms;
-    sub += this._clock.subNs;
-    if (sub >= 1e6) {
-      ms++;
-      sub -= 1e6;
-    }
-    this._timeSubNs = sub;
+    const ms = this._clock.epochMs(
+      buf.readUInt32LE(off + RECORD.tsNs + 4),
+      buf.readUInt32LE(off + RECORD.tsNs),
+    );
+    this._timeSubNs = this._clock.lastSubNs;
     return ms;
   }
 

@@ -12,6 +12,7 @@ import type { DecodeStats, ProbeEvent } from '../../events/types.js';
 import type { UsdtProbe } from '../../events/usdt-probes.js';
 import type { Sessions, SourceSink } from '../sink.js';
 import { BpfObject } from '../bpf/bpf-object.js';
+import { KtimeClock } from '../bpf/clock.js';
 import { BpfError } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import type { Native, Pointer } from '../bpf/native.js';
@@ -32,8 +33,8 @@ import type { UsdtTarget } from './defaults.js';
 import { readUsdtNotes } from './elf-notes.js';
 import { selectProbes } from './probe-selection.js';
 import type { SelectedProbe } from './probe-selection.js';
-import { clockOffset, newUsdtDecodeStats, RECORD, UsdtRecordDecoder } from './record-decoder.js';
-import type { ClockOffset, UsdtDecodeStats } from './record-decoder.js';
+import { newUsdtDecodeStats, RECORD, UsdtRecordDecoder } from './record-decoder.js';
+import type { UsdtDecodeStats } from './record-decoder.js';
 
 /** Something the user must fix; the message says what. The CLI prints it and exits 1. */
 
@@ -88,7 +89,7 @@ const NO_COUNTS: BpfCounters = {
 export class UsdtSource {
   private _stopRequested = false;
   private readonly _native: Native;
-  private readonly _clock: ClockOffset;
+  private readonly _clock: KtimeClock;
   private readonly _decodeStats = newUsdtDecodeStats();
   private _obj: BpfObject | undefined;
   private _prog: Pointer | undefined;
@@ -107,7 +108,7 @@ export class UsdtSource {
   ) {
     this._native = loadNative();
     const { realtime, monotonic } = this._native.libc.clocks();
-    this._clock = clockOffset(realtime, monotonic);
+    this._clock = new KtimeClock(realtime, monotonic);
   }
 
   /** Attach, then stream until stopped (SIGTERM) or, with `--pid`, until the process exits. */
@@ -333,6 +334,8 @@ export class UsdtSource {
      * old one.
      */
     tick: (): void => {
+      const { realtime, monotonic } = this._native.libc.clocks();
+      this._clock.set(realtime, monotonic);
       const watch = this._binaryWatch;
       if (watch === undefined || !watch.replaced(Date.now())) return;
       const before = this._attached;

@@ -94,6 +94,7 @@ const EXPECTED = [
     ]),
     scheme: 'http',
     peer: PEER_H1,
+    http1Persistent: true,
   },
   {
     version: 0x200,
@@ -117,6 +118,7 @@ const EXPECTED = [
     ]),
     scheme: 'https',
     peer: '[::1]:443',
+    http1Persistent: false,
   },
   {
     version: 0x101,
@@ -145,6 +147,7 @@ const EXPECTED = [
     ],
     scheme: 'http',
     peer: PEER_H1,
+    http1Persistent: false,
   },
   {
     // The HTTP/1 connection's close: its spare request struct, empty but for the connection.
@@ -166,6 +169,7 @@ const EXPECTED = [
     headers: [],
     scheme: '',
     peer: PEER_H1,
+    http1Persistent: false,
   },
 ];
 
@@ -215,8 +219,15 @@ describe(
         'st_h2o_socket_t._peername',
       ])
         assert.notEqual(a[path]?.offset, b[path]?.offset, path);
-      assert.equal(a['st_h2o_req_t.proxy_stats.timestamps'], undefined, 'A (2.2.5) has no proxy_stats');
-      assert.deepEqual(b['st_h2o_req_t.proxy_stats.timestamps']?.size, 80, 'B has five timevals');
+      assert.equal(
+        a['st_h2o_req_t.proxy_stats.timestamps.start_at'],
+        undefined,
+        'A (2.2.5) has no proxy_stats',
+      );
+      assert.deepEqual(b['st_h2o_req_t.proxy_stats.timestamps.start_at']?.size, 16, 'B has its timevals');
+      // A one-bit flag, at another byte and bit in each build.
+      assert.equal(a['st_h2o_req_t.http1_is_persistent']?.size, 1);
+      assert.notDeepEqual(a['st_h2o_req_t.http1_is_persistent'], b['st_h2o_req_t.http1_is_persistent']);
     });
 
     test('each record holds what the fixture set, in the order it was disposed', () => {

@@ -12,6 +12,7 @@ import {
   CONFIG_PIDNS,
   CONFIG_SAMPLE_THRESHOLD,
   CONFIG_SIZE,
+  FIELD_SIZES,
   OPTIONAL_CONFIG_FIELDS,
   decodeRequestRecord,
   HEADER_RECORD,
@@ -21,6 +22,7 @@ import {
   RequestAssembler,
   writeRequestConfig,
 } from '../../../src/sources/request/request-record.js';
+import { LayoutError } from '../../../src/sources/request/layout.js';
 import { repoRoot } from '../../../harness/cli.js';
 
 function timeval(buf: Buffer, off: number, sec: number, usec: number): void {
@@ -98,6 +100,7 @@ test('decodeRequestRecord reads every field, strings cut at their length or cap'
       bytesWritten: 300n,
       bytesRead: 5000n,
     },
+    http1Persistent: undefined,
   });
 });
 
@@ -111,6 +114,15 @@ test('peer: nothing when H2O has not cached one (length 0) or the family is not 
   assert.equal(decodeRequestRecord(buf).peer, '127.0.0.1:54321');
   buf.writeUInt16LE(1, RECORD.peer);
   assert.equal(decodeRequestRecord(buf).peer, undefined, 'AF_UNIX');
+});
+
+test('HTTP/1 persistence: 1 kept open, 0 closing, anything else unknown (the build lacks the flag)', () => {
+  const buf = Buffer.alloc(RECORD.size);
+  assert.equal(decodeRequestRecord(buf).http1Persistent, false);
+  buf[RECORD.http1Persistent] = 1;
+  assert.equal(decodeRequestRecord(buf).http1Persistent, true);
+  buf[RECORD.http1Persistent] = 0xff;
+  assert.equal(decodeRequestRecord(buf).http1Persistent, undefined);
 });
 
 /** A request record (headers: none in the bytes) keyed by pid, req and dispose time. */
@@ -178,28 +190,40 @@ test('RequestAssembler drops headers orphaned by a lost request record, never gi
   assert.equal(a.push(Buffer.alloc(12), 0, 12), undefined, 'a record of unknown size is ignored');
 });
 
-test('writeRequestConfig writes each offset in its slot and names a missing field', () => {
-  const layout = Object.fromEntries(CONFIG_FIELDS.map((p, i) => [p, { offset: 1000 + i, size: 8 }]));
+test('writeRequestConfig writes each offset in its slot, a flag as its bit, and refuses missing or resized fields', () => {
+  const size = (p: string): number => FIELD_SIZES[p] ?? 40;
+  const layout = Object.fromEntries(CONFIG_FIELDS.map((p, i) => [p, { offset: 1000 + i, size: size(p) }]));
   const mem = Buffer.alloc(CONFIG_SIZE);
   writeRequestConfig(mem, layout, { headerFilter: false, sampleRatio: undefined });
   // Field paths give their offset; the struct named alone gives its size (the stride of req->headers.entries).
-  CONFIG_FIELDS.forEach((p, i) => assert.equal(mem.readUInt32LE(4 * i), p.includes('.') ? 1000 + i : 8, p));
+  CONFIG_FIELDS.forEach((p, i) => assert.equal(mem.readUInt32LE(4 * i), p.includes('.') ? 1000 + i : 40, p));
   // Optional fields the build lacks are marked absent, so the program skips them.
   OPTIONAL_CONFIG_FIELDS.forEach((p, i) =>
     assert.equal(mem.readUInt32LE(4 * (CONFIG_FIELDS.length + i)), 0xffffffff, p),
   );
   assert.equal(mem.readUInt32LE(CONFIG_HEADER_FILTER), 0, 'no header filter');
   assert.equal(mem.readBigUInt64LE(CONFIG_SAMPLE_THRESHOLD), 1n << 32n, 'every connection kept');
-  const withProxy = { ...layout, 'st_h2o_req_t.proxy_stats.timestamps': { offset: 408, size: 80 } };
-  writeRequestConfig(mem, withProxy, { headerFilter: true, sampleRatio: 0.25 });
+  const more = {
+    ...layout,
+    'st_h2o_req_t.proxy_stats.timestamps.start_at': { offset: 408, size: 16 },
+    'st_h2o_req_t.http1_is_persistent': { offset: 760, size: 1, bit: 3 },
+  };
+  writeRequestConfig(mem, more, { headerFilter: true, sampleRatio: 0.25 });
   assert.equal(mem.readUInt32LE(CONFIG_HEADER_FILTER), 1, 'header filter on');
   assert.equal(mem.readBigUInt64LE(CONFIG_SAMPLE_THRESHOLD), 1n << 30n, 'a quarter of connections');
-  const slot = CONFIG_FIELDS.length + OPTIONAL_CONFIG_FIELDS.indexOf('st_h2o_req_t.proxy_stats.timestamps');
-  assert.equal(mem.readUInt32LE(4 * slot), 408);
+  const slot = (p: (typeof OPTIONAL_CONFIG_FIELDS)[number]): number =>
+    mem.readUInt32LE(4 * (CONFIG_FIELDS.length + OPTIONAL_CONFIG_FIELDS.indexOf(p)));
+  assert.equal(slot('st_h2o_req_t.proxy_stats.timestamps.start_at'), 408);
+  assert.equal(slot('st_h2o_req_t.http1_is_persistent'), 760 * 8 + 3, 'a one-bit flag: its position in bits');
+  const options = { headerFilter: false, sampleRatio: undefined };
   const partial = Object.fromEntries(Object.entries(layout).filter(([p]) => p !== 'st_h2o_req_t.version'));
+  assert.throws(() => writeRequestConfig(mem, partial, options), /lacks st_h2o_req_t\.version/);
+  const resized = { ...layout, 'st_h2o_req_t.version': { offset: 200, size: 8 } };
   assert.throws(
-    () => writeRequestConfig(mem, partial, { headerFilter: false, sampleRatio: undefined }),
-    /lacks st_h2o_req_t\.version/,
+    () => writeRequestConfig(mem, resized, options),
+    (err: unknown) =>
+      err instanceof LayoutError &&
+      /st_h2o_req_t\.version is 8 bytes in this build, where the request probe reads 4/.test(err.message),
   );
 });
 
@@ -213,14 +237,16 @@ int main(void) {
   printf("{");
   R(ktime_ns) R(pid) R(version) R(conn_id) R(connected_at) R(request_begin_at) R(response_start_at)
   R(response_end_at) R(bytes_sent) R(status) R(method_len) R(authority_len) R(path_len) R(method) R(authority) R(path)
-  R(req) R(header_count) R(scheme_len) R(scheme) R(peer_len) R(peer) R(proxy_bytes_written) R(proxy_bytes_read)
+  R(req) R(header_count) R(scheme_len) R(scheme) R(peer_len) R(peer) R(http1_persistent) R(proxy_bytes_written) R(proxy_bytes_read)
   R(proxy_timings)
   H(ktime_ns) H(req) H(pid) H(name_len) H(value_len) H(index) H(name) H(value)
   C(req_conn) C(req_version) C(req_status) C(req_bytes_sent) C(req_request_begin_at) C(req_response_start_at)
   C(req_response_end_at) C(req_method) C(req_authority) C(req_path) C(conn_id) C(conn_connected_at)
   C(req_headers_entries) C(req_headers_size) C(header_name) C(header_value) C(header_size) C(req_scheme)
-  C(scheme_name) C(req_proxy_bytes_written) C(req_proxy_bytes_read) C(req_proxy_timestamps) C(http1_conn_sock)
-  C(http2_conn_sock) C(socket_peername) C(header_filter) C(sample_threshold) C(pidns_dev)
+  C(scheme_name) C(req_proxy_bytes_written) C(req_proxy_bytes_read) C(req_proxy_timestamps[0])
+  C(req_proxy_timestamps[1]) C(req_proxy_timestamps[2]) C(req_proxy_timestamps[3]) C(req_proxy_timestamps[4])
+  C(http1_conn_sock) C(http2_conn_sock) C(socket_peername) C(peername_len) C(peername_addr)
+  C(req_http1_is_persistent_bit) C(header_filter) C(sample_threshold) C(pidns_dev)
   printf("\\"size\\":%zu,\\"config_size\\":%zu,", sizeof(struct h2o_request_record), sizeof(struct h2o_request_config));
   printf("\\"header_size\\":%zu}", sizeof(struct h2o_request_header_record));
   return 0;
@@ -256,6 +282,7 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       c.scheme,
       c.peer_len,
       c.peer,
+      c.http1_persistent,
       c.proxy_bytes_written,
       c.proxy_bytes_read,
       c.proxy_timings,
@@ -284,6 +311,7 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       RECORD.scheme,
       RECORD.peerLen,
       RECORD.peer,
+      RECORD.http1Persistent,
       RECORD.proxyBytesWritten,
       RECORD.proxyBytesRead,
       RECORD.proxyTimings,
@@ -328,10 +356,17 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
     'scheme_name',
     'req_proxy_bytes_written',
     'req_proxy_bytes_read',
-    'req_proxy_timestamps',
+    'req_proxy_timestamps[0]',
+    'req_proxy_timestamps[1]',
+    'req_proxy_timestamps[2]',
+    'req_proxy_timestamps[3]',
+    'req_proxy_timestamps[4]',
     'http1_conn_sock',
     'http2_conn_sock',
     'socket_peername',
+    'peername_len',
+    'peername_addr',
+    'req_http1_is_persistent_bit',
   ];
   assert.equal(slots.length, CONFIG_FIELDS.length + OPTIONAL_CONFIG_FIELDS.length);
   slots.forEach((s, i) => assert.equal(c[`config.${s}`], 4 * i, s));

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { newDecodeStats } from '../../../src/events/types.js';
+import { KtimeClock } from '../../../src/sources/bpf/clock.js';
 import {
   newRequestSessionStats,
   RequestProcessSession,
@@ -18,12 +19,13 @@ const T0_US = 1_700_000_000_000_000;
 /** ktime in ns at µs `us` since the epoch (the session's clock offset is 0). */
 const kt = (us: number): bigint => BigInt(us) * 1000n;
 
-function setup(idleMs = 30_000, maxConnections = 100) {
+function setup(idleMs = 30_000, maxConnections = 100, http1IdleMs = 300_000) {
   const t = testPipeline(HEADERS);
   const stats = newRequestSessionStats();
   const decode = newDecodeStats();
-  const session = new RequestProcessSession({ ms: 0, subNs: 0 }, t.pipeline.open(), decode, stats, {
+  const session = new RequestProcessSession(new KtimeClock(0n, 0n), t.pipeline.open(), decode, stats, {
     idleMs,
+    http1IdleMs,
     maxConnections,
   });
   const push = (...records: Buffer[]): void => {
@@ -195,4 +197,27 @@ test('a proxied request (proxy_stats): a CLIENT child span for the upstream with
   const failed = (await spans()).filter((s) => s.kind === SpanKind.CLIENT)[1]!;
   assert.equal(failed.status.code, SpanStatusCode.ERROR, 'no response from the upstream');
   assert.equal(failed.attributes['error.type'], 'no_response');
+});
+
+test('a request H2O will not keep alive ends its HTTP/1 connection at once; a late close record is no new one', async () => {
+  const { push, spans, session } = setup();
+  push(request({ connId: 11n, http1Persistent: false, ktimeNs: kt(T0_US + 4000) }));
+  assert.equal(session.openConnections, 0);
+  push(request({ connId: 11n, version: 0, status: 0, method: '', path: '', ktimeNs: kt(T0_US + 5000) }));
+  const conns = (await spans()).filter((s) => s.name === 'HTTP/1.1 connection');
+  assert.equal(conns.length, 1, 'one span for the connection');
+  assert.equal(nanos(conns[0]!.endTime), kt(T0_US + 4000), 'ends with its last response');
+  assert.equal(conns[0]!.attributes['h2o.request_count'], 1);
+});
+
+test('HTTP/1 waits its own, longer idle deadline; HTTP/2 behind it still closes on time', async () => {
+  const { push, session, spans } = setup(1000, 100, 60_000);
+  push(request({ connId: 1n }), request({ connId: 2n, version: 0x200 }));
+  session.tick(T0_US / 1000 + 2000);
+  assert.equal(session.openConnections, 1, 'the HTTP/2 connection closed, the HTTP/1 one waits');
+  // A close record after an idle close ends nothing more.
+  session.tick(T0_US / 1000 + 61_000);
+  push(request({ connId: 1n, version: 0, status: 0, method: '', path: '', ktimeNs: kt(T0_US + 62_000_000) }));
+  const conns = (await spans()).filter((s) => s.name.endsWith('connection'));
+  assert.deepEqual(conns.map((s) => s.name).sort(), ['HTTP/1.1 connection', 'HTTP/2 connection']);
 });

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ProbeEvent } from '../../../src/events/types.js';
 import { USDT_PROBES } from '../../../src/events/usdt-probes.js';
-import { clockOffset, RECORD, UsdtRecordDecoder } from '../../../src/sources/usdt/record-decoder.js';
+import { KtimeClock } from '../../../src/sources/bpf/clock.js';
+import { RECORD, UsdtRecordDecoder } from '../../../src/sources/usdt/record-decoder.js';
 
 const RECEIVE_REQUEST = USDT_PROBES.findIndex((p) => p.name === 'receive_request');
 
@@ -30,8 +31,9 @@ function decode(decoder: UsdtRecordDecoder, ...records: Buffer[]): ProbeEvent[] 
 
 test('a record becomes the socket-shaped event, its time the kernel clock plus the epoch offset', () => {
   // Epoch = monotonic + 1_700_000_000_000 ms + 1 ns.
-  const clock = clockOffset(1_700_000_000_000_000_001n + 7n, 7n);
-  assert.deepEqual(clock, { ms: 1_700_000_000_000, subNs: 1 });
+  const clock = new KtimeClock(1_700_000_000_000_000_001n + 7n, 7n);
+  assert.equal(clock.epochMs(0, 0), 1_700_000_000_000);
+  assert.equal(clock.lastSubNs, 1);
   const [ev] = decode(new UsdtRecordDecoder(clock), receiveRequest(5_000_123_456n, 12, 3, 0x101));
   assert.deepEqual(ev, {
     module: 'h2o',
@@ -44,7 +46,7 @@ test('a record becomes the socket-shaped event, its time the kernel clock plus t
 });
 
 test('sub-millisecond parts that add up past a millisecond carry into it', () => {
-  const clock = clockOffset(1_700_000_000_000_000_001n, 0n);
+  const clock = new KtimeClock(1_700_000_000_000_000_001n, 0n);
   const [ev] = decode(new UsdtRecordDecoder(clock), receiveRequest(5_000_999_999n, 1, 1, 0x200));
   assert.equal(ev!.timeMs, 1_700_000_005_001);
   assert.equal(ev!.timeSubNs, 0);
@@ -52,13 +54,13 @@ test('sub-millisecond parts that add up past a millisecond carry into it', () =>
 
 test('kernel times past 2^53 ns (104 days of uptime) stay exact', () => {
   const ts = 2n ** 53n + 987_654_321n;
-  const [ev] = decode(new UsdtRecordDecoder(clockOffset(0n, 0n)), receiveRequest(ts, 1, 1, 0x101));
+  const [ev] = decode(new UsdtRecordDecoder(new KtimeClock(0n, 0n)), receiveRequest(ts, 1, 1, 0x101));
   assert.equal(ev!.timeMs, Number(ts / 1_000_000n));
   assert.equal(ev!.timeSubNs, Number(ts % 1_000_000n));
 });
 
 test('each event keeps its own time when several are decoded in a row', () => {
-  const decoder = new UsdtRecordDecoder(clockOffset(0n, 0n));
+  const decoder = new UsdtRecordDecoder(new KtimeClock(0n, 0n));
   const evs = decode(
     decoder,
     receiveRequest(1_000_000_001n, 1, 1, 0x101),
@@ -74,7 +76,7 @@ test('each event keeps its own time when several are decoded in a row', () => {
 });
 
 test('records too short for their arguments, or of an unknown probe, are counted and skipped', () => {
-  const decoder = new UsdtRecordDecoder(clockOffset(0n, 0n));
+  const decoder = new UsdtRecordDecoder(new KtimeClock(0n, 0n));
   const good = receiveRequest(1n, 1, 1, 0x101);
   const unknown = Buffer.from(good);
   unknown.writeUInt16LE(USDT_PROBES.length, RECORD.probe);
