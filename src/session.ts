@@ -88,8 +88,8 @@ const QUIC_JOIN_HOLD_MS = 250;
 
 /**
  * One session: its correlator's records go to the mapper, or through the end feed once the session ended. A
- * session fed both events and records (hybrid tracing) joins the records' HTTP/3 requests to the connections the
- * events made.
+ * session two sources feed (hybrid tracing: events and finished records) joins the records' HTTP/3 requests to the
+ * connections the events made.
  */
 export class Session implements SourceSink, RecordSink {
   readonly correlator: Correlator;
@@ -109,6 +109,13 @@ export class Session implements SourceSink, RecordSink {
     this.correlator = correlator(this);
   }
 
+  /** QUIC connections the events ended, once their late requests had their chance to join. */
+  private _handOnClosed(all: boolean): void {
+    const closed: ConnectionRecord[] = [];
+    this._join?.releaseClosed(this._nowMs, closed, all);
+    for (const c of closed) this._records.connectionClosed(c);
+  }
+
   private _handOnReady(): void {
     for (const r of this._ready) this._records.requestCompleted(r);
     this._ready.length = 0;
@@ -120,13 +127,22 @@ export class Session implements SourceSink, RecordSink {
   }
 
   connectionClosed(conn: ConnectionRecord): void {
+    // Hybrid: an HTTP/3 request may still be on its way through the other ring.
+    if (!this._ended && this._join !== undefined && conn.protocol === 'http/3')
+      return this._join.deferClose(conn, this._nowMs);
     if (this._ended) this._endFeed.connection(conn);
     else this._records.connectionClosed(conn);
   }
 
+  /** Two sources feed this session, one with events and one with finished records: join them (hybrid). */
+  joinRecordsToEvents(): void {
+    this._join ??= new QuicConnectionJoin((id) => this.correlator.connectionRecord(id), QUIC_JOIN_HOLD_MS);
+  }
+
   pushEvents(events: readonly ProbeEvent[]): void {
     if (this._ended) return;
-    this._join ??= new QuicConnectionJoin((id) => this.correlator.connectionRecord(id), QUIC_JOIN_HOLD_MS);
+    const last = events[events.length - 1];
+    if (last !== undefined && last.timeMs > this._nowMs) this._nowMs = last.timeMs;
     this._recorder?.write(events);
     this._qlog?.write(events);
     this.correlator.process(events);
@@ -144,23 +160,26 @@ export class Session implements SourceSink, RecordSink {
       if (r.end !== undefined && r.end.timeMs > this._nowMs) this._nowMs = r.end.timeMs;
     join.take(requests, this._nowMs, this._ready);
     // A connection's requests all go before it ends.
-    if (connections.length > 0) join.release(this._nowMs, this._ready, true);
+    join.releaseOf(connections, this._ready);
     this._handOnReady();
     for (const c of connections) if (join.keeps(c)) this._records.connectionClosed(c);
   }
 
   tick(nowMs: number): void {
     this.correlator.tick(nowMs);
-    if (this._join === undefined || this._join.held === 0) return;
+    const join = this._join;
+    if (join === undefined || (join.held === 0 && join.closing === 0)) return;
     if (nowMs > this._nowMs) this._nowMs = nowMs;
-    this._join.release(this._nowMs, this._ready);
+    join.release(this._nowMs, this._ready);
     this._handOnReady();
+    this._handOnClosed(false);
   }
 
   end(): void {
     if (this._ended) return;
     this._join?.release(this._nowMs, this._ready, true);
     this._handOnReady();
+    this._handOnClosed(true);
     this._ended = true;
     this.correlator.flush('source_ended');
     this._qlog?.end();
@@ -178,7 +197,8 @@ export class SharedSession {
   ) {}
 
   handle(): SourceSink {
-    this._handles++;
+    // A second source on the same process: the request probe beside the QUIC probes.
+    if (++this._handles === 2) this._session.joinRecordsToEvents();
     let ended = false;
     const session = this._session;
     return {

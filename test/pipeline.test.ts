@@ -4,7 +4,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { SpanKind } from '@opentelemetry/api';
 import { Correlator, DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
+import { newConnectionRecord, newRequestRecord } from '../src/correlate/records.js';
 import type { ConnectionRecord, RequestRecord } from '../src/correlate/records.js';
 import { JsonLineDecoder } from '../src/events/decode-json.js';
 import { EventRecorder } from '../src/events/recorder.js';
@@ -114,4 +116,56 @@ test('the decode plan reads only what spans use, unless --record or --qlog-dir n
   } finally {
     await rm(dir, { recursive: true });
   }
+});
+
+test('two sources of one process share its session (open(key)): HTTP/3 records join the QUIC connection of events', async () => {
+  // The QUIC probes' events of the capture (hybrid tracing attaches no HTTP-level probe), and the request as the
+  // request probe reports it, on a connection record of its own for the same conn id.
+  const requestLevel = new Set([
+    'receive_request',
+    'receive_request_header',
+    'send_response',
+    'send_response_header',
+  ]);
+  const events = (await eventsOf('http3.jsonl')).filter(
+    (e) => !requestLevel.has(e.type) && e.type !== 'h3s_stream_stats',
+  );
+  const { pipeline: p, exporter } = testPipeline(HEADERS);
+  const quic = p.open('pid:1');
+  const requests = p.open('pid:1');
+  assert.equal(p.sessions, 1, 'one session for the process');
+  const ownConn = newConnectionRecord(19, 'http/3', 0, events[0]!, undefined);
+  ownConn.requestCount = 1;
+  const req = newRequestRecord(ownConn, 1, events[10]!, undefined);
+  req.status = 200;
+  req.end = events[events.length - 1]!;
+  quic.pushEvents(events.slice(0, 20));
+  requests.pushRecords([req], []);
+  quic.pushEvents(events.slice(20));
+  // The request probe's own record of the connection closes later: it made no span of its own.
+  requests.pushRecords([], [ownConn]);
+  quic.end();
+  assert.equal(p.sessions, 1);
+  requests.end();
+  await p.processor.forceFlush();
+  const spans = exporter.getFinishedSpans();
+  const conns = spans.filter((s) => s.name === 'QUIC connection');
+  assert.equal(conns.length, 1, spans.map((s) => s.name).join());
+  const request = spans.find((s) => s.kind === SpanKind.SERVER)!;
+  assert.equal(request.links[0]?.context.spanId, conns[0]!.spanContext().spanId);
+  assert.equal(conns[0]!.attributes['h2o.request_count'], 1);
+  assert.ok(conns[0]!.attributes['h2o.quic.original_dcid'] !== undefined, 'the events made it');
+});
+
+test('one source per key: a session opened with a key alone is no hybrid (connection closes are not held)', async () => {
+  const events = await eventsOf('http3.jsonl');
+  const { pipeline: p, exporter } = testPipeline(HEADERS);
+  const only = p.open('pid:2');
+  only.pushEvents(events);
+  await p.processor.forceFlush();
+  assert.ok(
+    exporter.getFinishedSpans().some((s) => s.name === 'QUIC connection'),
+    'the QUIC connection span goes out when the events end it, before the session ends',
+  );
+  only.end();
 });

@@ -3,7 +3,8 @@
  * QUIC connection as events the correlator makes into a connection record. A request joins that record by conn id,
  * so its span links to the QUIC connection span the event sources show (transport detail, TLS, close reason), and
  * the record counts it. The two come through separate rings, drained in turn: a request whose connection the
- * events have not shown yet waits a little, then keeps its own record.
+ * events have not shown yet waits a little, then keeps its own record; a connection the events ended stays
+ * joinable as long, for its last requests still on their way.
  */
 import type { ConnectionRecord, RequestRecord } from './records.js';
 
@@ -14,6 +15,11 @@ interface Held {
 
 export class QuicConnectionJoin {
   private _held: Held[] = [];
+  /** QUIC connections the events ended, kept open a little for requests still on their way. */
+  private readonly _closing = new Map<
+    number,
+    { readonly conn: ConnectionRecord; readonly untilMs: number }
+  >();
   /** Requests that kept their own connection record (their QUIC connection's events never came). */
   unjoined = 0;
 
@@ -38,11 +44,38 @@ export class QuicConnectionJoin {
 
   /** Held requests that joined meanwhile or waited long enough (all of them with `all`), appended to `out`. */
   release(nowMs: number, out: RequestRecord[], all = false): void {
+    this._releaseWhere(out, (h) => all || nowMs >= h.untilMs);
+  }
+
+  /** The held requests of these connections (a request source's own records, closing), appended to `out`. */
+  releaseOf(conns: readonly ConnectionRecord[], out: RequestRecord[]): void {
+    if (this._held.length > 0 && conns.length > 0) this._releaseWhere(out, (h) => conns.includes(h.req.conn));
+  }
+
+  /** An HTTP/3 connection the events ended: it stays joinable until `nowMs` + the hold. */
+  deferClose(conn: ConnectionRecord, nowMs: number): void {
+    this._closing.set(conn.connId, { conn, untilMs: nowMs + this._holdMs });
+  }
+
+  /** Deferred connections whose time came (all of them with `all`), appended to `out`. */
+  releaseClosed(nowMs: number, out: ConnectionRecord[], all = false): void {
+    for (const [id, c] of this._closing) {
+      if (!all && nowMs < c.untilMs) continue;
+      this._closing.delete(id);
+      out.push(c.conn);
+    }
+  }
+
+  get closing(): number {
+    return this._closing.size;
+  }
+
+  private _releaseWhere(out: RequestRecord[], due: (h: Held) => boolean): void {
     if (this._held.length === 0) return;
     const still: Held[] = [];
     for (const h of this._held) {
       if (this._join(h.req)) out.push(h.req);
-      else if (all || nowMs >= h.untilMs) {
+      else if (due(h)) {
         this.unjoined++;
         out.push(h.req);
       } else still.push(h);
@@ -59,7 +92,8 @@ export class QuicConnectionJoin {
   }
 
   private _join(req: RequestRecord): boolean {
-    const known = this._lookup(req.conn.connId);
+    const id = req.conn.connId;
+    const known = this._lookup(id) ?? this._closing.get(id)?.conn;
     if (known === undefined) return false;
     if (known !== req.conn) {
       req.conn.requestCount--;

@@ -69,3 +69,31 @@ test('HTTP/1 and HTTP/2 requests pass at once, in order', () => {
   assert.deepEqual(out, [h1, h2]);
   assert.equal(join.held, 0);
 });
+
+test("a closing connection releases only its own held requests, not another connection's", () => {
+  const { join, out } = setup();
+  const waiting = request(connection({ connId: 8, protocol: 'http/3' }), {});
+  join.take([waiting], 1000, out);
+  const closingH1 = connection({ connId: 9, protocol: 'http/1' });
+  join.releaseOf([closingH1], out);
+  assert.equal(join.held, 1, 'an unrelated HTTP/1 close leaves it waiting for its QUIC connection');
+  join.releaseOf([waiting.conn], out);
+  assert.deepEqual(out, [waiting], 'its own record closing: it goes, on that record');
+  assert.equal(join.unjoined, 1);
+});
+
+test('a connection the events ended stays joinable for the hold, then goes on', () => {
+  const { join, out } = setup();
+  const fromEvents = connection({ connId: 10, protocol: 'http/3', requestCount: 0 });
+  join.deferClose(fromEvents, 1000);
+  const late = request(connection({ connId: 10, protocol: 'http/3' }), {});
+  join.take([late], 1100, out);
+  assert.equal(late.conn, fromEvents, 'the late request joins the closed connection');
+  const closed: ConnectionRecord[] = [];
+  join.releaseClosed(1249, closed);
+  assert.deepEqual(closed, []);
+  join.releaseClosed(1250, closed);
+  assert.deepEqual(closed, [fromEvents]);
+  assert.equal(fromEvents.requestCount, 1);
+  assert.equal(join.closing, 0);
+});
