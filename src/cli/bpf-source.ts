@@ -19,6 +19,8 @@ export interface BpfSourceContext {
   readonly points: readonly string[];
   /** The QUIC points beside the request probe; none: no QUIC detail wanted. */
   readonly quicPoints: readonly string[];
+  /** Some response header is captured: only H2O's USDT probes carry them. */
+  readonly responseHeaders: boolean;
   info(message: string): void;
   warn(message: string): void;
 }
@@ -54,6 +56,13 @@ export async function openBpfSource(o: Options, ctx: BpfSourceContext): Promise<
     ctx.info("h2o-otel: --record: using H2O's USDT probes, whose events can be recorded");
     return usdtSource(ctx.points);
   }
+  if (ctx.responseHeaders) {
+    if (o.bpf.probe === 'auto') {
+      ctx.info("h2o-otel: --capture-response-headers: using H2O's USDT probes, which carry response headers");
+      return usdtSource(ctx.points);
+    }
+    ctx.warn('h2o-otel: --bpf request reads no response headers: --capture-response-headers captures none');
+  }
   const request = await import('../sources/request/request-source.js');
   const binary = target.kind === 'pid' ? executableOfPid(target.pid) : target.path;
   let source: RequestSource;
@@ -79,9 +88,34 @@ export async function openBpfSource(o: Options, ctx: BpfSourceContext): Promise<
     ctx.warn(`h2o-otel: the request probe cannot be used (${err.message}); using H2O's USDT probes instead`);
     return usdtSource(ctx.points);
   }
+  try {
+    return await withQuicProbes(o, ctx, binary, source, usdtSource);
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+}
+
+/** The request probe alone, or with H2O's QUIC probes beside it when they can give the QUIC detail asked for. */
+async function withQuicProbes(
+  o: Options,
+  ctx: BpfSourceContext,
+  binary: string,
+  source: RequestSource,
+  usdtSource: (points: readonly string[]) => UsdtSource,
+): Promise<BpfSource> {
   if (ctx.quicPoints.length === 0) return source;
   const { readUsdtNotes } = await import('../sources/usdt/elf-notes.js');
   if (!readUsdtNotes(binary).some((n) => n.provider === 'quicly')) return source;
+  // The two programs would sample differently (by conn id, and by QUIC connection): requests without their
+  // connection, connections without their requests.
+  if (o.socket.sampleRatio !== undefined && o.socket.sampleRatio < 1) {
+    ctx.info(
+      'h2o-otel: --sample-ratio: no QUIC connection detail beside the request probe (the two would sample ' +
+        'different connections); use --bpf usdt for sampled QUIC detail',
+    );
+    return source;
+  }
   ctx.info(
     'h2o-otel: this H2O has QUIC probes: attaching them too, for QUIC connection detail (--quic-events)',
   );
@@ -96,16 +130,22 @@ export class HybridSource {
     private readonly _warn: (message: string) => void,
   ) {}
 
-  /** Until stopped or the target exits; QUIC probes that cannot be attached leave the requests traced. */
+  /**
+   * Until stopped or the target exits; QUIC probes that cannot be attached leave the requests traced. An
+   * unforeseen failure of either ends the run at once, with that error.
+   */
   async run(): Promise<PollEnd> {
-    const quic = this._quic.run().catch((err: unknown) => {
-      if (!(err instanceof BpfError)) throw err;
-      this._warn(`h2o-otel: no QUIC detail: ${err.message}`);
-      return 'stopped' as const;
-    });
-    const end = await this._request.run();
-    this._quic.stop();
-    await quic;
+    const quic = this._quic.run().then(
+      () => undefined,
+      (err: unknown) => {
+        if (!(err instanceof BpfError)) {
+          this._request.stop();
+          throw err;
+        }
+        this._warn(`h2o-otel: no QUIC detail: ${err.message}`);
+      },
+    );
+    const [end] = await Promise.all([this._request.run().finally(() => this._quic.stop()), quic]);
     return end;
   }
 

@@ -184,6 +184,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
         sessions: pipeline,
         points: usdtPointsFor(needs),
         quicPoints: usdtQuicPointsFor(needs),
+        responseHeaders: pipeline.capturesResponseHeaders,
         info: say,
         warn: say,
       });

@@ -10,7 +10,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Sessions } from '../sink.js';
 import { KtimeClock } from '../bpf/clock.js';
-import { BpfError } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import { ProcessPoller, processKey } from '../bpf/process-poller.js';
 import type { PollEnd, ProcessSession } from '../bpf/process-poller.js';
@@ -88,6 +87,8 @@ interface Attachment {
 }
 
 const TICK_IDLE_MS = 1000;
+const REPLACEMENT_RETRY_MS = 60_000;
+const REPLACEMENT_RETRY_EVERY_MS = 5_000;
 
 export class RequestSource {
   private readonly _attachments: Attachment[] = [];
@@ -102,6 +103,8 @@ export class RequestSource {
   private _lastIdleTick = 0;
   private _stop: (() => void) | undefined;
   private _badRecords = 0;
+  /** A replaced binary that could not be traced yet: tried again at `next`, given up at `until`. */
+  private _retry: { readonly until: number; next: number } | undefined;
 
   /** Attaches to the target (layout already resolved for its file); throws a BpfError saying why not. */
   constructor(
@@ -193,6 +196,8 @@ export class RequestSource {
   }
 
   close(): void {
+    // A replacement's layout may still be on its way: it must not attach after this.
+    this._stopped = true;
     this._endAll();
     for (const a of this._attachments) a.probe.close();
   }
@@ -227,19 +232,36 @@ export class RequestSource {
     for (const a of this._attachments) a.poller.stop();
   }
 
-  /** `--binary` replaced by an upgrade: uprobes belong to the old file, so attach to the new one too. */
-  private async _followReplacement(watch: ReplacedFileWatch): Promise<void> {
+  /**
+   * `--binary` replaced by an upgrade: uprobes belong to the old file, so attach to the new one too. An upgrade may
+   * be half done (the binary in place, its debug symbols not yet): tried again every few seconds for a minute.
+   */
+  private async _followReplacement(watch: ReplacedFileWatch, now: number): Promise<void> {
     this._replacing = true;
+    const first = this._retry === undefined;
+    this._retry ??= { until: now + REPLACEMENT_RETRY_MS, next: 0 };
     try {
       const { layout, describe } = await requestLayoutFor(watch.path, this._opts);
       if (this._stopped) return;
       this._attach(watch.path, layout);
+      this._retry = undefined;
       this._listener.warn(
         `${watch.path} was replaced (an upgrade?): attached the request probe to the new file too (${describe})`,
       );
     } catch (err) {
-      if (!(err instanceof BpfError)) throw err;
-      this._listener.warn(`${watch.path} was replaced, and its new build cannot be traced: ${err.message}`);
+      // Anything, not only what h2o-otel foresaw: a file half written reads as a broken ELF or BTF.
+      const why = err instanceof Error ? err.message : String(err);
+      const retry = this._retry;
+      if (retry !== undefined && now + REPLACEMENT_RETRY_EVERY_MS < retry.until) {
+        retry.next = now + REPLACEMENT_RETRY_EVERY_MS;
+        if (first)
+          this._listener.warn(
+            `${watch.path} was replaced, and its new build cannot be traced yet (${why}); retrying`,
+          );
+      } else {
+        this._retry = undefined;
+        this._listener.warn(`${watch.path} was replaced, and its new build cannot be traced: ${why}`);
+      }
     } finally {
       this._replacing = false;
     }
@@ -272,7 +294,10 @@ export class RequestSource {
         }
       }
       const watch = this._binaryWatch;
-      if (watch !== undefined && !this._replacing && watch.replaced(now)) void this._followReplacement(watch);
+      if (watch === undefined || this._replacing || this._stopped) return;
+      const retry = this._retry;
+      if (retry !== undefined ? now >= retry.next : watch.replaced(now))
+        void this._followReplacement(watch, now);
     },
     info: (m: string): void => this._listener.info(m),
     warn: (m: string): void => this._listener.warn(m),

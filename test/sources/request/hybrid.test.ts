@@ -34,6 +34,21 @@ async function traceH3(args: string[]): Promise<{ res: CliResult; spans: Receive
   }
 }
 
+/** What h2o-otel said attaching to the fixture with `args`, once attached. */
+async function attachedWith(args: string[]): Promise<string> {
+  const fx = await startUsdtFixture(await buildUsdtFixture());
+  try {
+    const cli = await startAttachedCli(['--pid', String(fx.pid), '--exporter', 'none', ...args]);
+    await new Promise((r) => setTimeout(r, 300));
+    cli.child.kill('SIGTERM');
+    const res = await cli.result;
+    assert.equal(res.code, 0, res.stderr);
+    return res.stderr;
+  } finally {
+    await fx.stop();
+  }
+}
+
 describe('hybrid: the request probe with H2O QUIC probes', { skip: skipBpf }, () => {
   test('the HTTP/3 request links to the QUIC connection span, which has its QUIC detail', async () => {
     const { res, spans } = await traceH3([]);
@@ -69,5 +84,20 @@ describe('hybrid: the request probe with H2O QUIC probes', { skip: skipBpf }, ()
       [conn.spanId],
     );
     assert.equal(conn.attributes['h2o.quic.packets_lost'], undefined);
+  });
+
+  test('--sample-ratio: the request probe alone, since the two programs would sample different connections', async () => {
+    const stderr = await attachedWith(['--sample-ratio', '0.5']);
+    assert.match(stderr, /--sample-ratio: no QUIC connection detail beside the request probe/);
+    assert.match(stderr, /probes attached 1,/);
+  });
+
+  test('captured response headers: auto uses the USDT probes, which carry them; --bpf request says it cannot', async () => {
+    const auto = await attachedWith(['--capture-response-headers', 'content-type']);
+    assert.match(auto, /--capture-response-headers: using H2O's USDT probes, which carry response headers/);
+    assert.doesNotMatch(auto, /h2o_dispose_request/);
+    const request = await attachedWith(['--bpf', 'request', '--capture-response-headers', 'content-type']);
+    assert.match(request, /--bpf request reads no response headers/);
+    assert.match(request, /attached 1 uprobe at h2o_dispose_request/);
   });
 });
