@@ -4,7 +4,17 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { BpfError } from '../bpf/errors.js';
 import type { DebugInfo } from './debug-info.js';
@@ -29,23 +39,43 @@ export function defaultBtfCacheDir(env: Readonly<Record<string, string | undefin
   return join(base, 'h2o-otel', 'btf');
 }
 
+/**
+ * The BTF of `debug`'s build, made once. The layout it gives decides which bytes of H2O's memory a privileged
+ * program reads and exports, so a cached file is used only if this user made it: the directory is created 0700,
+ * and a file that someone else owns or may write is made again.
+ */
 export async function btfFor(debug: DebugInfo, options: BtfCacheOptions): Promise<CachedBtf> {
   const key = debug.buildId ?? `sha256-${await fileSha256(debug.path)}`;
   const path = join(options.cacheDir, `${key}.btf`);
-  if (existsSync(path) && statSync(path).size > 0) return { path, reused: true };
-  mkdirSync(options.cacheDir, { recursive: true });
-  // pahole writes in place; a crash or a concurrent h2o-otel must never leave a half file under the final name.
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  if (trusted(path)) return { path, reused: true };
+  mkdirSync(options.cacheDir, { recursive: true, mode: 0o700 });
+  // pahole writes in place; a crash or a concurrent h2o-otel must never leave a half file under the final name,
+  // and no one else may have put a file where it writes: a fresh private directory per run.
+  const tmpDir = mkdtempSync(join(options.cacheDir, '.tmp-'));
+  const tmp = join(tmpDir, `${key}.btf`);
   try {
     await runPahole(options.pahole ?? 'pahole', tmp, debug.path);
     if (!existsSync(tmp) || statSync(tmp).size === 0) {
       throw new BpfError(`pahole found no types in ${debug.path} (is its DWARF complete?)`);
     }
+    chmodSync(tmp, 0o600);
     renameSync(tmp, path);
   } finally {
-    rmSync(tmp, { force: true });
+    rmSync(tmpDir, { recursive: true, force: true });
   }
   return { path, reused: false };
+}
+
+/** A non-empty regular file of this user that no one else may write. */
+function trusted(path: string): boolean {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return false;
+  }
+  const uid = process.geteuid?.();
+  return st.isFile() && st.size > 0 && (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
 }
 
 function runPahole(pahole: string, out: string, debugFile: string): Promise<void> {

@@ -1,7 +1,7 @@
 // BTF is made once per build-id: a second request reuses the file without running pahole, and a failed or absent
 // pahole leaves no partial file behind.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -58,4 +58,18 @@ test('the default cache directory follows XDG_CACHE_HOME, else ~/.cache', () => 
   assert.equal(defaultBtfCacheDir({ XDG_CACHE_HOME: '/x/cache' }, '/home/u'), '/x/cache/h2o-otel/btf');
   assert.equal(defaultBtfCacheDir({ XDG_CACHE_HOME: '' }, '/home/u'), '/home/u/.cache/h2o-otel/btf');
   assert.equal(defaultBtfCacheDir({}, '/home/u'), '/home/u/.cache/h2o-otel/btf');
+});
+
+test('the cache is private: its directory 0700, its files 0600, and a file another may write is made again', async () => {
+  const cacheDir = join(dir, 'cache-private');
+  const first = await btfFor(debug, { cacheDir });
+  assert.equal(statSync(cacheDir).mode & 0o777, 0o700);
+  assert.equal(statSync(first.path).mode & 0o777, 0o600);
+  // Someone who could write the file could choose which bytes of H2O the probe reads: not reused.
+  writeFileSync(first.path, 'planted');
+  chmodSync(first.path, 0o666);
+  const again = await btfFor(debug, { cacheDir });
+  assert.equal(again.reused, false);
+  assert.equal(readFileSync(again.path).readUInt16LE(0), 0xeb9f, 'made again by pahole');
+  assert.deepEqual(readdirSync(cacheDir), [`${debug.buildId}.btf`], 'no temporary left');
 });
