@@ -24,10 +24,12 @@ export function endUpstreamSpan(spans: SpanFactory, parent: FinishedSpan, u: Ups
   const name = typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
   const span = spans.start(ctx, name, SpanKind.CLIENT, toHrTime(u.start), a, []);
   if (u.requestEnd !== undefined) span.events.push({ name: 'request_end', time: toHrTime(u.requestEnd) });
-  if (u.responseStart !== undefined)
+  if (u.responseStart !== undefined) {
     span.events.push({ name: 'response_start', time: toHrTime(u.responseStart) });
-  else span.status = { code: SpanStatusCode.ERROR, message: 'no response from the upstream' };
-  if (u.responseStart === undefined) a['error.type'] = 'no_response';
+  } else {
+    span.status = { code: SpanStatusCode.ERROR, message: 'no response from the upstream' };
+    a['error.type'] = 'no_response';
+  }
   const last = u.responseEnd ?? u.responseStart ?? u.requestEnd ?? u.requestBegin ?? u.start;
   spans.end(span, toHrTime(later(last, u.start)));
 }

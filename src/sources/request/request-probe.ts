@@ -14,9 +14,7 @@ import type { Layout } from './layout.js';
 import {
   CONFIG_SIZE,
   COUNTERS_SIZE,
-  type DisposedRequest,
   readRequestCounters,
-  RequestAssembler,
   type RequestProbeCounters,
   writeRequestConfig,
 } from './request-record.js';
@@ -46,7 +44,6 @@ export interface RequestProbeOptions {
 }
 
 export class RequestProbe {
-  private readonly _assembler = new RequestAssembler();
   /** The program's counters: the live mapping while attached, a copy once closed. */
   private _counters: Buffer;
 
@@ -94,22 +91,6 @@ export class RequestProbe {
       obj.close();
       throw err;
     }
-  }
-
-  /**
-   * Hand each request sent so far, with its headers, to `onRecord`, reading at most `max` ring records (header
-   * records included); returns how many requests.
-   */
-  poll(onRecord: (record: DisposedRequest) => void, max = 4096): number {
-    let requests = 0;
-    this.ring.drain((data, offset, length) => {
-      const record = this._assembler.push(data, offset, length);
-      if (record !== undefined) {
-        requests++;
-        onRecord(record);
-      }
-    }, max);
-    return requests;
   }
 
   counters(): RequestProbeCounters {

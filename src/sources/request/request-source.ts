@@ -125,6 +125,8 @@ export class RequestSource {
 
   /** Stream until stopped (SIGTERM) or, with `--pid`, until the process exits. */
   async run(): Promise<PollEnd> {
+    // Stopped before it ran (a signal during start-up): the pollers have ended already.
+    if (this._stopped) return 'stopped';
     const t = this._opts.target;
     const watch = this._binaryWatch;
     this._listener.info(
@@ -138,8 +140,6 @@ export class RequestSource {
           (pids.length === 0 ? 'none running yet; waiting for one' : `running as pid ${pids.join(', ')}`),
       );
     }
-    // Stopped before it ran (a signal during start-up): the pollers have ended already.
-    if (this._stopped) return 'stopped';
     const stopped = new Promise<PollEnd>((resolve) => (this._stop = () => resolve('stopped')));
     // --pid: the process's exit ends the run; --binary: only a stop does.
     const end = await Promise.race(t.kind === 'pid' ? [stopped, this._attachments[0]!.ended] : [stopped]);

@@ -19,6 +19,7 @@ import {
   type FixtureOrder,
   startStructFixture,
 } from '../../../harness/struct-fixture.js';
+import { requestReader } from '../../../harness/request-poll.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
 
 /** What struct-layouts.c's script disposes: four calls of h2o_dispose_request. */
@@ -43,9 +44,9 @@ async function capture(order: FixtureOrder, wrong?: Layout): Promise<Capture> {
   try {
     probe = RequestProbe.attach({ binary, pid: fixture.pid, layout, ringBytes: 1 << 20 });
     await fixture.run();
-    const p = probe;
+    const read = requestReader(probe);
     await waitFor(
-      () => (p.poll((r) => records.push(r)), records.length >= SCRIPT_CALLS),
+      () => (read((r) => records.push(r)), records.length >= SCRIPT_CALLS),
       `${SCRIPT_CALLS} records from order ${order}`,
       10_000,
       () => records.map((r) => `${r.version.toString(16)} ${r.method} ${r.path}`).join('\n'),

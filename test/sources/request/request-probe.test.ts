@@ -14,6 +14,7 @@ import { RequestProbe } from '../../../src/sources/request/request-probe.js';
 import { CONFIG_FIELDS, type DisposedRequest } from '../../../src/sources/request/request-record.js';
 import { buildDebianH2o } from '../../../harness/debian-h2o.js';
 import { startH2o, type H2oServer } from '../../../harness/h2o-server.js';
+import { requestReader } from '../../../harness/request-poll.js';
 import { skipBpf, waitFor } from '../../../harness/wait.js';
 
 /** One HTTP/1.1 GET on its own connection (closed after), resolving to the status. */
@@ -51,7 +52,8 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
   let layout: Layout;
   let bin: string;
   const records: DisposedRequest[] = [];
-  const poll = (): number => probe.poll((r) => records.push(r));
+  let read: ReturnType<typeof requestReader>;
+  const poll = (): number => read((r) => records.push(r));
   const seen = (): string =>
     records.map((r) => `${r.version.toString(16)} ${r.method} ${r.path} ${r.status}`).join('\n');
 
@@ -64,6 +66,7 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
       layout = readLayout(btf.path, CONFIG_FIELDS);
       h2o = await startH2o(bin);
       probe = RequestProbe.attach({ binary: bin, pid: h2o.pid, layout, ringBytes: 1 << 20 });
+      read = requestReader(probe);
     },
     { timeout: 15 * 60_000 },
   );
@@ -175,7 +178,8 @@ describe('request probe on the Debian H2O 2.2.5', { skip: skipBpf }, () => {
       assert.equal(await get2(h2o.httpsPort, '/index.html?filtered', sent), 200);
       const done = (): boolean =>
         got.some((r) => r.path === '/?filtered') && got.some((r) => r.path === '/index.html?filtered');
-      await waitFor(() => (filtered.poll((r) => got.push(r)), done()), 'both requests', 10_000);
+      const readFiltered = requestReader(filtered);
+      await waitFor(() => (readFiltered((r) => got.push(r)), done()), 'both requests', 10_000);
       for (const r of got.filter((x) => x.path.endsWith('filtered'))) {
         assert.deepEqual(r.headers.map((h) => h.name).sort(), ['user-agent', 'x-allowed'], r.path);
         assert.ok(r.headerCount >= 4, `${r.path}: H2O holds ${r.headerCount} headers`);

@@ -2,7 +2,7 @@
 // native/h2o_request.h as gcc lays it out.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -258,6 +258,7 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
   writeFileSync(join(dir, 'layout.c'), PROGRAM);
   execFileSync('gcc', ['-I', join(repoRoot, 'native'), '-o', join(dir, 'layout'), join(dir, 'layout.c')]);
   const c = JSON.parse(execFileSync(join(dir, 'layout')).toString()) as Record<string, number>;
+  rmSync(dir, { recursive: true });
   assert.deepEqual(
     [
       c.ktime_ns,
