@@ -281,7 +281,8 @@ if (run('server')) {
       section,
       'req/s traced',
       s.req_per_s_traced,
-      `plain ${s.req_per_s_plain} (ratio ${s.ratio}${s.source === 'request' ? ', target ≥ 0.9' : ''})`,
+      `plain ${s.req_per_s_plain} (${s.req_per_s_plain_runs.join(' before, ')} after; ratio ${s.ratio}` +
+        `${s.source === 'request' ? ', target ≥ 0.9' : ''})`,
     );
     if (floor !== undefined) {
       // h2o-otel has no count-only mode for the request probe: the bare row is the floor those traps allow.
@@ -316,6 +317,9 @@ if (run('server')) {
       s.tracer_us_per_request,
       `${s.tracer_cpu} of a core over the load` +
         (s.exporter === 'none' ? ', building spans only' : ', export included') +
+        (s.receiver_us_per_request === null
+          ? ''
+          : `; the bench's receiver ${s.receiver_us_per_request} µs/request`) +
         (s.source === 'request' && s.exporter !== 'none' ? ' (target ≤ 10)' : ''),
     );
   }

@@ -34,7 +34,9 @@ export interface ServerResult {
   spans_built: number;
   /** Requests of the warm-up and the measured run: what the tracer's counters are over. */
   all_requests: number;
+  /** The mean of the untraced runs before and after the traced ones (`req_per_s_plain_runs`): the ratio's base. */
   req_per_s_plain: number;
+  req_per_s_plain_runs: [number, number];
   req_per_s_traced: number;
   ratio: number;
   /** Why spans can be fewer than requests, from the tracer's own exit summary: records the ring had no room for,
@@ -49,6 +51,8 @@ export interface ServerResult {
   tracer_us_per_request: number;
   /** The same CPU as a share of one core over the measured load's wall time. */
   tracer_cpu: number;
+  /** The bench's OTLP receiver's CPU per request: it shares the machine's CPUs with H2O too. Null without export. */
+  receiver_us_per_request: number | null;
 }
 
 interface Load {
@@ -117,8 +121,9 @@ interface TracedRun {
   traced: Load;
   spans: number | null;
   stderr: string;
-  /** The tracer's CPU seconds from the measured load's start until its spans had all arrived. */
+  /** The tracer's and the receiver's CPU seconds from the measured load's start until its spans had all arrived. */
   cpuSeconds: number;
+  receiverCpuSeconds: number;
   /** Requests of the warm-up and the measured run: what the tracer's counters are over. */
   allRequests: number;
 }
@@ -132,7 +137,7 @@ async function tracedRun(
   url: string,
   seconds: number,
   start: StartTracer,
-  { last, exporting }: { last: boolean; exporting: boolean },
+  exporting: boolean,
 ): Promise<TracedRun> {
   const rx = await startCountReceiver();
   try {
@@ -156,13 +161,14 @@ async function tracedRun(
     const warm = await autocannon(url, 1, 8);
     const warmSpans = await done(warm.requests);
     const cpu0 = cpuSeconds(cli.child.pid!);
+    const rxCpu0 = cpuSeconds(rx.child.pid!);
     const traced = await autocannon(url, seconds, 8);
     await done(warmSpans + traced.requests);
     const cpu = cpuSeconds(cli.child.pid!) - cpu0;
+    const rxCpu = cpuSeconds(rx.child.pid!) - rxCpu0;
     const stderr = await stopForSummary(cli);
-    // A session that is not the last must be gone before the next starts: its probes trap until detached.
-    if (!last)
-      await waitFor(() => cli.child.exitCode !== null || cli.child.signalCode !== null, 'exit', 30_000);
+    // Gone before the next run starts: its probes trap until detached (USDT: seconds).
+    await waitFor(() => cli.child.exitCode !== null || cli.child.signalCode !== null, 'exit', 30_000);
     const counts = await rx.counts();
     return {
       exporting,
@@ -170,6 +176,7 @@ async function tracedRun(
       spans: exporting ? counts.serverSpans - warmSpans : null,
       stderr,
       cpuSeconds: cpu,
+      receiverCpuSeconds: rxCpu,
       allRequests: warm.requests + traced.requests,
     };
   } finally {
@@ -177,19 +184,27 @@ async function tracedRun(
   }
 }
 
-async function plainRun(url: string, seconds: number): Promise<Load> {
+async function plainRun(url: string, seconds: number): Promise<number> {
   await autocannon(url, 1, 4); // warm-up
-  return autocannon(url, seconds, 8);
+  return (await autocannon(url, seconds, 8)).perSecond;
 }
+
+/**
+ * The untraced server's req/s before the traced runs and after them: this machine has slow and fast phases lasting
+ * minutes, and the two show how far the baseline moved while the traced runs went on.
+ */
+type Plain = [number, number];
 
 function result(
   target: string,
   source: TracerSource,
-  plain: Load,
+  plain: Plain,
   t: TracedRun,
   seconds: number,
 ): ServerResult {
   const bpf = source !== 'socket';
+  const plainPerSecond = (plain[0] + plain[1]) / 2;
+  const usPerRequest = (cpu: number): number => Math.round((cpu / t.traced.requests) * 1e7) / 10;
   return {
     target,
     source,
@@ -198,16 +213,18 @@ function result(
     spans_exported: t.spans,
     spans_built: summaryCount(t.stderr, 'request spans'),
     all_requests: t.allRequests,
-    req_per_s_plain: Math.round(plain.perSecond),
+    req_per_s_plain: Math.round(plainPerSecond),
+    req_per_s_plain_runs: [Math.round(plain[0]), Math.round(plain[1])],
     req_per_s_traced: Math.round(t.traced.perSecond),
-    ratio: Math.round((t.traced.perSecond / plain.perSecond) * 100) / 100,
+    ratio: Math.round((t.traced.perSecond / plainPerSecond) * 100) / 100,
     ring_lost: bpf ? summaryCount(t.stderr, 'ring lost') : null,
     h2o_dropped: bpf ? null : summaryCount(t.stderr, 'H2O dropped'),
     spans_dropped_or_failed: summaryCount(t.stderr, 'dropped') + summaryCount(t.stderr, 'failed'),
     probe_hits_per_request: bpf
       ? Math.round((summaryCount(t.stderr, 'probe hits') / t.allRequests) * 100) / 100
       : 0,
-    tracer_us_per_request: Math.round((t.cpuSeconds / t.traced.requests) * 1e7) / 10,
+    tracer_us_per_request: usPerRequest(t.cpuSeconds),
+    receiver_us_per_request: t.exporting ? usPerRequest(t.receiverCpuSeconds) : null,
     tracer_cpu: Math.round((t.cpuSeconds / seconds) * 100) / 100,
   };
 }
@@ -239,8 +256,9 @@ export async function serverBench(seconds: number): Promise<ServerResult[]> {
   const fx = await startUsdtFixture(await buildUsdtFixture());
   try {
     const url = `http://127.0.0.1:${fx.port}/`;
-    const plain = await plainRun(url, seconds);
-    const traced = await tracedRun(url, seconds, usdtTracer(fx.pid), { last: false, exporting: true });
+    const before = await plainRun(url, seconds);
+    const traced = await tracedRun(url, seconds, usdtTracer(fx.pid), true);
+    const plain: Plain = [before, await plainRun(url, seconds)];
     results.push(result('fixture', 'usdt', plain, traced, seconds));
   } finally {
     await fx.stop();
@@ -293,9 +311,10 @@ async function measureDebianH2o(seconds: number): Promise<ServerResult[]> {
   const port = await freePort();
   return withH2o(bin, h2oSite(dir, port), async (pid) => {
     const url = `http://127.0.0.1:${port}/index.html`;
-    const plain = await plainRun(url, seconds);
-    const exported = await tracedRun(url, seconds, requestTracer(pid), { last: false, exporting: true });
-    const built = await tracedRun(url, seconds, requestTracer(pid), { last: true, exporting: false });
+    const before = await plainRun(url, seconds);
+    const exported = await tracedRun(url, seconds, requestTracer(pid), true);
+    const built = await tracedRun(url, seconds, requestTracer(pid), false);
+    const plain: Plain = [before, await plainRun(url, seconds)];
     return [
       result('h2o-2.2.5', 'request', plain, exported, seconds),
       result('h2o-2.2.5', 'request', plain, built, seconds),
@@ -304,10 +323,9 @@ async function measureDebianH2o(seconds: number): Promise<ServerResult[]> {
 }
 
 /**
- * A real H2O (H2O_BIN, built with DTrace) serving a small file on loopback, against one plain baseline: traced over
- * its h2olog socket (as README's configuration sets it up, with `--h2o-status` counting what H2O drops), then by the
- * request probe, then over USDT. USDT comes last: its session's probes go on trapping for seconds while the kernel
- * detaches them.
+ * A real H2O (H2O_BIN, built with DTrace) serving a small file on loopback, against one plain baseline taken before
+ * and after: traced over its h2olog socket (as README's configuration sets it up, with `--h2o-status` counting what
+ * H2O drops), then by the request probe, then over USDT.
  */
 async function measureH2o(bin: string, seconds: number): Promise<ServerResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-bench-'));
@@ -325,7 +343,7 @@ async function measureH2o(bin: string, seconds: number): Promise<ServerResult[]>
   ]);
   return withH2o(bin, conf, async (pid) => {
     const url = `http://127.0.0.1:${port}/index.html`;
-    const plain = await plainRun(url, seconds);
+    const before = await plainRun(url, seconds);
     const overSocket = await tracedRun(
       url,
       seconds,
@@ -340,10 +358,11 @@ async function measureH2o(bin: string, seconds: number): Promise<ServerResult[]>
         );
         return cli;
       },
-      { last: false, exporting: true },
+      true,
     );
-    const overRequest = await tracedRun(url, seconds, requestTracer(pid), { last: false, exporting: true });
-    const overUsdt = await tracedRun(url, seconds, usdtTracer(pid), { last: true, exporting: true });
+    const overRequest = await tracedRun(url, seconds, requestTracer(pid), true);
+    const overUsdt = await tracedRun(url, seconds, usdtTracer(pid), true);
+    const plain: Plain = [before, await plainRun(url, seconds)];
     return [
       result('h2o', 'socket', plain, overSocket, seconds),
       result('h2o', 'request', plain, overRequest, seconds),
