@@ -12,6 +12,7 @@ import { buildUsdtFixture, startUsdtFixture } from '../harness/usdt-fixture.js';
 import { otlpGrpcBench, startCountReceiver } from './otlp.js';
 import { outageBench } from './outage.js';
 import { serverBench } from './server.js';
+import type { ServerResult } from './server.js';
 import { benchStream, repoRoot } from './stream.js';
 import { usdtBench } from './usdt.js';
 import type { UsdtResult } from './usdt.js';
@@ -155,6 +156,14 @@ async function soakSection(): Promise<Record<string, unknown>> {
   return { minutes, req_per_s: rate, samples, max_rss_mb: round(max), second_half_mb_per_min: round(slope) };
 }
 
+/** The results key of a server row: the fixture's and H2O_BIN's USDT rows keep the keys they had before. */
+function serverKey(s: ServerResult): string {
+  if (s.target === 'fixture') return 'server';
+  if (s.target === 'h2o-2.2.5')
+    return `server_h2o225_${s.source}${s.exporter === 'none' ? '_no_export' : ''}`;
+  return s.source === 'usdt' ? 'server_h2o' : `server_h2o_${s.source}`;
+}
+
 function round(n: number): number {
   return Math.round(n * 100) / 100;
 }
@@ -258,7 +267,7 @@ if (run('server')) {
     // What tracing could cost at least: every probe hit traps into the kernel and runs a bare uprobe. Over the
     // socket nothing traps: H2O writes the events itself.
     const floor =
-      bareNs === undefined || s.source !== 'usdt'
+      bareNs === undefined || s.source === 'socket'
         ? undefined
         : 1 / (1 / s.req_per_s_plain + (s.probe_hits_per_request * bareNs) / 1e9);
     const withFloor = {
@@ -266,25 +275,52 @@ if (run('server')) {
       trap_floor_req_per_s: floor === undefined ? null : Math.round(floor),
       ratio_to_trap_floor: floor === undefined ? null : round(s.req_per_s_traced / floor),
     };
-    const key = s.target === 'fixture' ? 'server' : s.source === 'usdt' ? 'server_h2o' : 'server_h2o_socket';
-    results[key] = withFloor;
-    const section = `server (${s.target}${s.source === 'socket' ? ', socket' : ''})`;
+    results[serverKey(s)] = withFloor;
+    const section = `server (${s.target}, ${s.source}${s.exporter === 'none' ? ', --exporter none' : ''})`;
     row(
       section,
       'req/s traced',
       s.req_per_s_traced,
-      `plain ${s.req_per_s_plain} (ratio ${s.ratio})` +
-        (floor === undefined
-          ? ''
-          : `; trap-cost floor ${Math.round(floor)} (${s.probe_hits_per_request} hits × ${bareNs} ns), ` +
-            `${withFloor.ratio_to_trap_floor} of it`),
+      `plain ${s.req_per_s_plain} (${s.req_per_s_plain_runs.join(' before, ')} after; ratio ${s.ratio}` +
+        `${s.source === 'request' ? ', target ≥ 0.9' : ''})`,
     );
-    const lost = s.source === 'usdt' ? `ring lost ${s.ring_lost}` : `H2O dropped ${s.h2o_dropped}`;
+    if (floor !== undefined) {
+      // h2o-otel has no count-only mode for the request probe: the bare row is the floor those traps allow.
+      row(
+        section,
+        'req/s, bare uprobes (floor)',
+        Math.round(floor),
+        `${s.probe_hits_per_request} hits/request × ${bareNs} ns (usdt section's bare hit); ` +
+          `ratio ${round(floor / s.req_per_s_plain)} of plain; traced is ${withFloor.ratio_to_trap_floor} of it`,
+      );
+    }
+    const lost = s.source === 'socket' ? `H2O dropped ${s.h2o_dropped}` : `ring lost ${s.ring_lost}`;
+    const hits = s.source === 'socket' ? '' : `; ${s.probe_hits_per_request} probe hits/request`;
+    if (s.spans_exported === null) {
+      row(
+        section,
+        'spans built / requests',
+        `${s.spans_built} / ${s.all_requests}`,
+        `warm-up and load, none exported; ${lost}${hits}`,
+      );
+    } else {
+      row(
+        section,
+        'spans / requests',
+        `${s.spans_exported} / ${s.requests_served}`,
+        `target equal; ${lost}, spans dropped or failed ${s.spans_dropped_or_failed}${hits}`,
+      );
+    }
     row(
       section,
-      'spans / requests',
-      `${s.spans_exported} / ${s.requests_served}`,
-      `target equal; ${lost}, spans dropped or failed ${s.spans_dropped_or_failed}`,
+      'tracer CPU µs/request',
+      s.tracer_us_per_request,
+      `${s.tracer_cpu} of a core over the load` +
+        (s.exporter === 'none' ? ', building spans only' : ', export included') +
+        (s.receiver_us_per_request === null
+          ? ''
+          : `; the bench's receiver ${s.receiver_us_per_request} µs/request`) +
+        (s.source === 'request' && s.exporter !== 'none' ? ' (target ≤ 10)' : ''),
     );
   }
 }

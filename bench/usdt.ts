@@ -53,7 +53,7 @@ async function fire(
 
 const attached = (args: string[]): Promise<RunningCli> => startAttachedCli(['--exporter', 'none', ...args]);
 
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks of 10 ms
