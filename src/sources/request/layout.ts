@@ -71,9 +71,13 @@ export function resolveLayout(
   return layout;
 }
 
-/** The layout, or why the path is missing (a string). */
+/**
+ * The layout, or why the path is missing (a string). `a.b->c` names field `c` of the struct `a.b` points to, at its
+ * offset in that struct: for a struct whose name changed between releases (`st_h2o_socket_peername_t` in 2.2.5,
+ * `st_h2o_socket_addr_t` in master), found through the field that points to it.
+ */
 function resolvePath(btf: Btf, structs: Map<string, BtfType>, path: string): FieldLayout | string {
-  const [structName = '', ...fields] = path.split('.');
+  const [structName = '', ...fields] = path.replace(/->/g, '.*').split('.');
   let type = structs.get(structName);
   if (type === undefined) return `struct ${structName} (needed for ${path})`;
   // A struct named alone: its size, e.g. the stride of an array of it.
@@ -81,7 +85,8 @@ function resolvePath(btf: Btf, structs: Map<string, BtfType>, path: string): Fie
   let bits = 0;
   let where = structName;
   for (let i = 0; i < fields.length; i++) {
-    const name = fields[i] ?? '';
+    const step = fields[i] ?? '';
+    const name = step.startsWith('*') ? step.slice(1) : step;
     const found = findMember(btf, type, name, 0);
     if (found === undefined)
       return `field ${where}.${name} (${where} has: ${memberNames(btf, type).join(', ')})`;
@@ -91,15 +96,21 @@ function resolvePath(btf: Btf, structs: Map<string, BtfType>, path: string): Fie
     const memberType = resolveAlias(btf, member.type);
     const last = i === fields.length - 1;
     if (isBitfield(member, memberType, bits)) {
-      if (last && bitfieldWidth(member, memberType) === 1)
-        return { offset: bits >> 3, size: 1, bit: bits & 7 };
+      if (last && bitfieldWidth(member, memberType) === 1) return { offset: bits >> 3, size: 1, bit: bits & 7 };
       throw new BpfError(`${where} is a bitfield wider than one bit, which cannot be read by offset`);
     }
     if (last) return { offset: bits / 8, size: sizeOf(btf, member.type) };
     if (memberType.kind === BTF_KIND.PTR) {
-      throw new BpfError(
-        `${where} is a pointer: name the fields of the struct it points to by that struct's name, not through ${where}`,
-      );
+      if (!(fields[i + 1] ?? '').startsWith('*'))
+        throw new BpfError(
+          `${where} is a pointer: name a field of what it points to as ${where}->field, or by that struct's name`,
+        );
+      // Offsets start again in the struct pointed to.
+      type = resolveAlias(btf, memberType.ref);
+      bits = 0;
+      if (type.kind !== BTF_KIND.STRUCT && type.kind !== BTF_KIND.UNION)
+        throw new BpfError(`${where} points to no struct, so ${path} names nothing`);
+      continue;
     }
     if (memberType.kind !== BTF_KIND.STRUCT && memberType.kind !== BTF_KIND.UNION) {
       throw new BpfError(`${where} is not a struct or union, so ${path} names nothing`);

@@ -98,8 +98,8 @@ export const OPTIONAL_CONFIG_FIELDS = [
   'st_h2o_http1_conn_t.sock',
   'st_h2o_http2_conn_t.sock',
   'st_h2o_socket_t._peername',
-  'st_h2o_socket_peername_t.len',
-  'st_h2o_socket_peername_t.addr',
+  'st_h2o_socket_t._peername->len',
+  'st_h2o_socket_t._peername->addr',
   'st_h2o_req_t.http1_is_persistent',
 ] as const;
 
@@ -140,9 +140,9 @@ export const FIELD_SIZES: Readonly<Record<string, number>> = {
   'st_h2o_http1_conn_t.sock': POINTER,
   'st_h2o_http2_conn_t.sock': POINTER,
   'st_h2o_socket_t._peername': POINTER,
-  'st_h2o_socket_peername_t.len': 4,
+  'st_h2o_socket_t._peername->len': 4,
   // A struct sockaddr, which H2O allocates large enough for the address's family (the program reads 28 bytes).
-  'st_h2o_socket_peername_t.addr': 16,
+  'st_h2o_socket_t._peername->addr': 16,
   'st_h2o_req_t.http1_is_persistent': 1,
 };
 

@@ -123,6 +123,27 @@ describe('layouts resolved by field name', () => {
     assert.throws(() => readLayout(btf, ['st_h2o_req_t.conn.id']), /st_h2o_req_t\.conn is a pointer/);
   });
 
+  test('a->b names a field of the struct a points to, whatever that struct is called in this build', () => {
+    for (const order of ['A', 'B'] as const) {
+      const { btf, layout } = get(order);
+      const through = readLayout(btf, [
+        'st_h2o_req_t.conn->id',
+        'st_h2o_socket_t._peername->addr',
+        'st_h2o_socket_peername_t.addr',
+      ]);
+      assert.deepEqual(through['st_h2o_req_t.conn->id'], layout['st_h2o_conn_t.id'], order);
+      assert.deepEqual(
+        through['st_h2o_socket_t._peername->addr'],
+        through['st_h2o_socket_peername_t.addr'],
+        order,
+      );
+    }
+    assert.throws(
+      () => readLayout(get('A').btf, ['st_h2o_req_t.version->x']),
+      /not a struct or union|names nothing/,
+    );
+  });
+
   test('a typedef name stands for its struct', () => {
     const { btf, layout } = get('B');
     assert.deepEqual(
