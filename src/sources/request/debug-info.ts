@@ -4,7 +4,7 @@
  * file a distribution installs under the binary's build-id (`-dbgsym` / `-debuginfo` packages), else its
  * `.gnu_debuglink` name in the places gdb looks.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BpfError } from '../bpf/errors.js';
 import { readBuildId, readElfSections, SHT_NOBITS } from '../usdt/elf-notes.js';
@@ -41,18 +41,32 @@ export function findDebugInfo(binary: string, options: DebugInfoOptions = {}): D
     return { path: file, buildId, from: 'debug-file' };
   }
   if (hasDebugInfoSection(sections)) return { path: binary, buildId, from: 'binary' };
-  const root = options.debugRoot ?? DEFAULT_DEBUG_ROOT;
+  const { file, root: fsRoot } = whereItLives(binary);
+  // The process's own filesystem first (a sidecar sees H2O's container through /proc/PID/root), then ours.
+  const roots = [
+    ...new Set([
+      join(fsRoot, options.debugRoot ?? DEFAULT_DEBUG_ROOT),
+      options.debugRoot ?? DEFAULT_DEBUG_ROOT,
+    ]),
+  ];
   const tried: string[] = [];
   if (buildId !== undefined && buildId.length > 2) {
-    const path = join(root, '.build-id', buildId.slice(0, 2), `${buildId.slice(2)}.debug`);
-    tried.push(path);
-    if (existsSync(path) && hasDwarf(path)) return { path, buildId, from: 'build-id' };
+    for (const root of roots) {
+      const path = join(root, '.build-id', buildId.slice(0, 2), `${buildId.slice(2)}.debug`);
+      tried.push(path);
+      if (existsSync(path) && hasDwarf(path)) return { path, buildId, from: 'build-id' };
+    }
   }
   const link = debuglinkName(sections.get('.gnu_debuglink')?.data);
   if (link !== undefined) {
-    const dir = dirname(binary);
-    for (const path of [join(dir, link), join(dir, '.debug', link), join(root, dir, link)]) {
-      if (path === binary) continue;
+    const dir = dirname(file);
+    const candidates = [
+      join(fsRoot, dir, link),
+      join(fsRoot, dir, '.debug', link),
+      ...roots.map((r) => join(r, dir, link)),
+    ];
+    for (const path of new Set(candidates)) {
+      if (path === binary || path === join(fsRoot, file)) continue;
       tried.push(path);
       if (existsSync(path) && hasDwarf(path)) return { path, buildId, from: 'debuglink' };
     }
@@ -68,6 +82,20 @@ export function findDebugInfo(binary: string, options: DebugInfoOptions = {}): D
       'from the debian-debug archive), or pass --debug-file PATH, or build H2O with debug info ' +
       '(cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo); or use --bpf usdt with an H2O built with DTrace',
   );
+}
+
+/**
+ * `--pid` gives `/proc/PID/exe`: the executable's own path (for `.gnu_debuglink`, which names a file beside it) and
+ * the root of the process's filesystem, where its distribution's debug files are. Any other path: itself, in ours.
+ */
+function whereItLives(binary: string): { file: string; root: string } {
+  const m = /^\/proc\/(\d+)\/exe$/.exec(binary);
+  if (m === null) return { file: binary, root: '/' };
+  try {
+    return { file: readlinkSync(binary).replace(/ \(deleted\)$/, ''), root: `/proc/${m[1]}/root` };
+  } catch {
+    return { file: binary, root: '/' };
+  }
 }
 
 function hasDebugInfoSection(sections: Map<string, { type: number; size: number }>): boolean {

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { BpfError } from '../../../src/sources/bpf/errors.js';
 import { findDebugInfo } from '../../../src/sources/request/debug-info.js';
 import { readBuildId, readUsdtNotes } from '../../../src/sources/usdt/elf-notes.js';
-import { buildStructFixture } from '../../../harness/struct-fixture.js';
+import { buildStructFixture, startStructFixture } from '../../../harness/struct-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-debuginfo-'));
 const binary = buildStructFixture(dir, 'A');
@@ -75,4 +75,20 @@ test('--debug-file: used when it matches, refused when it belongs to another bui
   });
   assert.throws(() => findDebugInfo(stripped, { debugFile: other }), /belongs to another build/);
   assert.throws(() => findDebugInfo(binary, { debugFile: stripped }), /has no DWARF/);
+});
+
+test('--pid (/proc/PID/exe): .gnu_debuglink is looked up beside the executable, not in /proc', async () => {
+  const linkedDir = mkdtempSync(join(tmpdir(), 'h2o-otel-linked-'));
+  const linked = join(linkedDir, 'h2o');
+  execFileSync('objcopy', ['--add-gnu-debuglink=' + debugFile, stripped, linked]);
+  copyFileSync(debugFile, join(linkedDir, 'a.debug'));
+  const running = await startStructFixture(linked);
+  try {
+    const found = findDebugInfo(`/proc/${running.pid}/exe`, { debugRoot: emptyRoot });
+    assert.equal(found.from, 'debuglink');
+    assert.equal(found.path, join(`/proc/${running.pid}/root`, linkedDir, 'a.debug'));
+    assert.equal(found.buildId, readBuildId(binary));
+  } finally {
+    running.stop();
+  }
 });
