@@ -25,6 +25,8 @@ export interface DisposedFields {
   peer?: string;
   /** Undefined: the build does not say. */
   http1Persistent?: boolean;
+  /** HTTP/2 and HTTP/3: the request's stream; undefined: unknown. */
+  streamId?: number;
   /** start, request begin, request end, response start, response end (µs); bytes written, read. */
   proxy?: { timingsUs: readonly number[]; written: bigint; read: bigint };
 }
@@ -64,6 +66,7 @@ export function requestRecordBytes(f: DisposedFields): Buffer {
     b.set(ip!.split('.').map(Number), RECORD.peer + 4);
     b.writeUInt32LE(16, RECORD.peerLen);
   }
+  b.writeBigInt64LE(BigInt(f.streamId ?? -1), RECORD.streamId);
   b[RECORD.http1Persistent] = f.http1Persistent === undefined ? 0xff : f.http1Persistent ? 1 : 0;
   if (f.proxy !== undefined) {
     f.proxy.timingsUs.forEach((us, i) => timeval(b, RECORD.proxyTimings + 16 * i, us));

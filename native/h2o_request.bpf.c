@@ -190,6 +190,29 @@ static __always_inline void read_proxy(struct h2o_request_record *r, const void 
         read_at(&r->proxy_bytes_read, sizeof(r->proxy_bytes_read), req, config.req_proxy_bytes_read);
 }
 
+/* HTTP/2 and HTTP/3 embed the request in their stream struct: the stream's id is a few fields away. */
+static __always_inline __s64 read_stream_id(const void *req, __s32 version)
+{
+    __s64 id = -1;
+    if (version >= 0x300) {
+        if (config.h3_stream_req == H2O_REQUEST_ABSENT || config.h3_stream_quic == H2O_REQUEST_ABSENT ||
+            config.quicly_stream_id == H2O_REQUEST_ABSENT)
+            return -1;
+        const void *quic = NULL;
+        read_at(&quic, sizeof(quic), (const char *)req - config.h3_stream_req, config.h3_stream_quic);
+        __s64 v = 0;
+        if (quic && bpf_probe_read_user(&v, sizeof(v), (const char *)quic + config.quicly_stream_id) == 0)
+            id = v;
+    } else if (version >= 0x200) {
+        if (config.h2_stream_req == H2O_REQUEST_ABSENT || config.h2_stream_id == H2O_REQUEST_ABSENT)
+            return -1;
+        __u32 id32 = 0;
+        if (bpf_probe_read_user(&id32, sizeof(id32), (const char *)req - config.h2_stream_req + config.h2_stream_id) == 0)
+            id = id32;
+    }
+    return id;
+}
+
 static __always_inline __u8 read_persistent(const void *req)
 {
     __u32 bit = config.req_http1_is_persistent_bit;
@@ -256,6 +279,7 @@ int on_dispose_request(struct pt_regs *ctx)
         READ_IOVEC(r->scheme, H2O_REQUEST_SCHEME_CAP, r->scheme_len, scheme, config.scheme_name);
     read_proxy(r, req);
     r->http1_persistent = read_persistent(req);
+    r->stream_id = read_stream_id(req, r->version);
     __sync_fetch_and_add(&counters.requests, 1);
     /* No wakeup: user space drains the ring on a timer; a wakeup per record would cost the traced process. */
     bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);

@@ -54,6 +54,13 @@ struct h2o_request_config {
     __u32 peername_addr;
     /* A one-bit flag: its position in bits from the start of st_h2o_req_t. */
     __u32 req_http1_is_persistent_bit;
+    /* The stream a request is embedded in: where the request sits in it, and the stream's id (HTTP/2), or its
+     * quicly stream, whose id it holds (HTTP/3). */
+    __u32 h2_stream_req;
+    __u32 h2_stream_id;
+    __u32 h3_stream_req;
+    __u32 h3_stream_quic;
+    __u32 quicly_stream_id;
     /* Non-zero: send only headers whose name is in the `header_names` map with the request bit (see below). */
     __u32 header_filter;
     /* A connection is kept when a hash of its id is below this (2^32: every one). */
@@ -126,6 +133,8 @@ struct h2o_request_record {
     __u64 proxy_bytes_written;
     __u64 proxy_bytes_read;
     struct h2o_timeval proxy_timings[5];
+    /* HTTP/2 and HTTP/3: the request's stream id (H2O's req_id in its probes); -1 when unknown. */
+    __s64 stream_id;
 };
 
 /* One per request header, sent before its request's record; told apart from it by its size. */

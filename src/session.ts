@@ -96,6 +96,8 @@ export class Session implements SourceSink, RecordSink {
   private _ended = false;
   private _join: QuicConnectionJoin | undefined;
   private _nowMs = 0;
+  /** The time of the latest event handed on (hybrid: how far the events' ring has been read). */
+  private _eventsMs = 0;
   private readonly _ready: RequestRecord[] = [];
 
   constructor(
@@ -136,16 +138,28 @@ export class Session implements SourceSink, RecordSink {
 
   /** Two sources feed this session, one with events and one with finished records: join them (hybrid). */
   joinRecordsToEvents(): void {
-    this._join ??= new QuicConnectionJoin((id) => this.correlator.connectionRecord(id), QUIC_JOIN_HOLD_MS);
+    this._join ??= new QuicConnectionJoin(
+      (id) => this.correlator.connectionRecord(id),
+      QUIC_JOIN_HOLD_MS,
+      (id, stream) => this.correlator.takeStreamEvents(id, stream),
+      this.correlator.opts.maxSpanEvents,
+      () => this._eventsMs,
+    );
   }
 
   pushEvents(events: readonly ProbeEvent[]): void {
     if (this._ended) return;
     const last = events[events.length - 1];
-    if (last !== undefined && last.timeMs > this._nowMs) this._nowMs = last.timeMs;
+    if (last !== undefined && last.timeMs > this._eventsMs) this._eventsMs = last.timeMs;
+    if (this._eventsMs > this._nowMs) this._nowMs = this._eventsMs;
     this._recorder?.write(events);
     this._qlog?.write(events);
     this.correlator.process(events);
+    // Hybrid: requests waiting for these events go on.
+    if (this._join !== undefined && this._join.held > 0) {
+      this._join.release(this._nowMs, this._ready);
+      this._handOnReady();
+    }
   }
 
   pushRecords(requests: readonly RequestRecord[], connections: readonly ConnectionRecord[]): void {

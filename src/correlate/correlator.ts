@@ -17,7 +17,7 @@ import { Http3 } from './http3.js';
 import { newCorrelatorStats } from './options.js';
 import type { CorrelatorOptions, CorrelatorStats } from './options.js';
 import { isEarlyDataSecret, isRequestStream, STREAM_EVENT_TYPES } from './quic.js';
-import type { ConnectionRecord, IncompleteReason, RecordSink } from './records.js';
+import type { ConnectionRecord, IncompleteReason, RecordSink, TransportEvent } from './records.js';
 import { Requests } from './requests.js';
 import { TcpTlsBinder } from './tcp-tls.js';
 
@@ -40,7 +40,7 @@ export class Correlator {
 
   /** `stats` may be shared by the correlators of successive sessions, to count across them. */
   constructor(
-    opts: CorrelatorOptions,
+    readonly opts: CorrelatorOptions,
     sink: RecordSink,
     readonly stats: CorrelatorStats = newCorrelatorStats(),
   ) {
@@ -63,6 +63,17 @@ export class Correlator {
   /** The record of an open connection, as events made it (for records another source pushes: quic-join.ts). */
   connectionRecord(connId: number): ConnectionRecord | undefined {
     return this._table.get(connId)?.record;
+  }
+
+  /**
+   * The events of a QUIC stream held for a request that never started here (its record came from another source),
+   * handed over and forgotten.
+   */
+  takeStreamEvents(connId: number, streamId: number): TransportEvent[] | undefined {
+    const pending = this._table.get(connId)?.pendingStream;
+    const events = pending?.get(streamId);
+    pending?.delete(streamId);
+    return events;
   }
 
   process(events: readonly ProbeEvent[]): void {

@@ -6,7 +6,11 @@
  * events have not shown yet waits a little, then keeps its own record; a connection the events ended stays
  * joinable as long, for its last requests still on their way.
  */
-import type { ConnectionRecord, RequestRecord } from './records.js';
+import type { ConnectionRecord, RequestRecord, Stamp, TransportEvent } from './records.js';
+
+function before(a: Stamp, b: Stamp): boolean {
+  return a.timeMs < b.timeMs || (a.timeMs === b.timeMs && a.timeSubNs < b.timeSubNs);
+}
 
 interface Held {
   readonly req: RequestRecord;
@@ -27,6 +31,13 @@ export class QuicConnectionJoin {
     /** The open connection record of that conn id, made from events. */
     private readonly _lookup: (connId: number) => ConnectionRecord | undefined,
     private readonly _holdMs: number,
+    /** The events of a request's QUIC stream the events' side held for it (stream open, sends, resets). */
+    private readonly _streamEvents: (connId: number, streamId: number) => TransportEvent[] | undefined = () =>
+      undefined,
+    /** Sub-events kept per span at most. */
+    private readonly _maxEvents = 128,
+    /** The time (ms) of the latest event the events' side has handed on: it has seen everything before it. */
+    private readonly _eventsMs: () => number = () => Infinity,
   ) {}
 
   get held(): number {
@@ -37,7 +48,7 @@ export class QuicConnectionJoin {
   take(requests: readonly RequestRecord[], nowMs: number, out: RequestRecord[]): void {
     this.release(nowMs, out);
     for (const req of requests) {
-      if (req.conn.protocol !== 'http/3' || this._join(req)) out.push(req);
+      if (req.conn.protocol !== 'http/3' || (this._caughtUp(req) && this._join(req))) out.push(req);
       else this._held.push({ req, untilMs: nowMs + this._holdMs });
     }
   }
@@ -70,17 +81,26 @@ export class QuicConnectionJoin {
     return this._closing.size;
   }
 
+  /**
+   * A held request goes once the events' side has caught up with its end (so the losses while it was in flight
+   * are in), joined to its connection; or when it is due, joined if it can be.
+   */
   private _releaseWhere(out: RequestRecord[], due: (h: Held) => boolean): void {
     if (this._held.length === 0) return;
     const still: Held[] = [];
     for (const h of this._held) {
-      if (this._join(h.req)) out.push(h.req);
-      else if (due(h)) {
+      const isDue = due(h);
+      if ((isDue || this._caughtUp(h.req)) && this._join(h.req)) out.push(h.req);
+      else if (isDue) {
         this.unjoined++;
         out.push(h.req);
       } else still.push(h);
     }
     this._held = still;
+  }
+
+  private _caughtUp(req: RequestRecord): boolean {
+    return (req.end ?? req.start).timeMs < this._eventsMs();
   }
 
   /**
@@ -99,7 +119,33 @@ export class QuicConnectionJoin {
       req.conn.requestCount--;
       known.requestCount++;
       req.conn = known;
+      this._adoptTransport(req, known);
     }
     return true;
+  }
+
+  /**
+   * The QUIC detail of a request the events did not see start: its stream's events, and the losses and PTOs of its
+   * connection while it was in flight (from the connection's kept events), as the event sources give a request.
+   */
+  private _adoptTransport(req: RequestRecord, conn: ConnectionRecord): void {
+    const events: TransportEvent[] =
+      req.streamId === undefined ? [] : (this._streamEvents(conn.connId, req.streamId) ?? []);
+    // In flight from its stream's opening, which comes before H2O stamps the request.
+    let from = req.start;
+    for (const e of events) if (before(e, from)) from = e;
+    const to = req.end ?? req.start;
+    for (const e of conn.quic?.events ?? []) {
+      if (e.type !== 'packet_lost' && e.type !== 'pto') continue;
+      if (before(e, from) || before(to, e)) continue;
+      if (e.type === 'packet_lost') req.packetsLost++;
+      else req.ptos++;
+      events.push(e);
+    }
+    if (events.length === 0) return;
+    events.sort((a, b) => a.timeMs - b.timeMs || a.timeSubNs - b.timeSubNs);
+    const kept = events.slice(0, this._maxEvents);
+    req.transportEvents.push(...kept);
+    req.droppedTransportEvents += events.length - kept.length;
   }
 }

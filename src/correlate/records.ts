@@ -176,6 +176,8 @@ export interface RequestRecord {
   timings: H2oTimings | undefined;
   /** A reverse-proxied request's exchange with its upstream (request probe: `proxy_stats`). */
   upstream: UpstreamExchange | undefined;
+  /** Request probe: the HTTP/2 or HTTP/3 stream, when the build let it be read (then also the reqId). */
+  streamId: number | undefined;
   incomplete: IncompleteReason | undefined;
 }
 
@@ -273,6 +275,7 @@ export function newRequestRecord(
     bodyBytesSent: undefined,
     timings: undefined,
     upstream: undefined,
+    streamId: undefined,
     incomplete,
   };
 }

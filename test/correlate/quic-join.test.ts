@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { QuicConnectionJoin } from '../../src/correlate/quic-join.js';
-import type { ConnectionRecord, RequestRecord } from '../../src/correlate/records.js';
-import { connection, request } from '../../harness/records.js';
+import { newQuicRecord } from '../../src/correlate/quic.js';
+import type { ConnectionRecord, RequestRecord, TransportEvent } from '../../src/correlate/records.js';
+import { at, connection, probe, request } from '../../harness/records.js';
 
 function setup() {
   const known = new Map<number, ConnectionRecord>();
@@ -96,4 +97,59 @@ test('a connection the events ended stays joinable for the hold, then goes on', 
   assert.deepEqual(closed, [fromEvents]);
   assert.equal(fromEvents.requestCount, 1);
   assert.equal(join.closing, 0);
+});
+
+test('a joined request gets its stream events and the losses and PTOs while it was in flight, not others', () => {
+  const ev = (type: string, timeMs: number): TransportEvent => probe('quicly', type, {}, timeMs);
+  const fromEvents = connection({ connId: 12, protocol: 'http/3', requestCount: 0 });
+  fromEvents.quic = { ...newQuicRecord() };
+  fromEvents.quic.events.push(
+    ev('packet_lost', 900),
+    ev('packet_lost', 1005),
+    ev('pto', 1015),
+    ev('pto', 1100),
+  );
+  const streams = new Map([[4, [ev('stream_on_open', 1002)]]]);
+  const join = new QuicConnectionJoin(
+    (id) => (id === 12 ? fromEvents : undefined),
+    250,
+    (_id, stream) => streams.get(stream),
+    128,
+    () => 2000,
+  );
+  const req = request(connection({ connId: 12, protocol: 'http/3' }), {}, { start: at(1010), end: at(1030) });
+  req.streamId = 4;
+  const out: RequestRecord[] = [];
+  join.take([req], 1000, out);
+  assert.deepEqual(
+    req.transportEvents.map((e) => [e.type, e.timeMs]),
+    [
+      ['stream_on_open', 1002],
+      ['packet_lost', 1005],
+      ['pto', 1015],
+    ],
+    'in flight from its stream opening to its end',
+  );
+  assert.equal(req.packetsLost, 1);
+  assert.equal(req.ptos, 1);
+});
+
+test("a request waits until the events' side has passed its end, so its losses are in", () => {
+  let eventsMs = 1020;
+  const fromEvents = connection({ connId: 13, protocol: 'http/3', requestCount: 0 });
+  const join = new QuicConnectionJoin(
+    () => fromEvents,
+    250,
+    () => undefined,
+    128,
+    () => eventsMs,
+  );
+  const req = request(connection({ connId: 13, protocol: 'http/3' }), {}, { end: at(1030) });
+  const out: RequestRecord[] = [];
+  join.take([req], 1030, out);
+  assert.equal(out.length, 0, 'the events have not reached its end yet');
+  eventsMs = 1031;
+  join.release(1031, out);
+  assert.deepEqual(out, [req]);
+  assert.equal(req.conn, fromEvents);
 });

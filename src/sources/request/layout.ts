@@ -96,7 +96,8 @@ function resolvePath(btf: Btf, structs: Map<string, BtfType>, path: string): Fie
     const memberType = resolveAlias(btf, member.type);
     const last = i === fields.length - 1;
     if (isBitfield(member, memberType, bits)) {
-      if (last && bitfieldWidth(member, memberType) === 1) return { offset: bits >> 3, size: 1, bit: bits & 7 };
+      if (last && bitfieldWidth(member, memberType) === 1)
+        return { offset: bits >> 3, size: 1, bit: bits & 7 };
       throw new BpfError(`${where} is a bitfield wider than one bit, which cannot be read by offset`);
     }
     if (last) return { offset: bits / 8, size: sizeOf(btf, member.type) };

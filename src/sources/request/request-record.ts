@@ -44,7 +44,8 @@ export const RECORD = {
   proxyBytesRead: 600,
   /** Five timevals: start_at, request_begin_at, request_end_at, response_start_at, response_end_at. */
   proxyTimings: 608,
-  size: 688,
+  streamId: 688,
+  size: 696,
 } as const;
 
 /** Byte offsets in a header record. */
@@ -101,6 +102,11 @@ export const OPTIONAL_CONFIG_FIELDS = [
   'st_h2o_socket_t._peername->len',
   'st_h2o_socket_t._peername->addr',
   'st_h2o_req_t.http1_is_persistent',
+  'st_h2o_http2_stream_t.req',
+  'st_h2o_http2_stream_t.stream_id',
+  'st_h2o_http3_server_stream_t.req',
+  'st_h2o_http3_server_stream_t.quic',
+  'st_quicly_stream_t.stream_id',
 ] as const;
 
 const POINTER = 8;
@@ -144,6 +150,9 @@ export const FIELD_SIZES: Readonly<Record<string, number>> = {
   // A struct sockaddr, which H2O allocates large enough for the address's family (the program reads 28 bytes).
   'st_h2o_socket_t._peername->addr': 16,
   'st_h2o_req_t.http1_is_persistent': 1,
+  'st_h2o_http2_stream_t.stream_id': 4,
+  'st_h2o_http3_server_stream_t.quic': POINTER,
+  'st_quicly_stream_t.stream_id': 8,
 };
 
 /** An optional field's slot when the build lacks it (H2O_REQUEST_ABSENT). */
@@ -259,6 +268,8 @@ export interface DisposedRequest {
   readonly proxy: ProxyStats | undefined;
   /** HTTP/1: H2O keeps the connection open after this response; undefined when the build does not say. */
   readonly http1Persistent: boolean | undefined;
+  /** HTTP/2 and HTTP/3: the request's stream id (H2O's req_id); undefined when unknown. */
+  readonly streamId: number | undefined;
 }
 
 /** What H2O's proxy handler kept of a request's upstream exchange (µs since the epoch; 0: not reached). */
@@ -279,6 +290,10 @@ function timevalUs(buf: Buffer, off: number): number {
 
 function text(buf: Buffer, off: number, len: number, cap: number): string {
   return buf.toString('latin1', off, off + Math.min(len, cap));
+}
+
+function streamIdOf(id: bigint): number | undefined {
+  return id < 0n || id > BigInt(Number.MAX_SAFE_INTEGER) ? undefined : Number(id);
 }
 
 function persistentOf(byte: number | undefined): boolean | undefined {
@@ -341,6 +356,7 @@ export function decodeRequestRecord(
     peer: peerOf(buf, o),
     proxy: decodeProxy(buf, o),
     http1Persistent: persistentOf(buf[o + RECORD.http1Persistent]),
+    streamId: streamIdOf(buf.readBigInt64LE(o + RECORD.streamId)),
   };
 }
 

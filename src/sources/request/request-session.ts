@@ -138,13 +138,12 @@ export class RequestProcessSession implements ProcessSession {
     const conn = this._connection(d, at);
     conn.record.requestCount++;
     conn.record.last = at;
-    const req = newRequestRecord(
-      conn.record,
-      ++conn.requests,
-      stampOfUs(d.requestBeginAtUs) ?? at,
-      undefined,
-    );
+    // H2O's req_id, as its probes report it: the stream id on HTTP/2 and HTTP/3, a count on HTTP/1.
+    conn.requests++;
+    const reqId = d.streamId ?? conn.requests;
+    const req = newRequestRecord(conn.record, reqId, stampOfUs(d.requestBeginAtUs) ?? at, undefined);
     req.httpVersion = d.version;
+    req.streamId = d.streamId;
     req.status = d.status > 0 ? d.status : undefined;
     const responseStart = stampOfUs(d.responseStartAtUs);
     const responseEnd = stampOfUs(d.responseEndAtUs);

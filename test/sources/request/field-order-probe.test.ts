@@ -96,6 +96,7 @@ const EXPECTED = [
     scheme: 'http',
     peer: PEER_H1,
     http1Persistent: true,
+    streamId: undefined,
   },
   {
     version: 0x200,
@@ -120,6 +121,7 @@ const EXPECTED = [
     scheme: 'https',
     peer: '[::1]:443',
     http1Persistent: false,
+    streamId: undefined,
   },
   {
     version: 0x101,
@@ -149,6 +151,7 @@ const EXPECTED = [
     scheme: 'http',
     peer: PEER_H1,
     http1Persistent: false,
+    streamId: undefined,
   },
   {
     // The HTTP/1 connection's close: its spare request struct, empty but for the connection.
@@ -171,6 +174,7 @@ const EXPECTED = [
     scheme: '',
     peer: PEER_H1,
     http1Persistent: false,
+    streamId: undefined,
   },
 ];
 

@@ -20,7 +20,8 @@ async function traceH3(args: string[]): Promise<{ res: CliResult; spans: Receive
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.httpUrl,
     });
     // Both rings are attached once the second message is out.
-    await waitFor(() => /attached 1 uprobe/.test(cli.stderrSoFar()), 'the request probe attached');
+    if (!args.includes('usdt'))
+      await waitFor(() => /attached 1 uprobe/.test(cli.stderrSoFar()), 'the request probe attached');
     assert.match((await get(fx.port, '/fire/h3')).body, /^C=\d+/);
     // The /fire/h3 request itself, the HTTP/3 one, and the QUIC connection (its HTTP/1 connection ends at exit).
     await waitFor(() => receiver.spans.length >= 3, 'spans', 15_000);
@@ -70,6 +71,25 @@ describe('hybrid: the request probe with H2O QUIC probes', { skip: skipBpf }, ()
     assert.equal(conn.attributes['h2o.quic.close.side'], 'received');
     assert.ok(conn.events.some((e) => e.name === 'quic.handshake_complete'));
     assert.equal(conn.attributes['network.peer.address'], '127.0.0.1');
+  });
+
+  test("the HTTP/3 request's span has the QUIC detail USDT gives it: its stream's events, losses and PTOs", async () => {
+    const h3Of = (spans: ReceivedSpan[]): ReceivedSpan =>
+      spans.find((s) => s.kind === SERVER && s.attributes['url.path'] === '/h3')!;
+    const hybrid = h3Of((await traceH3([])).spans);
+    const usdt = h3Of((await traceH3(['--bpf', 'usdt'])).spans);
+    for (const key of ['h2o.quic.packets_lost', 'h2o.quic.ptos', 'h2o.req_id'])
+      assert.equal(hybrid.attributes[key], usdt.attributes[key], key);
+    assert.equal(hybrid.attributes['h2o.quic.packets_lost'], 1);
+    // The stream's own events (held by the QUIC side for it) and the losses while it was in flight. The USDT path
+    // also has those after the request's dispose (stream_on_destroy), which the request probe has already ended.
+    const names = (span: ReceivedSpan): string[] => span.events.map((e) => e.name);
+    const usdtNames = names(usdt);
+    assert.deepEqual(names(hybrid), usdtNames.slice(0, names(hybrid).length));
+    assert.ok(
+      names(hybrid).includes('quic.packet_lost') && names(hybrid).includes('quic.pto'),
+      names(hybrid).join(),
+    );
   });
 
   test('--quic-events none: the request probe alone, the HTTP/3 request on a connection span of its own', async () => {

@@ -101,6 +101,7 @@ test('decodeRequestRecord reads every field, strings cut at their length or cap'
       bytesRead: 5000n,
     },
     http1Persistent: undefined,
+    streamId: undefined,
   });
 });
 
@@ -123,6 +124,14 @@ test('HTTP/1 persistence: 1 kept open, 0 closing, anything else unknown (the bui
   assert.equal(decodeRequestRecord(buf).http1Persistent, true);
   buf[RECORD.http1Persistent] = 0xff;
   assert.equal(decodeRequestRecord(buf).http1Persistent, undefined);
+});
+
+test('the stream id: as H2O numbers streams, and unknown (-1) as undefined', () => {
+  const buf = Buffer.alloc(RECORD.size);
+  buf.writeBigInt64LE(7n, RECORD.streamId);
+  assert.equal(decodeRequestRecord(buf).streamId, 7);
+  buf.writeBigInt64LE(-1n, RECORD.streamId);
+  assert.equal(decodeRequestRecord(buf).streamId, undefined);
 });
 
 /** A request record (headers: none in the bytes) keyed by pid, req and dispose time. */
@@ -238,7 +247,7 @@ int main(void) {
   R(ktime_ns) R(pid) R(version) R(conn_id) R(connected_at) R(request_begin_at) R(response_start_at)
   R(response_end_at) R(bytes_sent) R(status) R(method_len) R(authority_len) R(path_len) R(method) R(authority) R(path)
   R(req) R(header_count) R(scheme_len) R(scheme) R(peer_len) R(peer) R(http1_persistent) R(proxy_bytes_written) R(proxy_bytes_read)
-  R(proxy_timings)
+  R(proxy_timings) R(stream_id)
   H(ktime_ns) H(req) H(pid) H(name_len) H(value_len) H(index) H(name) H(value)
   C(req_conn) C(req_version) C(req_status) C(req_bytes_sent) C(req_request_begin_at) C(req_response_start_at)
   C(req_response_end_at) C(req_method) C(req_authority) C(req_path) C(conn_id) C(conn_connected_at)
@@ -246,7 +255,8 @@ int main(void) {
   C(scheme_name) C(req_proxy_bytes_written) C(req_proxy_bytes_read) C(req_proxy_timestamps[0])
   C(req_proxy_timestamps[1]) C(req_proxy_timestamps[2]) C(req_proxy_timestamps[3]) C(req_proxy_timestamps[4])
   C(http1_conn_sock) C(http2_conn_sock) C(socket_peername) C(peername_len) C(peername_addr)
-  C(req_http1_is_persistent_bit) C(header_filter) C(sample_threshold) C(pidns_dev)
+  C(req_http1_is_persistent_bit) C(h2_stream_req) C(h2_stream_id) C(h3_stream_req) C(h3_stream_quic)
+  C(quicly_stream_id) C(header_filter) C(sample_threshold) C(pidns_dev)
   printf("\\"size\\":%zu,\\"config_size\\":%zu,", sizeof(struct h2o_request_record), sizeof(struct h2o_request_config));
   printf("\\"header_size\\":%zu}", sizeof(struct h2o_request_header_record));
   return 0;
@@ -287,6 +297,7 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       c.proxy_bytes_written,
       c.proxy_bytes_read,
       c.proxy_timings,
+      c.stream_id,
       c.size,
     ],
     [
@@ -316,6 +327,7 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
       RECORD.proxyBytesWritten,
       RECORD.proxyBytesRead,
       RECORD.proxyTimings,
+      RECORD.streamId,
       RECORD.size,
     ],
   );
@@ -368,6 +380,11 @@ test('TypeScript offsets match native/h2o_request.h as compiled by gcc', () => {
     'peername_len',
     'peername_addr',
     'req_http1_is_persistent_bit',
+    'h2_stream_req',
+    'h2_stream_id',
+    'h3_stream_req',
+    'h3_stream_quic',
+    'quicly_stream_id',
   ];
   assert.equal(slots.length, CONFIG_FIELDS.length + OPTIONAL_CONFIG_FIELDS.length);
   slots.forEach((s, i) => assert.equal(c[`config.${s}`], 4 * i, s));

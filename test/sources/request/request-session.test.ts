@@ -221,3 +221,18 @@ test('HTTP/1 waits its own, longer idle deadline; HTTP/2 behind it still closes 
   const conns = (await spans()).filter((s) => s.name.endsWith('connection'));
   assert.deepEqual(conns.map((s) => s.name).sort(), ['HTTP/1.1 connection', 'HTTP/2 connection']);
 });
+
+test("req_id is H2O's: the stream id on HTTP/2 and HTTP/3, a count on HTTP/1 (or when the build hides streams)", async () => {
+  const { push, spans } = setup();
+  push(
+    request({ connId: 1n, version: 0x200, streamId: 3, path: '/h2' }),
+    request({ connId: 2n, version: 0x300, streamId: 8, path: '/h3' }),
+    request({ connId: 3n, path: '/h1-a' }),
+    request({ connId: 3n, path: '/h1-b' }),
+    request({ connId: 4n, version: 0x200, path: '/h2-unknown' }),
+  );
+  const ids = Object.fromEntries(
+    (await spans()).map((s) => [s.attributes['url.path'], s.attributes['h2o.req_id']]),
+  );
+  assert.deepEqual(ids, { '/h2': 3, '/h3': 8, '/h1-a': 1, '/h1-b': 2, '/h2-unknown': 1 });
+});

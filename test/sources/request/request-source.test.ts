@@ -208,5 +208,7 @@ describe('request probe (--bpf auto) on the Debian H2O 2.2.5', { skip: skipBpf }
     }
     assert.equal(conn.attributes['h2o.request_count'], 2);
     assert.ok(conn.endTimeUnixNano >= h2[1]!.endTimeUnixNano, 'the connection ends after its last request');
+    // req_id is the stream id, read from the stream struct the request is embedded in, as H2O's probes report it.
+    assert.deepEqual(h2.map((s) => s.attributes['h2o.req_id']).sort(), [1, 3]);
   });
 });
