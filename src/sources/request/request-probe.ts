@@ -17,7 +17,7 @@ import {
   readRequestCounters,
   type RequestProbeCounters,
   writeRequestConfig,
-} from './request-record.js';
+} from './request-config.js';
 
 export const DEFAULT_REQUEST_OBJECT = fileURLToPath(
   new URL('../../../../native/h2o_request.bpf.o', import.meta.url),

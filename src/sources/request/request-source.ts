@@ -27,12 +27,8 @@ import { btfFor } from './btf-cache.js';
 import { findDebugInfo } from './debug-info.js';
 import { type Layout, readLayout } from './layout.js';
 import { DISPOSE_FUNCTION, RequestProbe } from './request-probe.js';
-import {
-  CONFIG_FIELDS,
-  OPTIONAL_CONFIG_FIELDS,
-  RECORD,
-  type RequestProbeCounters,
-} from './request-record.js';
+import { RECORD } from './request-record.js';
+import { CONFIG_FIELDS, OPTIONAL_CONFIG_FIELDS, type RequestProbeCounters } from './request-config.js';
 import { newRequestSessionStats, RequestProcessSession } from './request-session.js';
 import type { RequestSessionOptions } from './request-session.js';
 

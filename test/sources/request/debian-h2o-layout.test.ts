@@ -9,7 +9,7 @@ import { before, test } from 'node:test';
 import { btfFor } from '../../../src/sources/request/btf-cache.js';
 import { findDebugInfo } from '../../../src/sources/request/debug-info.js';
 import { readLayout } from '../../../src/sources/request/layout.js';
-import { CONFIG_FIELDS } from '../../../src/sources/request/request-record.js';
+import { CONFIG_FIELDS } from '../../../src/sources/request/request-config.js';
 import type { Layout } from '../../../src/sources/request/layout.js';
 import { buildDebianH2o } from '../../../harness/debian-h2o.js';
 

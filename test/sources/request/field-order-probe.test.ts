@@ -9,11 +9,8 @@ import { btfFor } from '../../../src/sources/request/btf-cache.js';
 import { findDebugInfo } from '../../../src/sources/request/debug-info.js';
 import { type Layout, readLayout } from '../../../src/sources/request/layout.js';
 import { RequestProbe } from '../../../src/sources/request/request-probe.js';
-import {
-  CONFIG_FIELDS,
-  OPTIONAL_CONFIG_FIELDS,
-  type DisposedRequest,
-} from '../../../src/sources/request/request-record.js';
+import { type DisposedRequest } from '../../../src/sources/request/request-record.js';
+import { CONFIG_FIELDS, OPTIONAL_CONFIG_FIELDS } from '../../../src/sources/request/request-config.js';
 import {
   buildStructFixture,
   type FixtureOrder,

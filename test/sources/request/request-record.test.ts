@@ -7,6 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  decodeRequestRecord,
+  HEADER_RECORD,
+  HEADER_VALUE_CAP,
+  PATH_CAP,
+  RECORD,
+  RequestAssembler,
+} from '../../../src/sources/request/request-record.js';
+import {
   CONFIG_FIELDS,
   CONFIG_HEADER_FILTER,
   CONFIG_PIDNS,
@@ -14,14 +22,8 @@ import {
   CONFIG_SIZE,
   FIELD_SIZES,
   OPTIONAL_CONFIG_FIELDS,
-  decodeRequestRecord,
-  HEADER_RECORD,
-  HEADER_VALUE_CAP,
-  PATH_CAP,
-  RECORD,
-  RequestAssembler,
   writeRequestConfig,
-} from '../../../src/sources/request/request-record.js';
+} from '../../../src/sources/request/request-config.js';
 import { LayoutError } from '../../../src/sources/request/layout.js';
 import { repoRoot } from '../../../harness/cli.js';
 
