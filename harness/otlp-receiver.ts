@@ -240,6 +240,11 @@ function getCodec(): Codec {
   return codec;
 }
 
+/** An ExportTraceServiceRequest as the official .proto files decode it (every default filled in), for comparisons. */
+export function decodeTraceRequest(bytes: Uint8Array): unknown {
+  return getCodec().decodeTraces(bytes);
+}
+
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
 /** Numbers are friendlier in assertions; only fall back to bigint when precision would be lost. */

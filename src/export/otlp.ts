@@ -10,12 +10,24 @@ import { Metadata } from '@grpc/grpc-js';
 import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
 import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import type { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import type { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import {
+  convertLegacyHttpOptions,
+  createOtlpHttpExportDelegate,
+} from '@opentelemetry/otlp-exporter-base/node-http';
+import {
+  convertLegacyOtlpGrpcOptions,
+  createOtlpGrpcExportDelegate,
+} from '@opentelemetry/otlp-grpc-exporter-base';
+import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
+import type { IExportTraceServiceResponse, ISerializer } from '@opentelemetry/otlp-transformer';
 import type { ExportResult } from '@opentelemetry/core';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { exportErrorStatus, GRPC_UNAVAILABLE } from './export-errors.js';
+import { OtlpTraceEncoder } from './otlp-encoder.js';
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf';
 export type OtlpCompression = 'none' | 'gzip';
@@ -63,10 +75,47 @@ function protoConfig(o: OtlpOptions): ProtoConfig {
   };
 }
 
+/**
+ * The SDK's exporters with h2o-otel's serializer (otlp-encoder.ts) in their delegates: transport, retries, headers,
+ * TLS, compression and the environment stay the library's; the bytes are encoded straight from the spans.
+ */
 export function createOtlpExporter(o: OtlpOptions): SpanExporter {
-  return o.protocol === 'grpc'
-    ? new RenewingGrpcExporter(() => new GrpcTraceExporter(grpcConfig(o)))
-    : new ProtoTraceExporter(protoConfig(o));
+  if (o.protocol === 'grpc') {
+    return new RenewingGrpcExporter(
+      () =>
+        new OTLPExporterBase(
+          createOtlpGrpcExportDelegate(
+            convertLegacyOtlpGrpcOptions(grpcConfig(o), 'TRACES'),
+            directTraceSerializer(),
+            'otlp_grpc_span_exporter',
+            TraceExporterMetricsHelper,
+            undefined,
+            'TraceExportService',
+            '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+          ),
+        ),
+    );
+  }
+  return new OTLPExporterBase(
+    createOtlpHttpExportDelegate(
+      convertLegacyHttpOptions(protoConfig(o), 'TRACES', 'v1/traces', {
+        'Content-Type': 'application/x-protobuf',
+      }),
+      directTraceSerializer(),
+      'otlp_http_span_exporter',
+      TraceExporterMetricsHelper,
+      undefined,
+    ),
+  );
+}
+
+/** The SDK serializer's contract, encoding with one reused OtlpTraceEncoder, and the SDK's response decoding. */
+function directTraceSerializer(): ISerializer<ReadableSpan[], IExportTraceServiceResponse> {
+  const encoder = new OtlpTraceEncoder();
+  return {
+    serializeRequest: (spans) => encoder.encode(spans),
+    deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+  };
 }
 
 /**

@@ -1,0 +1,321 @@
+/**
+ * `ExportTraceServiceRequest` protobuf written straight from finished spans into one growing buffer, reused for
+ * every batch: no intermediate OTLP objects (the SDK's serializer builds a JS object per span, attribute, value and
+ * event, then protobufjs walks them), attribute keys and the resource and scope encoded once. Field for field the
+ * same message as the SDK's `ProtobufTraceSerializer` (test/export/otlp-encoder.test.ts decodes both).
+ *
+ * Nested messages are written in place after a one-byte length placeholder; the rare one longer than 127 bytes
+ * moves by the extra length bytes once written (a span, the scope's list): one `copyWithin`, no second pass.
+ */
+import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@opentelemetry/api';
+import type { InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+
+/** Wire types and field tags (field number << 3 | wire type) of the messages written here. */
+const LEN = 2;
+const tag = (field: number, wire: number): number => (field << 3) | wire;
+const VARINT = 0;
+const I64 = 1;
+const I32 = 5;
+
+/** OTLP span flags: the low byte is W3C's trace flags; these say whether the parent is remote (as the SDK sets). */
+const HAS_IS_REMOTE = 0x100;
+const IS_REMOTE = 0x200;
+
+/** Encoded attribute keys kept at most; H2O's header names are few, but a bound is cheap. */
+const MAX_KEYS = 4096;
+
+export class OtlpTraceEncoder {
+  private _buf: Buffer = Buffer.allocUnsafe(1 << 16);
+  private _pos = 0;
+  /** A KeyValue's `key` field, whole (tag, length, UTF-8). */
+  private readonly _keys = new Map<string, Buffer>();
+  /** The `resource` field of ResourceSpans, whole. */
+  private readonly _resources = new WeakMap<Resource, Buffer>();
+
+  /**
+   * One request with every span given, grouped by resource, then scope (both by identity), in first-seen order, as
+   * the SDK's serializer groups them.
+   */
+  encode(spans: readonly ReadableSpan[]): Uint8Array {
+    this._pos = 0;
+    const byResource = new Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>();
+    for (const span of spans) {
+      let scopes = byResource.get(span.resource);
+      if (scopes === undefined)
+        byResource.set(span.resource, (scopes = new Map<InstrumentationScope, ReadableSpan[]>()));
+      const list = scopes.get(span.instrumentationScope);
+      if (list === undefined) scopes.set(span.instrumentationScope, [span]);
+      else list.push(span);
+    }
+    for (const [resource, scopes] of byResource) {
+      const rs = this._open(1);
+      this._bytes(this._resourceField(resource));
+      for (const list of scopes.values()) this._scopeSpans(list);
+      if (resource.schemaUrl) this._string(3, resource.schemaUrl);
+      this._close(rs);
+    }
+    const out = new Uint8Array(this._pos);
+    out.set(this._buf.subarray(0, this._pos));
+    return out;
+  }
+
+  private _scopeSpans(spans: readonly ReadableSpan[]): void {
+    const ss = this._open(2);
+    const scope = spans[0]!.instrumentationScope;
+    const sc = this._open(1);
+    this._string(1, scope.name);
+    if (scope.version !== undefined) this._string(2, scope.version);
+    this._close(sc);
+    for (const span of spans) this._span(span);
+    if (scope.schemaUrl) this._string(3, scope.schemaUrl);
+    this._close(ss);
+  }
+
+  private _span(span: ReadableSpan): void {
+    const at = this._open(2);
+    const ctx = span.spanContext();
+    this._hex(1, ctx.traceId);
+    this._hex(2, ctx.spanId);
+    this._traceState(3, ctx);
+    const parent = span.parentSpanContext;
+    if (parent?.spanId) this._hex(4, parent.spanId);
+    this._string(5, span.name);
+    this._varintField(6, span.kind + 1);
+    this._time(7, span.startTime);
+    this._time(8, span.endTime);
+    this._attributes(9, span.attributes);
+    this._varintField(10, span.droppedAttributesCount);
+    for (const e of span.events) this._event(e);
+    this._varintField(12, span.droppedEventsCount);
+    for (const l of span.links) this._link(l);
+    this._varintField(14, span.droppedLinksCount);
+    const st = this._open(15);
+    if (span.status.message) this._string(2, span.status.message);
+    this._varintField(3, span.status.code);
+    this._close(st);
+    this._fixed32(16, flags(ctx.traceFlags, parent?.isRemote));
+    this._close(at);
+  }
+
+  private _event(e: TimedEvent): void {
+    const at = this._open(11);
+    this._time(1, e.time);
+    this._string(2, e.name);
+    if (e.attributes !== undefined) this._attributes(3, e.attributes);
+    this._varintField(4, e.droppedAttributesCount ?? 0);
+    this._close(at);
+  }
+
+  private _link(l: Link): void {
+    const at = this._open(13);
+    this._hex(1, l.context.traceId);
+    this._hex(2, l.context.spanId);
+    this._traceState(3, l.context);
+    if (l.attributes !== undefined) this._attributes(4, l.attributes);
+    this._varintField(5, l.droppedAttributesCount ?? 0);
+    this._fixed32(6, flags(l.context.traceFlags, l.context.isRemote));
+    this._close(at);
+  }
+
+  private _traceState(field: number, ctx: SpanContext): void {
+    const state = ctx.traceState?.serialize();
+    if (state) this._string(field, state);
+  }
+
+  private _attributes(field: number, attributes: Attributes): void {
+    for (const key in attributes) {
+      const kv = this._open(field);
+      this._bytes(this._key(key));
+      this._anyValue(2, attributes[key]);
+      this._close(kv);
+    }
+  }
+
+  /** An AnyValue as the SDK makes one: integers as int_value, other numbers as double_value. */
+  private _anyValue(field: number, v: AttributeValue | undefined): void {
+    const at = this._open(field);
+    if (typeof v === 'string') this._string(1, v);
+    else if (typeof v === 'number') {
+      if (Number.isInteger(v)) this._int64(3, v);
+      else this._double(4, v);
+    } else if (typeof v === 'boolean') this._varintField(2, v ? 1 : 0, true);
+    else if (Array.isArray(v)) {
+      const arr = this._open(5);
+      for (const item of v as readonly unknown[]) this._anyValue(1, item as AttributeValue | undefined);
+      this._close(arr);
+    }
+    this._close(at);
+  }
+
+  private _key(key: string): Buffer {
+    let encoded = this._keys.get(key);
+    if (encoded === undefined) {
+      encoded = lengthDelimited(1, Buffer.from(key, 'utf8'));
+      if (this._keys.size < MAX_KEYS) this._keys.set(key, encoded);
+    }
+    return encoded;
+  }
+
+  private _resourceField(resource: Resource): Buffer {
+    let encoded = this._resources.get(resource);
+    if (encoded === undefined) {
+      // Encoded once with this same writer, at the end of what it holds, then copied out.
+      const start = this._pos;
+      const at = this._open(1);
+      this._attributes(1, resource.attributes);
+      this._varintField(2, 0);
+      this._close(at);
+      encoded = Buffer.from(this._buf.subarray(start, this._pos));
+      this._pos = start;
+      this._resources.set(resource, encoded);
+    }
+    return encoded;
+  }
+
+  // --- the writer ---
+
+  private _ensure(n: number): void {
+    if (this._pos + n <= this._buf.length) return;
+    let size = this._buf.length * 2;
+    while (size < this._pos + n) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this._buf.copy(bigger, 0, 0, this._pos);
+    this._buf = bigger;
+  }
+
+  /** Starts a length-delimited field: its tag and a one-byte length placeholder; returns where its content starts. */
+  private _open(field: number): number {
+    this._ensure(6);
+    this._varint(tag(field, LEN));
+    this._buf[this._pos++] = 0;
+    return this._pos;
+  }
+
+  /** Ends the field opened at `start`: its length in place, the content moved when that takes more than a byte. */
+  private _close(start: number): void {
+    const len = this._pos - start;
+    if (len < 0x80) {
+      this._buf[start - 1] = len;
+      return;
+    }
+    const extra = varintSize(len) - 1;
+    this._ensure(extra);
+    this._buf.copyWithin(start + extra, start, this._pos);
+    this._pos += extra;
+    let at = start - 1;
+    let v = len;
+    while (v >= 0x80) {
+      this._buf[at++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    this._buf[at] = v;
+  }
+
+  private _varint(v: number): void {
+    // Values here fit in 53 bits: split so no bit operator truncates them to 32.
+    while (v >= 0x80) {
+      this._buf[this._pos++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this._buf[this._pos++] = v;
+  }
+
+  /** A varint field, left out when 0 (proto3's default) unless `always`. */
+  private _varintField(field: number, v: number, always = false): void {
+    if (v === 0 && !always) return;
+    this._ensure(16);
+    this._varint(tag(field, VARINT));
+    this._varint(v);
+  }
+
+  /** int64: negative values take ten bytes, two's complement. */
+  private _int64(field: number, v: number): void {
+    this._ensure(16);
+    this._varint(tag(field, VARINT));
+    if (v >= 0) return this._varint(v);
+    let n = BigInt.asUintN(64, BigInt(v));
+    while (n >= 0x80n) {
+      this._buf[this._pos++] = Number(n & 0x7fn) | 0x80;
+      n >>= 7n;
+    }
+    this._buf[this._pos++] = Number(n);
+  }
+
+  private _double(field: number, v: number): void {
+    this._ensure(12);
+    this._varint(tag(field, I64));
+    this._pos = this._buf.writeDoubleLE(v, this._pos);
+  }
+
+  private _fixed32(field: number, v: number): void {
+    this._ensure(8);
+    this._varint(tag(field, I32));
+    this._pos = this._buf.writeUInt32LE(v >>> 0, this._pos);
+  }
+
+  /**
+   * fixed64 nanoseconds of an HrTime, exact and without a bigint: seconds × 1e9 passes 2^53, so the product is
+   * taken in 16-bit pieces whose partial sums stay exact, and split into its 32-bit halves.
+   */
+  private _time(field: number, t: HrTime): void {
+    this._ensure(12);
+    this._varint(tag(field, I64));
+    const sec = t[0] >>> 0;
+    const a = (sec & 0xffff) * 1e9 + t[1];
+    const b = (sec >>> 16) * 1e9;
+    const bLow = b % 0x10000;
+    const c = bLow * 0x10000 + a;
+    const low = c % 0x1_0000_0000;
+    const high = (b - bLow) / 0x10000 + (c - low) / 0x1_0000_0000;
+    this._pos = this._buf.writeUInt32LE(low, this._pos);
+    this._pos = this._buf.writeUInt32LE(high, this._pos);
+  }
+
+  private _string(field: number, s: string): void {
+    const len = Buffer.byteLength(s, 'utf8');
+    this._ensure(len + 10);
+    this._varint(tag(field, LEN));
+    this._varint(len);
+    this._pos += this._buf.write(s, this._pos, 'utf8');
+  }
+
+  /** An id given in hex, as bytes (the SDK's encoding of trace and span ids). */
+  private _hex(field: number, hex: string): void {
+    const len = hex.length >>> 1;
+    this._ensure(len + 4);
+    this._varint(tag(field, LEN));
+    this._varint(len);
+    this._pos += this._buf.write(hex, this._pos, 'hex');
+  }
+
+  private _bytes(b: Buffer): void {
+    this._ensure(b.length);
+    this._pos += b.copy(this._buf, this._pos);
+  }
+}
+
+function flags(traceFlags: number, isRemote: boolean | undefined): number {
+  return (traceFlags & 0xff) | HAS_IS_REMOTE | (isRemote === true ? IS_REMOTE : 0);
+}
+
+function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80);
+    n++;
+  }
+  return n;
+}
+
+function lengthDelimited(field: number, content: Buffer): Buffer {
+  const head: number[] = [tag(field, LEN)];
+  let v = content.length;
+  while (v >= 0x80) {
+    head.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  head.push(v);
+  return Buffer.concat([Buffer.from(head), content]);
+}
