@@ -5,14 +5,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SpanKind, SpanStatusCode, TraceFlags } from '@opentelemetry/api';
-import { TraceState } from '@opentelemetry/core';
+import { ExportResultCode, TraceState } from '@opentelemetry/core';
+import type { ExportResult } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { createOtlpExporter } from '../../src/export/otlp.js';
 import { OtlpTraceEncoder } from '../../src/export/otlp-encoder.js';
 import { FinishedSpan } from '../../src/otel/finished-span.js';
 import { repoRoot } from '../../harness/cli.js';
-import { decodeTraceRequest } from '../../harness/otlp-receiver.js';
+import { decodeTraceRequest, withReceiver } from '../../harness/otlp-receiver.js';
 import { replayInto, testPipeline } from '../../harness/pipeline.js';
 
 const HEADERS = {
@@ -119,4 +121,43 @@ test('every value kind, events, links, status, trace state, remote parents, two 
     ],
     'hand-made',
   );
+});
+
+test('through the exporters: gRPC and HTTP/protobuf, with and without gzip, every span arrives as encoded', async () => {
+  const spans = await replayInto(
+    testPipeline(HEADERS),
+    readFileSync(join(repoRoot, 'examples', 'captures', 'all-protocols.jsonl')),
+  );
+  const key = (traceId: string, spanId: string, name: string, attributes: number, events: number): string =>
+    `${traceId}/${spanId} ${name} ${attributes} attributes ${events} events`;
+  const sent = spans
+    .map((s) =>
+      key(
+        s.spanContext().traceId,
+        s.spanContext().spanId,
+        s.name,
+        Object.keys(s.attributes).length,
+        s.events.length,
+      ),
+    )
+    .sort();
+  for (const protocol of ['grpc', 'http/protobuf'] as const) {
+    for (const compression of ['none', 'gzip'] as const) {
+      await withReceiver(async (rx) => {
+        const url = protocol === 'grpc' ? rx.grpcUrl : `${rx.httpUrl}/v1/traces`;
+        const exporter = createOtlpExporter({ protocol, url, headers: {}, compression });
+        const result = await new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
+        assert.equal(
+          result.code,
+          ExportResultCode.SUCCESS,
+          `${protocol} ${compression}: ${String(result.error)}`,
+        );
+        const got = (await rx.waitForSpans(spans.length))
+          .map((s) => key(s.traceId, s.spanId, s.name, Object.keys(s.attributes).length, s.events.length))
+          .sort();
+        assert.deepEqual(got, sent, `${protocol} ${compression}`);
+        await exporter.shutdown();
+      });
+    }
+  }
 });
