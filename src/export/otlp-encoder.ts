@@ -126,11 +126,34 @@ export class OtlpTraceEncoder {
 
   private _attributes(field: number, attributes: Attributes): void {
     for (const key in attributes) {
+      const value = attributes[key];
+      // Most values are strings: their lengths are known before writing, so no length is fixed up after.
+      if (typeof value === 'string') {
+        this._stringKeyValue(field, this._key(key), value);
+        continue;
+      }
       const kv = this._open(field);
       this._bytes(this._key(key));
-      this._anyValue(2, attributes[key]);
+      this._anyValue(2, value);
       this._close(kv);
     }
+  }
+
+  /** KeyValue{key, AnyValue{string_value}} with every length computed up front. */
+  private _stringKeyValue(field: number, key: Buffer, value: string): void {
+    const len = Buffer.byteLength(value, 'utf8');
+    const anyLen = 1 + varintSize(len) + len;
+    const kvLen = key.length + 1 + varintSize(anyLen) + anyLen;
+    this._ensure(kvLen + 12);
+    this._varint(tag(field, LEN));
+    this._varint(kvLen);
+    this._buf.set(key, this._pos);
+    this._pos += key.length;
+    this._buf[this._pos++] = tag(2, LEN);
+    this._varint(anyLen);
+    this._buf[this._pos++] = tag(1, LEN);
+    this._varint(len);
+    this._pos += this._buf.write(value, this._pos, 'utf8');
   }
 
   /** An AnyValue as the SDK makes one: integers as int_value, other numbers as double_value. */
@@ -292,7 +315,8 @@ export class OtlpTraceEncoder {
 
   private _bytes(b: Buffer): void {
     this._ensure(b.length);
-    this._pos += b.copy(this._buf, this._pos);
+    this._buf.set(b, this._pos);
+    this._pos += b.length;
   }
 }
 
