@@ -227,22 +227,11 @@ export class OtlpTraceEncoder {
     this._ensure(extra);
     this._buf.copyWithin(start + extra, start, this._pos);
     this._pos += extra;
-    let at = start - 1;
-    let v = len;
-    while (v >= 0x80) {
-      this._buf[at++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this._buf[at] = v;
+    putVarint(this._buf, start - 1, len);
   }
 
   private _varint(v: number): void {
-    // Values here fit in 53 bits: split so no bit operator truncates them to 32.
-    while (v >= 0x80) {
-      this._buf[this._pos++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this._buf[this._pos++] = v;
+    this._pos = putVarint(this._buf, this._pos, v);
   }
 
   /** A varint field, left out when 0 (proto3's default) unless `always`. */
@@ -334,12 +323,17 @@ function varintSize(v: number): number {
 }
 
 function lengthDelimited(field: number, content: Buffer): Buffer {
-  const head: number[] = [tag(field, LEN)];
-  let v = content.length;
+  const head = Buffer.allocUnsafe(11);
+  head[0] = tag(field, LEN);
+  return Buffer.concat([head.subarray(0, putVarint(head, 1, content.length)), content]);
+}
+
+/** Writes `v` (up to 53 bits: no bit operator, which would truncate to 32) at `at`; returns where it ends. */
+function putVarint(buf: Uint8Array, at: number, v: number): number {
   while (v >= 0x80) {
-    head.push((v & 0x7f) | 0x80);
-    v >>>= 7;
+    buf[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
   }
-  head.push(v);
-  return Buffer.concat([Buffer.from(head), content]);
+  buf[at++] = v;
+  return at;
 }
