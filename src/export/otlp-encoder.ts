@@ -33,44 +33,59 @@ export class OtlpTraceEncoder {
   private readonly _keys = new Map<string, Buffer>();
   /** The `resource` field of ResourceSpans, whole. */
   private readonly _resources = new WeakMap<Resource, Buffer>();
+  /** The `scope` field of ScopeSpans, whole. */
+  private readonly _scopes = new WeakMap<InstrumentationScope, Buffer>();
 
   /**
    * One request with every span given, grouped by resource, then scope (both by identity), in first-seen order, as
-   * the SDK's serializer groups them.
+   * the SDK's serializer groups them. The spans are written first, each group's after the last; the resource and
+   * scope wrappers, whose lengths are known only then, go in front of them as the whole is copied out.
    */
   encode(spans: readonly ReadableSpan[]): Uint8Array {
     this._pos = 0;
-    const byResource = new Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>();
-    for (const span of spans) {
-      let scopes = byResource.get(span.resource);
-      if (scopes === undefined)
-        byResource.set(span.resource, (scopes = new Map<InstrumentationScope, ReadableSpan[]>()));
-      const list = scopes.get(span.instrumentationScope);
-      if (list === undefined) scopes.set(span.instrumentationScope, [span]);
-      else list.push(span);
+    const groups = groupByResourceAndScope(spans);
+    const written: number[] = [];
+    let total = 0;
+    for (const [resource, scopes] of groups) {
+      let rsLen = this._resourceField(resource).length + optionalStringSize(resource.schemaUrl);
+      for (const list of scopes.values()) {
+        const start = this._pos;
+        for (const span of list) this._span(span);
+        written.push(start, this._pos);
+        const ssLen =
+          this._scopeField(list[0]!.instrumentationScope).length +
+          (this._pos - start) +
+          optionalStringSize(list[0]!.instrumentationScope.schemaUrl);
+        written.push(ssLen);
+        rsLen += 1 + varintSize(ssLen) + ssLen;
+      }
+      written.push(rsLen);
+      total += 1 + varintSize(rsLen) + rsLen;
     }
-    for (const [resource, scopes] of byResource) {
-      const rs = this._open(1);
-      this._bytes(this._resourceField(resource));
-      for (const list of scopes.values()) this._scopeSpans(list);
-      if (resource.schemaUrl) this._string(3, resource.schemaUrl);
-      this._close(rs);
+    const out = Buffer.allocUnsafeSlow(total);
+    let at = 0;
+    let w = 0;
+    for (const [resource, scopes] of groups) {
+      const rsLen = written[w + scopes.size * 3]!;
+      out[at++] = tag(1, LEN);
+      at = putVarint(out, at, rsLen);
+      at = copyInto(out, at, this._resourceField(resource));
+      for (const list of scopes.values()) {
+        const [start, end, ssLen] = [written[w]!, written[w + 1]!, written[w + 2]!];
+        w += 3;
+        const scope = list[0]!.instrumentationScope;
+        out[at++] = tag(2, LEN);
+        at = putVarint(out, at, ssLen);
+        at = copyInto(out, at, this._scopeField(scope));
+        out.set(this._buf.subarray(start, end), at);
+        at += end - start;
+        if (scope.schemaUrl) at = putString(out, at, 3, scope.schemaUrl);
+      }
+      w++;
+      if (resource.schemaUrl) at = putString(out, at, 3, resource.schemaUrl);
     }
-    const out = new Uint8Array(this._pos);
-    out.set(this._buf.subarray(0, this._pos));
-    return out;
-  }
-
-  private _scopeSpans(spans: readonly ReadableSpan[]): void {
-    const ss = this._open(2);
-    const scope = spans[0]!.instrumentationScope;
-    const sc = this._open(1);
-    this._string(1, scope.name);
-    if (scope.version !== undefined) this._string(2, scope.version);
-    this._close(sc);
-    for (const span of spans) this._span(span);
-    if (scope.schemaUrl) this._string(3, scope.schemaUrl);
-    this._close(ss);
+    // A plain view, as the SDK's serializer returns: the transports take any Uint8Array.
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
   }
 
   private _span(span: ReadableSpan): void {
@@ -132,6 +147,10 @@ export class OtlpTraceEncoder {
         this._stringKeyValue(field, this._key(key), value);
         continue;
       }
+      if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value)) {
+        this._intKeyValue(field, this._key(key), value);
+        continue;
+      }
       const kv = this._open(field);
       this._bytes(this._key(key));
       this._anyValue(2, value);
@@ -141,19 +160,45 @@ export class OtlpTraceEncoder {
 
   /** KeyValue{key, AnyValue{string_value}} with every length computed up front. */
   private _stringKeyValue(field: number, key: Buffer, value: string): void {
-    const len = Buffer.byteLength(value, 'utf8');
+    const ascii = isShortAscii(value);
+    const len = ascii ? value.length : Buffer.byteLength(value, 'utf8');
     const anyLen = 1 + varintSize(len) + len;
     const kvLen = key.length + 1 + varintSize(anyLen) + anyLen;
     this._ensure(kvLen + 12);
     this._varint(tag(field, LEN));
     this._varint(kvLen);
-    this._buf.set(key, this._pos);
-    this._pos += key.length;
+    this._bytes(key);
     this._buf[this._pos++] = tag(2, LEN);
     this._varint(anyLen);
     this._buf[this._pos++] = tag(1, LEN);
     this._varint(len);
-    this._pos += this._buf.write(value, this._pos, 'utf8');
+    this._text(value, ascii);
+  }
+
+  /** KeyValue{key, AnyValue{int_value}} of a non-negative integer, lengths computed up front. */
+  private _intKeyValue(field: number, key: Buffer, value: number): void {
+    const anyLen = 1 + varintSize(value);
+    const kvLen = key.length + 2 + anyLen;
+    this._ensure(kvLen + 12);
+    this._varint(tag(field, LEN));
+    this._varint(kvLen);
+    this._bytes(key);
+    this._buf[this._pos++] = tag(2, LEN);
+    this._buf[this._pos++] = anyLen;
+    this._buf[this._pos++] = tag(3, VARINT);
+    this._varint(value);
+  }
+
+  /** Short ASCII strings are copied char by char: cheaper than a call into the UTF-8 encoder for a few bytes. */
+  private _text(s: string, ascii: boolean): void {
+    if (!ascii) {
+      this._pos += this._buf.write(s, this._pos, 'utf8');
+      return;
+    }
+    const buf = this._buf;
+    let at = this._pos;
+    for (let i = 0; i < s.length; i++) buf[at++] = s.charCodeAt(i);
+    this._pos = at;
   }
 
   /** An AnyValue as the SDK makes one: integers as int_value, other numbers as double_value. */
@@ -177,6 +222,22 @@ export class OtlpTraceEncoder {
     if (encoded === undefined) {
       encoded = lengthDelimited(1, Buffer.from(key, 'utf8'));
       if (this._keys.size < MAX_KEYS) this._keys.set(key, encoded);
+    }
+    return encoded;
+  }
+
+  /** The `scope` field of ScopeSpans, whole. */
+  private _scopeField(scope: InstrumentationScope): Buffer {
+    let encoded = this._scopes.get(scope);
+    if (encoded === undefined) {
+      const start = this._pos;
+      const at = this._open(1);
+      this._string(1, scope.name);
+      if (scope.version !== undefined) this._string(2, scope.version);
+      this._close(at);
+      encoded = Buffer.from(this._buf.subarray(start, this._pos));
+      this._pos = start;
+      this._scopes.set(scope, encoded);
     }
     return encoded;
   }
@@ -286,11 +347,12 @@ export class OtlpTraceEncoder {
   }
 
   private _string(field: number, s: string): void {
-    const len = Buffer.byteLength(s, 'utf8');
+    const ascii = isShortAscii(s);
+    const len = ascii ? s.length : Buffer.byteLength(s, 'utf8');
     this._ensure(len + 10);
     this._varint(tag(field, LEN));
     this._varint(len);
-    this._pos += this._buf.write(s, this._pos, 'utf8');
+    this._text(s, ascii);
   }
 
   /** An id given in hex, as bytes (the SDK's encoding of trace and span ids). */
@@ -309,8 +371,63 @@ export class OtlpTraceEncoder {
   }
 }
 
+type Groups = Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>;
+
+/** Spans by resource, then scope; one pass of comparisons when, as in h2o-otel, all share both. */
+function groupByResourceAndScope(spans: readonly ReadableSpan[]): Groups {
+  const groups: Groups = new Map();
+  const first = spans[0];
+  if (first === undefined) return groups;
+  let same = true;
+  for (const span of spans)
+    if (span.resource !== first.resource || span.instrumentationScope !== first.instrumentationScope) {
+      same = false;
+      break;
+    }
+  if (same) {
+    groups.set(first.resource, new Map([[first.instrumentationScope, spans as ReadableSpan[]]]));
+    return groups;
+  }
+  for (const span of spans) {
+    let scopes = groups.get(span.resource);
+    if (scopes === undefined)
+      groups.set(span.resource, (scopes = new Map<InstrumentationScope, ReadableSpan[]>()));
+    const list = scopes.get(span.instrumentationScope);
+    if (list === undefined) scopes.set(span.instrumentationScope, [span]);
+    else list.push(span);
+  }
+  return groups;
+}
+
+/** The size of a string field (field number < 16) when present. */
+function optionalStringSize(s: string | undefined): number {
+  if (!s) return 0;
+  const len = Buffer.byteLength(s, 'utf8');
+  return 1 + varintSize(len) + len;
+}
+
+function putString(buf: Buffer, at: number, field: number, s: string): number {
+  buf[at++] = tag(field, LEN);
+  at = putVarint(buf, at, Buffer.byteLength(s, 'utf8'));
+  return at + buf.write(s, at, 'utf8');
+}
+
+function copyInto(buf: Buffer, at: number, b: Buffer): number {
+  buf.set(b, at);
+  return at + b.length;
+}
+
 function flags(traceFlags: number, isRemote: boolean | undefined): number {
   return (traceFlags & 0xff) | HAS_IS_REMOTE | (isRemote === true ? IS_REMOTE : 0);
+}
+
+/** Strings up to this long are scanned for ASCII and copied char by char. */
+const SHORT_STRING = 64;
+
+function isShortAscii(s: string): boolean {
+  if (s.length > SHORT_STRING) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 function varintSize(v: number): number {

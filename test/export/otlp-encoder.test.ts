@@ -65,7 +65,10 @@ test('one encoder, reused: each request holds only its own batch', async () => {
 
 test('every value kind, events, links, status, trace state, remote parents, two resources and scopes', () => {
   const resourceA = defaultResource().merge(resourceFromAttributes({ 'service.name': 'a', 'x.n': 3 }));
-  const resourceB = resourceFromAttributes({ 'service.name': 'b' });
+  const resourceB = resourceFromAttributes(
+    { 'service.name': 'b' },
+    { schemaUrl: 'https://opentelemetry.io/schemas/1.26.0' },
+  );
   const ctx = (traceId: string, spanId: string, isRemote?: boolean) => ({
     traceId,
     spanId,
@@ -75,7 +78,7 @@ test('every value kind, events, links, status, trace state, remote parents, two 
   });
   const make = (
     resource: typeof resourceA,
-    scope: { name: string; version?: string },
+    scope: { name: string; version?: string; schemaUrl?: string },
     name: string,
   ): FinishedSpan => {
     const span = new FinishedSpan(
@@ -95,6 +98,11 @@ test('every value kind, events, links, status, trace state, remote parents, two 
         arr: ['a', 'b'],
         nums: [1, 2.5],
         empty: '',
+        shortUtf8: 'é',
+        ascii64: 'x'.repeat(64),
+        ascii65: 'y'.repeat(65),
+        tailUtf8: `${'z'.repeat(63)}ü`,
+        control: 'a\u0000\u007f',
       },
       [
         {
@@ -118,9 +126,12 @@ test('every value kind, events, links, status, trace state, remote parents, two 
       make(resourceB, { name: 'other' }, 'two'),
       make(resourceA, { name: 'h2o-otel', version: '1.0' }, 'three'),
       make(resourceA, { name: 'second-scope', version: '2' }, 'four'),
+      make(resourceB, { name: 'with-schema', schemaUrl: 'https://example.com/s' }, 'five'),
     ],
     'hand-made',
   );
+  assert.equal(new OtlpTraceEncoder().encode([]).length, 0);
+  assert.equal(ProtobufTraceSerializer.serializeRequest([])?.length, 0);
 });
 
 test('through the exporters: gRPC and HTTP/protobuf, with and without gzip, every span arrives as encoded', async () => {
