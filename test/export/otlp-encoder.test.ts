@@ -1,5 +1,5 @@
 // The direct encoder against the SDK's serializer: for every capture in the repository, and for hand-made spans
-// with every kind of value, both requests decoded with the official OTLP .proto files are equal field by field.
+// with every kind of value, and for spans made from the request probe's records, both requests decoded with the official OTLP .proto files are equal field by field.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +13,11 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createOtlpExporter } from '../../src/export/otlp.js';
 import { OtlpTraceEncoder } from '../../src/export/otlp-encoder.js';
 import { FinishedSpan } from '../../src/otel/finished-span.js';
+import { newDecodeStats } from '../../src/events/types.js';
+import { KtimeClock } from '../../src/sources/bpf/clock.js';
+import { newRequestSessionStats, RequestProcessSession } from '../../src/sources/request/request-session.js';
 import { repoRoot } from '../../harness/cli.js';
+import { headerRecordBytes, requestRecordBytes } from '../../harness/request-bytes.js';
 import { decodeTraceRequest, withReceiver } from '../../harness/otlp-receiver.js';
 import { replayInto, testPipeline } from '../../harness/pipeline.js';
 
@@ -49,6 +53,53 @@ test('every capture: the spans encode as the SDK encodes them', async () => {
     assertSameAsSdk(spans, path);
   }
   assert.ok(total > 100, `${total} spans compared`);
+});
+
+test('request-probe records: the spans encode as the SDK encodes them', async () => {
+  const t = testPipeline(HEADERS);
+  const session = new RequestProcessSession(
+    new KtimeClock(0n, 0n),
+    t.pipeline.open(),
+    newDecodeStats(),
+    newRequestSessionStats(),
+    { idleMs: 30_000, http1IdleMs: 300_000, maxConnections: 100 },
+  );
+  const t0 = 1_700_000_000_000_000;
+  const times = (us: number) => ({
+    connectedAtUs: us,
+    requestBeginAtUs: us + 1000,
+    responseStartAtUs: us + 1500,
+    responseEndAtUs: us + 2000,
+    ktimeNs: BigInt(us + 2100) * 1000n,
+  });
+  const records = [
+    headerRecordBytes({ ktimeNs: BigInt(t0 + 2100) * 1000n }, 'x-request-id', 'abc'),
+    headerRecordBytes({ ktimeNs: BigInt(t0 + 2100) * 1000n }, 'cookie', 'secret=1'),
+    headerRecordBytes(
+      { ktimeNs: BigInt(t0 + 2100) * 1000n },
+      'traceparent',
+      '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    ),
+    requestRecordBytes({ ...times(t0), path: '/a?token=x', headerCount: 3, peer: '10.0.0.2:5555' }),
+    requestRecordBytes({ ...times(t0 + 10), connId: 2n, version: 0x200, streamId: 3, status: 503 }),
+    requestRecordBytes({
+      ...times(t0 + 20),
+      connId: 3n,
+      path: '/proxy/' + 'p'.repeat(300),
+      pathLen: 900,
+      proxy: { timingsUs: [t0 + 1100, t0 + 1150, t0 + 1200, t0 + 1400, t0 + 1800], written: 77n, read: 900n },
+    }),
+    requestRecordBytes({ ...times(t0 + 30), connId: 4n, version: 0x300, streamId: 0, method: 'BREW' }),
+    requestRecordBytes({ ...times(t0 + 40), connId: 1n, version: 0 }),
+  ];
+  for (const r of records) session.record(r, 0, r.length);
+  session.flush();
+  session.end();
+  await t.pipeline.flushed();
+  const spans = t.exporter.getFinishedSpans();
+  const kinds = new Set(spans.map((s) => s.kind));
+  assert.ok(spans.length >= 9 && kinds.has(SpanKind.CLIENT) && kinds.has(SpanKind.SERVER), `${spans.length}`);
+  assertSameAsSdk(spans, 'request probe');
 });
 
 test('one encoder, reused: each request holds only its own batch', async () => {
