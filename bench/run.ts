@@ -187,7 +187,7 @@ if (run('otlp')) {
     'otlp_grpc',
     'spans/s',
     o.spans_per_s,
-    `target ≥ 100000; ${o.spans} sent, ${o.received} received, ${o.dropped} dropped`,
+    `target ≥ 150000; ${o.spans} sent, ${o.received} received, ${o.dropped} dropped`,
   );
   row(
     'otlp_grpc',
