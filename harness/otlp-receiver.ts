@@ -351,7 +351,11 @@ function toMetricPoints(req: RawExportMetricsRequest, skipped: string[]): Receiv
 
 const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+/**
+ * `host`: the address both transports listen on (default loopback); `0.0.0.0` lets containers reach it on their
+ * gateway address. The URLs given back always say 127.0.0.1.
+ */
+export async function startOtlpReceiver(host = '127.0.0.1'): Promise<OtlpReceiver> {
   const { decodeTraces, decodeMetrics, emptyResponses } = getCodec();
   const spans: ReceivedSpan[] = [];
   const metrics: ReceivedMetricPoint[] = [];
@@ -468,7 +472,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         };
         server.addService(service, { Export: grpcExportHandler(kind) });
       }
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
         err ? reject(err) : resolve({ server, port: bound }),
       );
     });
@@ -525,7 +529,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
+      server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });
