@@ -154,6 +154,11 @@ export class HybridSource {
     this._quic.stop();
   }
 
+  /** The requests are traced; QUIC detail is extra. */
+  get attached(): boolean {
+    return this._request.attached;
+  }
+
   /** Both programs' counts together (each is a probe of its own). */
   stats(): UsdtStats {
     const r = this._request.stats();

@@ -34,6 +34,8 @@ import {
 } from './option-table.js';
 import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
+import { HealthListenError, healthFacts, healthOptions, startHealth } from './health.js';
+import type { HealthState } from './health-state.js';
 import { flushWithin } from './shutdown.js';
 import type { FlushBound } from './shutdown.js';
 import { StatusReporter } from './status.js';
@@ -51,8 +53,9 @@ function createExporter(o: Options): SpanExporter {
 
 export async function main(argv: readonly string[], env: Env): Promise<number> {
   let o: Options;
+  const command = buildCommand().exitOverride();
   try {
-    o = resolveOptions(buildCommand().exitOverride(), argv, env);
+    o = resolveOptions(command, argv, env);
   } catch (err) {
     // Our own checks throw InvalidArgumentError (a CommanderError too) without printing; commander's print.
     if (
@@ -73,6 +76,14 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   const say = (line: string): void => {
     if (!o.quiet) process.stderr.write(line + '\n');
   };
+  let health: HealthState | undefined;
+  try {
+    health = await startHealth(healthOptions(command, env));
+  } catch (err) {
+    if (!(err instanceof HealthListenError)) throw err;
+    process.stderr.write(`h2o-otel: ${err.message}\n`);
+    return 1;
+  }
   // A signal while starting up (opening files, loading BPF) is kept for the handler below, not fatal.
   let earlySignal: NodeJS.Signals | undefined;
   const onEarlySignal = (sig: NodeJS.Signals): void => void (earlySignal ??= sig);
@@ -178,6 +189,8 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   const abort = new AbortController();
   let socketSource: H2ologSocketSource | undefined;
   let usdtSource: BpfSource | undefined;
+  const live = { socket: () => socketSource, bpf: () => usdtSource };
+  health?.watch(healthFacts(o.source, live, processor.stats));
   if (o.source.kind === 'usdt') {
     try {
       usdtSource = await openBpfSource(o, {
@@ -198,6 +211,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   let hardExit: NodeJS.Timeout | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
     signalledAt = Date.now();
+    health?.shutDown();
     say(`h2o-otel: ${sig}: flushing for at most ${o.shutdownTimeoutMs} ms, then exiting`);
     abort.abort();
     socketSource?.stop();
@@ -222,9 +236,16 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       : setInterval(() => status.notices(), NOTICE_INTERVAL_MS).unref();
 
   let exitCode = 0;
-  // Live sources: advance the correlators' clocks while H2O is quiet, so deadlines still fire.
+  // Live sources: advance the correlators' clocks while H2O is quiet, so deadlines still fire. Its beat is what
+  // /healthz calls the loop turning.
   const ticker =
-    input === undefined ? setInterval(() => pipeline.tick(Date.now()), TICK_MS).unref() : undefined;
+    input === undefined || health !== undefined
+      ? setInterval(() => {
+          const now = Date.now();
+          if (input === undefined) pipeline.tick(now);
+          health?.beat(now);
+        }, TICK_MS).unref()
+      : undefined;
   try {
     if (input !== undefined) {
       await replay(input, pipeline, abort.signal);
@@ -256,6 +277,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       });
     }
   } finally {
+    health?.shutDown();
     clearInterval(ticker);
     h2oStatus?.stop();
     pipeline.end();

@@ -20,6 +20,7 @@ import {
   positiveNumber,
   ratio,
   ringSizeMiB,
+  tcpPort,
 } from './parsers.js';
 import { DEFAULT_SERVICE_NAME, resourceAttributeList } from './resource.js';
 
@@ -372,6 +373,23 @@ export const OPTION_TABLE = {
       '(a replay likewise waits for the collector while it makes progress)',
     parse: integerAtLeast(0),
     default: 5_000,
+  }),
+  healthPort: value({
+    flag: '--health-port <port>',
+    help: 'serve GET /healthz and /readyz (JSON) on this TCP port, for Kubernetes probes (default: off)',
+    parse: tcpPort,
+  }),
+  healthHost: value({
+    flag: '--health-host <addr>',
+    help: "the health port's address; the default (every address) lets the kubelet reach it on the pod IP",
+    parse: (raw) => raw.trim(),
+    default: '0.0.0.0',
+  }),
+  readyExportFailureS: value({
+    flag: '--ready-export-failure-s <seconds>',
+    help: '/readyz fails once exports have failed for this long without a success (0: exports never do)',
+    parse: integerAtLeast(0),
+    default: 60,
   }),
   statusInterval: value({
     flag: '--status-interval <seconds>',

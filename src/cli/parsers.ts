@@ -13,6 +13,13 @@ export function integerAtLeast(min: number): (raw: string) => number {
   };
 }
 
+export function tcpPort(raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(n) || n < 1 || n > 65_535)
+    throw new InvalidArgumentError('must be a TCP port, 1 to 65535');
+  return n;
+}
+
 export function positiveNumber(raw: string): number {
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n) || n <= 0)

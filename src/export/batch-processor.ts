@@ -81,6 +81,8 @@ export interface ExportStats {
   outageSince: number | undefined;
   /** The last outage that ended. */
   lastOutage: OutageRecord | undefined;
+  /** When (epoch ms) export attempts began failing, every one since (of either kind); undefined once one succeeds. */
+  failingSince: number | undefined;
 }
 
 export class CountingBatchProcessor implements SpanProcessor {
@@ -96,6 +98,7 @@ export class CountingBatchProcessor implements SpanProcessor {
     outages: 0,
     outageSince: undefined,
     lastOutage: undefined,
+    failingSince: undefined,
   };
   private _buffer: ReadableSpan[] = [];
   /** Spans in exports not yet settled, and those exports. */
@@ -295,9 +298,11 @@ export class CountingBatchProcessor implements SpanProcessor {
     this._inFlight -= batch.length;
     if (err === undefined) {
       this.stats.exported += batch.length;
+      this.stats.failingSince = undefined;
       if (this.stats.outageSince !== undefined) this._recovered(batch.length);
     } else {
       this.stats.exportErrors++;
+      this.stats.failingSince ??= Date.now();
       this.stats.lastError = err instanceof Error ? err.message : JSON.stringify(err);
       if (isRetryableExportError(err)) {
         this._unreachable(batch, probe);

@@ -96,6 +96,7 @@ export class H2ologSocketSource {
   private _lastWarningAt = 0;
   /** When the last subscribed stream ended, until the next subscription. */
   private _lostAt: number | undefined;
+  private _subscribed = false;
   private readonly _stats = { reconnects: 0, lastGapMs: undefined as number | undefined, totalGapMs: 0 };
 
   constructor(
@@ -141,6 +142,16 @@ export class H2ologSocketSource {
     this._socket?.destroy();
   }
 
+  /** H2O accepted the subscription and the stream is open: events flow (health: readiness). */
+  get subscribed(): boolean {
+    return this._subscribed;
+  }
+
+  /** Why the last attempt to subscribe failed, while it is not fixed. */
+  get lastProblem(): string | undefined {
+    return this._lastWarning === '' ? undefined : this._lastWarning;
+  }
+
   /** The counters; a gap still going on (H2O not back yet) counts in `totalGapMs` up to now. */
   get stats(): SocketStats {
     if (this._lostAt === undefined) return this._stats;
@@ -182,6 +193,7 @@ export class H2ologSocketSource {
         const rest = all.subarray(end + HEADER_END.length);
         if (/^HTTP\/1\.\d 200\b/.test(statusLine)) {
           sink = new JsonLinesSession(this._listener.sessions);
+          this._subscribed = true;
           this._lastWarning = '';
           const gap = this._endGap();
           this._listener.info(
@@ -201,6 +213,7 @@ export class H2ologSocketSource {
       });
       socket.on('close', () => {
         this._socket = undefined;
+        this._subscribed = false;
         if (refusal !== undefined) {
           const body = Buffer.concat(refusal).toString('utf8').trim();
           reject(new SubscriptionError(explainRefusal(this._opts.path, refusalStatus, body)));

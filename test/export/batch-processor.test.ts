@@ -69,3 +69,29 @@ void test('a maximum below the minimum is the batch size (OTEL_BSP_MAX_EXPORT_BA
       await processor.shutdown();
     }
   }));
+
+void test('failingSince: set by the first failed export, kept through more failures, cleared by a success', () =>
+  withReceiver(async (receiver) => {
+    const processor = processorFor(receiver, { minExportBatchSize: 1 });
+    try {
+      assert.equal(processor.stats.failingSince, undefined);
+      receiver.failWith('reject');
+      const before = Date.now();
+      endSpans(processor, 1);
+      await processor.forceFlush();
+      const since = processor.stats.failingSince;
+      assert.ok(since !== undefined && since >= before && since <= Date.now(), String(since));
+      await new Promise((r) => setTimeout(r, 20));
+      endSpans(processor, 1);
+      await processor.forceFlush();
+      assert.equal(processor.stats.failed, 2);
+      assert.equal(processor.stats.failingSince, since, 'still failing since the first failure');
+      receiver.failWith('none');
+      endSpans(processor, 1);
+      await processor.forceFlush();
+      assert.equal(processor.stats.exported, 1);
+      assert.equal(processor.stats.failingSince, undefined);
+    } finally {
+      await processor.shutdown();
+    }
+  }));

@@ -149,6 +149,11 @@ export class RequestSource {
     this._stop?.();
   }
 
+  /** The uprobe is attached and its ring read until stopped (health: readiness). */
+  get attached(): boolean {
+    return this._attachments.length > 0 && !this._stopped;
+  }
+
   /** In the shape of the USDT source's, so status lines and metrics read the same. */
   stats(): UsdtStats {
     const c: RequestProbeCounters = {

@@ -172,6 +172,11 @@ export class UsdtSource {
     };
   }
 
+  /** At least one probe attached and its ring read (health: readiness). */
+  get attached(): boolean {
+    return this._poller !== undefined;
+  }
+
   /** Probes attached and not yet detached. */
   get attachedLinks(): number {
     return this._obj?.links ?? 0;
