@@ -77,7 +77,7 @@ export interface Options {
 type Values = OptionValues<typeof OPTION_TABLE>;
 
 const ENV_HELP = `
-Environment (flags win over variables, variables over the config file):
+Environment (flags win over variables):
 ${envHelp(OPTION_TABLE)}
 
 Config file (--config FILE or H2O_OTEL_CONFIG, e.g. a mounted ConfigMap): a YAML mapping, one key per option,
