@@ -5,25 +5,24 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { parseDocument } from 'yaml';
+import type { ScalarTag, Tags } from 'yaml';
 import { fileKey, isSwitch } from './option-spec.js';
 import type { FileLayer, OptionSpec, OptionTable } from './option-spec.js';
 
 /** The row naming the file itself: not settable from inside it. */
 const CONFIG_KEY = 'config';
 
-type Scalar = string | number | boolean;
-
-function isScalar(v: unknown): v is Scalar {
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+function isScalar(v: unknown): v is string | boolean {
+  return typeof v === 'string' || typeof v === 'boolean';
 }
 
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Flag arguments are text: numbers are written back as YAML read them; true/false only suit switches. */
+/** A flag's argument: the scalar's text (numbers are kept as text, see parseMapping); true/false suit switches. */
 function argument(v: unknown): string {
-  if (typeof v === 'string' || typeof v === 'number') return String(v);
+  if (typeof v === 'string') return v;
   if (typeof v === 'boolean')
     throw new InvalidArgumentError(`takes a value, not ${v} (quote it to mean the word)`);
   throw new InvalidArgumentError(`must be a single value, got ${describe(v)}`);
@@ -108,9 +107,21 @@ function unknownKeysError(name: string, unknown: string[], keys: ReadonlyMap<str
   );
 }
 
+/**
+ * The YAML core schema with numbers kept as written, so each row's parser reads the text its flag would get
+ * (`1.0`, `0x10`, `010` unchanged).
+ */
+function numbersAsText(tags: Tags): Tags {
+  return tags.map((t) =>
+    typeof t === 'object' && /:(int|float)$/.test(t.tag)
+      ? ({ ...t, resolve: (s: string) => s } as ScalarTag)
+      : t,
+  );
+}
+
 /** The YAML text of a config file → a mapping; `name` (the path) prefixes every error. */
 function parseMapping(text: string, name: string): Record<string, unknown> {
-  const doc = parseDocument(text);
+  const doc = parseDocument(text, { customTags: numbersAsText });
   const error = doc.errors[0];
   // The library's message goes on with a picture of the line: its first line says what and where.
   if (error !== undefined)

@@ -116,7 +116,7 @@ test('a file that is not YAML, not a mapping, or unreadable is refused clearly; 
 });
 
 test('wrong types and bad values name the file and the key, with the message the flag would give', () => {
-  refuses('sample-ratio: 2\n', /^config\.yaml: sample-ratio: must be a number between 0 and 1, got 2$/);
+  refuses('sample-ratio: 2\n', /^config\.yaml: sample-ratio: must be a number between 0 and 1, got "2"$/);
   refuses('max-queue-size: ten\n', /^config\.yaml: max-queue-size: must be an integer >= 1, got "ten"$/);
   refuses('protocol: http\n', /^config\.yaml: protocol: must be grpc or http\/protobuf, got "http"$/);
   refuses('ring-size: 3\n', /^config\.yaml: ring-size: must be a power of two/);
@@ -133,6 +133,17 @@ test('wrong types and bad values name the file and the key, with the message the
   );
   refuses('otlp-header: nokey\n', /^config\.yaml: otlp-header: must look like key=value, got "nokey"$/);
   refuses('resource-attributes: {a: [1]}\n', /^config\.yaml: resource-attributes: a: must be a single value/);
+});
+
+test('numbers reach the row as written, as a flag argument would', () => {
+  const v = read([], {}, 'service-name: 1.0\nsampler-arg: 0.50\nmax-queue-size: 0x10\nsni: [010]\n').values;
+  assert.deepEqual([v.serviceName, v.samplerArg, v.maxQueueSize, v.sni], ['1.0', '0.50', 16, ['010']]);
+  assert.deepEqual(
+    v,
+    read(['--service-name', '1.0', '--max-queue-size', '0x10', '--sni', '010'], {
+      OTEL_TRACES_SAMPLER_ARG: '0.50',
+    }).values,
+  );
 });
 
 test('lists take a sequence or one value; records a mapping, its values as written; name lists commas too', () => {
