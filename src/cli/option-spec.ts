@@ -137,12 +137,12 @@ function flagParser(name: string, spec: OptionSpec<unknown>): (raw: string, prev
   };
 }
 
-function fromEnv(spec: OptionSpec<unknown>, env: Env): { value: unknown } | undefined {
+function fromEnv(spec: OptionSpec<unknown>, env: Env): { value: unknown; source: string } | undefined {
   for (const name of spec.env ?? []) {
     const raw = env[name];
     if (raw === undefined || raw.trim() === '') continue;
     try {
-      return { value: spec.parse(raw) };
+      return { value: spec.parse(raw), source: name };
     } catch (err) {
       if (err instanceof InvalidArgumentError)
         throw new InvalidArgumentError(`${name} ${err.message}, got "${raw}"`);
@@ -152,28 +152,90 @@ function fromEnv(spec: OptionSpec<unknown>, env: Env): { value: unknown } | unde
   return undefined;
 }
 
+/** A row's value from the flag (commander parsed it already) or its first variable set; where it came from. */
+function fromFlagOrEnv(
+  command: Command,
+  key: string,
+  spec: OptionSpec<unknown>,
+  env: Env,
+): { value: unknown; source: string } | undefined {
+  if (spec.flag !== undefined && command.getOptionValueSource(key) === 'cli')
+    return { value: command.getOptionValue(key), source: longFlag(spec.flag) };
+  return fromEnv(spec, env);
+}
+
+/** One row's value from its flag or variable, else its default (the rows read before the others, as --config). */
+export function readValue<Table extends OptionTable, K extends keyof Table & string>(
+  command: Command,
+  table: Table,
+  key: K,
+  env: Env,
+): OptionValues<Table>[K] {
+  const spec = table[key]!;
+  return (fromFlagOrEnv(command, key, spec, env)?.value ?? spec.default) as OptionValues<Table>[K];
+}
+
+/** Values read from a config file, by row key, already parsed; `name` says where they came from in errors. */
+export interface FileLayer {
+  readonly name: string;
+  readonly values: ReadonlyMap<string, unknown>;
+}
+
 /**
- * Each row's value: the flag if given (commander parsed it already), else its first variable set, else its
- * default. `given` tells which rows were set by a flag or a variable.
+ * Each row's value: the flag if given, else its first variable set, else the config file's, else its default.
+ * `given` tells which rows were set by any of the three.
  */
 export function readValues<Table extends OptionTable>(
   command: Command,
   table: Table,
   env: Env,
+  file?: FileLayer,
 ): { values: OptionValues<Table>; given: ReadonlySet<keyof Table> } {
   const values: Record<string, unknown> = {};
-  const given = new Set<string>();
+  const sources = new Map<string, string>();
   for (const [key, spec] of Object.entries(table)) {
-    if (spec.flag !== undefined && command.getOptionValueSource(key) === 'cli') {
-      values[key] = command.getOptionValue(key);
-      given.add(key);
-      continue;
-    }
-    const set = fromEnv(spec, env);
-    if (set !== undefined) given.add(key);
-    values[key] = set === undefined ? spec.default : set.value;
+    const set = fromFlagOrEnv(command, key, spec, env);
+    if (set !== undefined) {
+      values[key] = set.value;
+      sources.set(key, set.source);
+    } else if (file?.values.has(key) === true) {
+      values[key] = file.values.get(key);
+      sources.set(key, `${file.name}: ${fileKey(key, spec)}`);
+    } else values[key] = spec.default;
   }
-  return { values: values as OptionValues<Table>, given };
+  checkConflicts(table, sources);
+  return { values: values as OptionValues<Table>, given: new Set(sources.keys()) };
+}
+
+/** Commander checks the flags against each other; a pair where one came from a variable or file is checked here. */
+function checkConflicts(table: OptionTable, sources: ReadonlyMap<string, string>): void {
+  for (const [key, source] of sources) {
+    for (const other of table[key]!.conflicts ?? []) {
+      const otherSource = sources.get(other);
+      if (otherSource === undefined) continue;
+      if (source.startsWith('--') && otherSource.startsWith('--')) continue;
+      throw new InvalidArgumentError(`${source} cannot be used with ${otherSource}`);
+    }
+  }
+}
+
+/** `-q, --quiet` → `--quiet`. */
+function longFlag(flag: string): string {
+  return /--[\w-]+/.exec(flag)![0];
+}
+
+/**
+ * A row's key in a config file: its flag's long name without `--` (and without `no-` for a negatable toggle,
+ * which the file sets to false), or, for a row with only variables, the row's key in kebab-case.
+ */
+export function fileKey(key: string, spec: OptionSpec<unknown>): string {
+  if (spec.flag !== undefined) return longFlag(spec.flag).slice(2).replace(/^no-/, '');
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** A flag without argument: true or false in a config file. */
+export function isSwitch(spec: OptionSpec<unknown>): boolean {
+  return spec.flag !== undefined && !takesArgument(spec.flag);
 }
 
 function wrap(text: string, width: number): string[] {

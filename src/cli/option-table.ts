@@ -401,4 +401,10 @@ export const OPTION_TABLE = {
     flag: '-q, --quiet',
     help: 'no status lines or notices on stderr (errors still print)',
   }),
+  config: text({
+    flag: '--config <file>',
+    env: ['H2O_OTEL_CONFIG'],
+    help: 'read options from this YAML file, keys named as the flags (see "Config file" below)',
+    envHelp: 'YAML file of options',
+  }),
 };

@@ -14,7 +14,8 @@ import { samplerFrom } from '../otel/sampler.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../otel/url.js';
 import { defaultBtfCacheDir } from '../sources/request/btf-cache.js';
 import type { UsdtTarget } from '../sources/usdt/defaults.js';
-import { addOptions, envHelp, readValues } from './option-spec.js';
+import { readConfigFile } from './config-file.js';
+import { addOptions, envHelp, readValue, readValues } from './option-spec.js';
 import type { Env, OptionValues } from './option-spec.js';
 import { OPTION_TABLE } from './option-table.js';
 import { resolveEndpoints } from './otlp-endpoint.js';
@@ -78,6 +79,12 @@ type Values = OptionValues<typeof OPTION_TABLE>;
 const ENV_HELP = `
 Environment (flags win over variables):
 ${envHelp(OPTION_TABLE)}
+
+Config file (--config FILE or H2O_OTEL_CONFIG, e.g. a mounted ConfigMap): a YAML mapping, one key per option,
+named as its flag without "--": \`sample-ratio: 0.1\`, \`metrics: false\` for --no-metrics, switches true or
+false, repeatable and comma-separated options as a list, --otlp-header as a mapping. Options with only variables
+use their name in kebab-case: base-endpoint, traces-endpoint, env-headers, sampler-name, schedule-delay-ms, ...
+Precedence: flag > variable > file > default. Unknown keys are an error.
 
 Secrets: authorization, cookie, set-cookie, the usual API-key headers and any header named like *token*, *secret*,
 *session*, *password*, *auth* are exported as "REDACTED" even when captured, whatever their case; so are the values
@@ -148,7 +155,9 @@ function exportOf(v: Values): Pick<Options, 'exporter' | 'metrics'> {
  */
 export function resolveOptions(command: Command, argv: readonly string[], env: Env): Options {
   command.parse([...argv]);
-  const { values: v, given } = readValues(command, OPTION_TABLE, env);
+  const configFile = readValue(command, OPTION_TABLE, 'config', env);
+  const file = configFile === undefined ? undefined : readConfigFile(configFile, OPTION_TABLE);
+  const { values: v, given } = readValues(command, OPTION_TABLE, env, file);
   const source = sourceOf(v);
   if (v.h2oStatus !== undefined && source.kind !== 'socket')
     throw new InvalidArgumentError(

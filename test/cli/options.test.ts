@@ -1,5 +1,8 @@
 // Option resolution on plain data: argv and an env object in, the Options the pipeline reads out.
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_CORRELATOR_OPTIONS } from '../../src/correlate/correlator.js';
 import { DEFAULT_BATCH_OPTIONS } from '../../src/export/batch-processor.js';
@@ -202,6 +205,9 @@ test('BPF: --bpf auto by default; request, usdt; --debug-file, --btf-cache-dir; 
   assert.throws(() => resolve(['--pid', '42', '--bpf', 'kprobe']), /Allowed choices are auto, request, usdt/);
 });
 
+const CONFIG_FILE = join(mkdtempSync(join(tmpdir(), 'h2o-otel-options-')), 'config.yaml');
+writeFileSync(CONFIG_FILE, 'service-name: from-file\n');
+
 /** Each variable of the table, a value, and where that value must show up. */
 // prettier-ignore
 const VARIABLES: ReadonlyArray<[string, string, (o: Options) => unknown, unknown]> = [
@@ -231,6 +237,7 @@ const VARIABLES: ReadonlyArray<[string, string, (o: Options) => unknown, unknown
   ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE', '100', (o) => o.batch.maxExportBatchSize, 100],
   ['OTEL_BSP_SCHEDULE_DELAY', '100', (o) => o.batch.scheduledDelayMillis, 100],
   ['OTEL_BSP_EXPORT_TIMEOUT', '100', (o) => o.batch.exportTimeoutMillis, 100],
+  ['H2O_OTEL_CONFIG', CONFIG_FILE, (o) => o.serviceName, 'from-file'],
 ];
 
 test('each variable sets its option', () => {
