@@ -22,10 +22,11 @@ export interface RunningCli {
   stderrSoFar(): string;
 }
 
-/** Environment without inherited OTEL_* variables, so a developer's shell cannot change what tests see. */
+/** Environment without inherited OTEL_* and H2O_OTEL_* variables, so a developer's shell cannot change what tests see. */
 function cleanEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('OTEL_')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith('OTEL_') && !k.startsWith('H2O_OTEL_')) env[k] = v;
   return { ...env, ...extra };
 }
 

@@ -2,7 +2,8 @@
 // Containerfile (on a base image made locally by scripts/container-base.sh: no registry is reachable here), and the
 // Kubernetes manifests of deploy/kubernetes played with `podman kube play`.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { repoRoot } from './cli.js';
@@ -49,7 +50,8 @@ export const podman = (args: readonly string[], stdin?: string, timeoutMs?: numb
 
 async function must(r: Promise<Run>, what: string): Promise<string> {
   const { code, stdout, stderr } = await r;
-  if (code !== 0) throw new Error(`${what} failed (exit ${code}):\n${stderr.slice(-4000)}\n${stdout.slice(-2000)}`);
+  if (code !== 0)
+    throw new Error(`${what} failed (exit ${code}):\n${stderr.slice(-4000)}\n${stdout.slice(-2000)}`);
   return stdout;
 }
 
@@ -62,19 +64,34 @@ export function buildImage(): Promise<void> {
     const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string })
       .version;
     await must(
-      podman(['build', '--pull=never', '-t', IMAGE, '--build-arg', `VERSION=${version}`, '-f', 'Containerfile', repoRoot]),
+      podman([
+        'build',
+        '--pull=never',
+        '-t',
+        IMAGE,
+        '--build-arg',
+        `VERSION=${version}`,
+        '-f',
+        'Containerfile',
+        repoRoot,
+      ]),
       'podman build',
     );
   })();
   return built;
 }
 
-/** The address containers reach the host at: the gateway of podman's default network. */
+/** The network `podman kube play` puts pods on (podman 4), made here if no pod made it yet. */
+const KUBE_NETWORK = 'podman-default-kube-network';
+
+/** The address a played pod reaches the host at: the gateway of the kube network. */
 export async function hostGateway(): Promise<string> {
-  const out = await must(podman(['network', 'inspect', 'podman']), 'podman network inspect');
+  if ((await podman(['network', 'exists', KUBE_NETWORK])).code !== 0)
+    await must(podman(['network', 'create', KUBE_NETWORK]), `podman network create ${KUBE_NETWORK}`);
+  const out = await must(podman(['network', 'inspect', KUBE_NETWORK]), 'podman network inspect');
   const nets = JSON.parse(out) as { subnets?: { gateway?: string }[] }[];
   const gw = nets[0]?.subnets?.[0]?.gateway;
-  if (gw === undefined) throw new Error(`no gateway in podman's default network: ${out}`);
+  if (gw === undefined) throw new Error(`no gateway in ${KUBE_NETWORK}: ${out}`);
   return gw;
 }
 
@@ -107,17 +124,30 @@ export async function createSecret(name: string, data: Record<string, string>): 
   await podman(['secret', 'rm', name]);
   const encoded: Record<string, string> = {};
   for (const [k, v] of Object.entries(data)) encoded[k] = Buffer.from(v).toString('base64');
-  await must(podman(['secret', 'create', name, '-'], JSON.stringify(encoded)), `podman secret create ${name}`);
+  // A file, not stdin: node gives children socket pairs, which podman does not take for `-`.
+  const dir = mkdtempSync(join(tmpdir(), 'h2o-otel-secret-'));
+  try {
+    const file = join(dir, 'secret.json');
+    writeFileSync(file, JSON.stringify(encoded), { mode: 0o600 });
+    await must(podman(['secret', 'create', name, file]), `podman secret create ${name}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The pod's IP on podman's default network. */
 export async function podIp(pod: string): Promise<string> {
-  const infra = (await must(podman(['pod', 'inspect', pod, '--format', '{{.InfraContainerID}}']), 'pod inspect')).trim();
+  const infra = (
+    await must(podman(['pod', 'inspect', pod, '--format', '{{.InfraContainerID}}']), 'pod inspect')
+  ).trim();
   const ip = (
     await must(podman(['inspect', infra, '--format', '{{.NetworkSettings.IPAddress}}']), 'inspect infra')
   ).trim();
   if (ip !== '') return ip;
-  const nets = await must(podman(['inspect', infra, '--format', '{{json .NetworkSettings.Networks}}']), 'inspect');
+  const nets = await must(
+    podman(['inspect', infra, '--format', '{{json .NetworkSettings.Networks}}']),
+    'inspect',
+  );
   const first = Object.values(JSON.parse(nets) as Record<string, { IPAddress: string }>)[0];
   if (first === undefined || first.IPAddress === '') throw new Error(`pod ${pod} has no IP: ${nets}`);
   return first.IPAddress;

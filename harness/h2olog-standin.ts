@@ -20,13 +20,19 @@ const CONN_ID_STRIDE = 1_000_000;
 
 function round(r: number): string {
   const now = Date.now();
-  return lines
-    .map((l) => l.replace(/"time":\d+/, `"time":${now}`).replace(/"conn_id":(\d+)/g, (_m, id: string) => `"conn_id":${Number(id) + r * CONN_ID_STRIDE}`))
-    .join('\n') + '\n';
+  return (
+    lines
+      .map((l) =>
+        l
+          .replace(/"time":\d+/, `"time":${now}`)
+          .replace(/"conn_id":(\d+)/g, (_m, id: string) => `"conn_id":${Number(id) + r * CONN_ID_STRIDE}`),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 rmSync(socketPath, { force: true });
-const server = createServer((socket) => {
+const server = createServer({ allowHalfOpen: true }, (socket) => {
   socket.on('error', () => undefined);
   socket.once('data', () => {
     socket.write('HTTP/1.1 200 OK\r\n\r\n');

@@ -23,6 +23,27 @@ export interface BpfSourceContext {
   readonly responseHeaders: boolean;
   info(message: string): void;
   warn(message: string): void;
+  /** Aborted by a signal while starting: stops the wait for a `--binary` that does not exist yet. */
+  readonly signal?: AbortSignal;
+}
+
+/** How often a `--binary` that does not exist yet is looked for. */
+const BINARY_WAIT_MS = 500;
+
+/**
+ * `--binary` may name a file that appears later: in a pod, the H2O container may copy its executable into the shared
+ * volume after this sidecar started. Waits for it, said once; a signal ends the wait with a BpfError.
+ */
+async function binaryToExist(path: string, ctx: BpfSourceContext): Promise<void> {
+  const { existsSync } = await import('node:fs');
+  if (existsSync(path)) return;
+  ctx.info(`h2o-otel: --binary ${path} does not exist yet: waiting for it`);
+  while (!existsSync(path)) {
+    if (ctx.signal?.aborted === true)
+      throw new BpfError(`stopped while waiting for --binary ${path} to exist`);
+    await new Promise((r) => setTimeout(r, BINARY_WAIT_MS));
+  }
+  ctx.info(`h2o-otel: --binary ${path} is there`);
 }
 
 /** The source `o` asks for; throws a BpfError that says what stops it. */
@@ -31,6 +52,7 @@ export async function openBpfSource(o: Options, ctx: BpfSourceContext): Promise<
   const target = o.source.target;
   const { checkCapabilities, executableOfPid } = await import('../sources/bpf/procfs.js');
   checkCapabilities('attaching BPF probes');
+  if (target.kind === 'binary') await binaryToExist(target.path, ctx);
   const usdt = await import('../sources/usdt/usdt-source.js');
   const usdtSource = (points: readonly string[]): UsdtSource =>
     new usdt.UsdtSource(

@@ -4,6 +4,14 @@
  */
 
 /** Whether the source feeds the pipeline now, and how to say so. */
+export interface HealthOptions {
+  /** Undefined: no health server. */
+  readonly port: number | undefined;
+  readonly host: string;
+  /** /readyz fails once exports have failed for this long; 0: never for exports. */
+  readonly exportFailureMs: number;
+}
+
 export interface SourceReadiness {
   readonly ready: boolean;
   readonly detail: string;

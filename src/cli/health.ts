@@ -5,36 +5,12 @@
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Command } from 'commander';
 import type { H2ologSocketSource } from '../sources/socket.js';
 import type { BpfSource } from './bpf-source.js';
 import type { ExportStats } from '../export/batch-processor.js';
 import { HEARTBEAT_STALE_MS, HealthState } from './health-state.js';
-import type { HealthFacts, SourceReadiness, Verdict } from './health-state.js';
-import { readValues } from './option-spec.js';
-import type { Env } from './option-spec.js';
-import { OPTION_TABLE } from './option-table.js';
+import type { HealthFacts, HealthOptions, SourceReadiness, Verdict } from './health-state.js';
 import type { Source } from './options.js';
-
-export interface HealthOptions {
-  /** Undefined: no health server. */
-  readonly port: number | undefined;
-  readonly host: string;
-  /** /readyz fails once exports have failed for this long; 0: never for exports. */
-  readonly exportFailureMs: number;
-}
-
-const HEALTH_ROWS = {
-  healthPort: OPTION_TABLE.healthPort,
-  healthHost: OPTION_TABLE.healthHost,
-  readyExportFailureS: OPTION_TABLE.readyExportFailureS,
-};
-
-/** The health rows of a command already parsed by resolveOptions. */
-export function healthOptions(command: Command, env: Env): HealthOptions {
-  const { values: v } = readValues(command, HEALTH_ROWS, env);
-  return { port: v.healthPort, host: v.healthHost, exportFailureMs: v.readyExportFailureS * 1000 };
-}
 
 /** The sources as main holds them: created after the health server starts, so read when a probe comes. */
 export interface LiveSources {

@@ -31,10 +31,10 @@ import {
   RECONNECT_MAX_BACKOFF_MS,
   RECONNECT_MIN_BACKOFF_MS,
   TICK_MS,
-} from './option-table.js';
+} from './intervals.js';
 import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
-import { HealthListenError, healthFacts, healthOptions, startHealth } from './health.js';
+import { HealthListenError, healthFacts, startHealth } from './health.js';
 import type { HealthState } from './health-state.js';
 import { flushWithin } from './shutdown.js';
 import type { FlushBound } from './shutdown.js';
@@ -78,7 +78,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   };
   let health: HealthState | undefined;
   try {
-    health = await startHealth(healthOptions(command, env));
+    health = await startHealth(o.health);
   } catch (err) {
     if (!(err instanceof HealthListenError)) throw err;
     process.stderr.write(`h2o-otel: ${err.message}\n`);
@@ -86,7 +86,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
   }
   // A signal while starting up (opening files, loading BPF) is kept for the handler below, not fatal.
   let earlySignal: NodeJS.Signals | undefined;
-  const onEarlySignal = (sig: NodeJS.Signals): void => void (earlySignal ??= sig);
+  const starting = new AbortController();
+  const onEarlySignal = (sig: NodeJS.Signals): void => {
+    earlySignal ??= sig;
+    starting.abort();
+  };
   process.on('SIGINT', onEarlySignal);
   process.on('SIGTERM', onEarlySignal);
 
@@ -200,6 +204,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
         responseHeaders: pipeline.capturesResponseHeaders,
         info: say,
         warn: say,
+        signal: starting.signal,
       });
     } catch (err) {
       if (!(err instanceof BpfError)) throw err;

@@ -15,9 +15,11 @@ import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../otel/url.js';
 import { defaultBtfCacheDir } from '../sources/request/btf-cache.js';
 import type { UsdtTarget } from '../sources/usdt/defaults.js';
 import { readConfigFile } from './config-file.js';
+import type { HealthOptions } from './health-state.js';
 import { addOptions, envHelp, readValue, readValues } from './option-spec.js';
 import type { Env, OptionValues } from './option-spec.js';
 import { OPTION_TABLE } from './option-table.js';
+import { VERSION } from '../version.js';
 import { resolveEndpoints } from './otlp-endpoint.js';
 import { resourceAttributes } from './resource.js';
 
@@ -72,6 +74,8 @@ export interface Options {
   /** SIGINT/SIGTERM: flush for at most this long; a source that ended: for as long as this without progress. */
   readonly shutdownTimeoutMs: number;
   readonly quiet: boolean;
+  /** `--health-port`: the Kubernetes probes' server. */
+  readonly health: HealthOptions;
 }
 
 type Values = OptionValues<typeof OPTION_TABLE>;
@@ -111,6 +115,7 @@ export function buildCommand(): Command {
       'spans: one SERVER span per HTTP/1, HTTP/2 and HTTP/3 request, linked to a span per connection, exported over OTLP.',
   );
   return addOptions(command, OPTION_TABLE)
+    .version(VERSION, '--version', 'print the version and exit')
     .addHelpText('after', ENV_HELP)
     .showHelpAfterError('(run h2o-otel --help for usage)');
 }
@@ -228,5 +233,6 @@ export function resolveOptions(command: Command, argv: readonly string[], env: E
     statusIntervalSec: v.statusInterval,
     shutdownTimeoutMs: v.shutdownTimeout,
     quiet: v.quiet,
+    health: { port: v.healthPort, host: v.healthHost, exportFailureMs: v.readyExportFailureS * 1000 },
   };
 }

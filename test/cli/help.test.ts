@@ -56,7 +56,7 @@ test('--help lists every flag of the option table, and the flags h2o-otel has ha
   const fromTable = Object.values(OPTION_TABLE).flatMap((spec) =>
     spec.flag === undefined ? [] : [longName(spec.flag)],
   );
-  assert.deepEqual(terms, [...fromTable, '--help']);
+  assert.deepEqual(terms, [...fromTable, '--version', '--help']);
   for (const flag of FLAGS) assert.ok(terms.includes(flag), `--help lacks ${flag}`);
 });
 
@@ -79,4 +79,16 @@ test('every default in the table is shown next to its flag', () => {
     /--bpf-object <path>\s+USDT: the compiled BPF program to load\s+\(--bpf usdt\) \(default: h2o-otel's\s+native\/h2o_usdt\.bpf\.o\)/,
   );
   assert.match(help, /OTEL_BSP_SCHEDULE_DELAY\s+ms before a partial batch is sent \(default 1000\)/);
+});
+
+test('--version prints the version of package.json, which the spans carry as their scope version', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { INSTRUMENTATION_SCOPE } = await import('../../src/otel/scope.js');
+  const { repoRoot, runCli } = await import('../../harness/cli.js');
+  const version = (JSON.parse(readFileSync(`${repoRoot}/package.json`, 'utf8')) as { version: string })
+    .version;
+  const r = await runCli(['--version']);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout.trim(), version);
+  assert.equal(INSTRUMENTATION_SCOPE.version, version);
 });

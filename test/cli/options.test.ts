@@ -238,6 +238,7 @@ const VARIABLES: ReadonlyArray<[string, string, (o: Options) => unknown, unknown
   ['OTEL_BSP_SCHEDULE_DELAY', '100', (o) => o.batch.scheduledDelayMillis, 100],
   ['OTEL_BSP_EXPORT_TIMEOUT', '100', (o) => o.batch.exportTimeoutMillis, 100],
   ['H2O_OTEL_CONFIG', CONFIG_FILE, (o) => o.serviceName, 'from-file'],
+  ['H2O_OTEL_HEALTH_PORT', '8888', (o) => o.health.port, 8888],
 ];
 
 test('each variable sets its option', () => {

@@ -35,7 +35,7 @@ interface Container {
   args?: string[];
   env?: { name: string; value: string }[];
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
-  securityContext?: { capabilities?: { add?: string[]; drop?: string[] } };
+  securityContext?: { runAsUser?: number; capabilities?: { add?: string[]; drop?: string[] } };
 }
 
 function podSpec(objects: K8sObject[]): { containers: Container[]; volumes: Record<string, unknown>[] } {
@@ -81,7 +81,18 @@ async function play(name: string, objects: K8sObject[]): Promise<string> {
   return file;
 }
 
-/** SIGTERM to every container (as Kubernetes does on a rollout), waited for. */
+/**
+ * SIGTERM to the sidecar, as the kubelet sends it on a rollout: the pod's network stays up until every container has
+ * exited, so the flush can reach the collector. (podman 4.3's `kube down` stops the pod's network container at the
+ * same time as the others, so an export on the way out finds no network there; the README says so.)
+ */
+async function stopSidecar(name: string): Promise<void> {
+  const r = await podman(['stop', '--time', '30', name], undefined, 60_000);
+  assert.equal(r.code, 0, `podman stop ${name}:\n${r.stderr}`);
+  const exit = await podman(['inspect', name, '--format', '{{.State.ExitCode}}']);
+  assert.equal(exit.stdout.trim(), '0', `${name} exit code; its log:\n${await logs(name)}`);
+}
+
 async function down(file: string): Promise<void> {
   const r = await podman(['kube', 'down', file], undefined, 120_000);
   assert.equal(r.code, 0, `podman kube down:\n${r.stderr}`);
@@ -118,13 +129,22 @@ describe('container image and Kubernetes pods (podman)', { skip: skipContainers 
     assert.ok(image);
     assert.equal(image.Config.User, '10001:10001');
     assert.deepEqual(image.Config.Entrypoint, ['node', '/app/dist/src/cli/main.js']);
-    const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string })
+      .version;
     assert.equal(image.Config.Labels['org.opencontainers.image.version'], version);
     assert.equal(image.Config.Labels['org.opencontainers.image.licenses'], 'MIT');
     assert.ok(image.Config.Labels['org.opencontainers.image.source']);
     assert.ok(image.Config.Env.includes('H2O_OTEL_HEALTH_PORT=8888'), image.Config.Env.join(' '));
     process.stderr.write(`# image ${IMAGE}: ${(image.Size / 1e6).toFixed(0)} MB\n`);
-    const tools = await podman(['run', '--rm', '--entrypoint', 'sh', IMAGE, '-c', 'id -u; command -v pahole; ls /usr/lib/*/libbpf.so.1']);
+    const tools = await podman([
+      'run',
+      '--rm',
+      '--entrypoint',
+      'sh',
+      IMAGE,
+      '-c',
+      'id -u; command -v pahole; ls /usr/lib/*/libbpf.so.1',
+    ]);
     assert.equal(tools.code, 0, tools.stderr);
     assert.match(tools.stdout, /^10001\n\/usr\/bin\/pahole\n.*libbpf\.so\.1/);
     // The whole CLI runs in it: a capture through stdin, spans on stdout.
@@ -136,13 +156,23 @@ describe('container image and Kubernetes pods (podman)', { skip: skipContainers 
     assert.match(replay.stdout, /GET/);
   });
 
-  test('socket mode: H2O (stand-in) and the sidecar share the h2olog socket; spans arrive; kube down flushes', async () => {
-    const expected = (await replayInto(testPipeline({ request: [], response: [], sanitize: [], maxValueLength: 64 }), readFileSync(join(repoRoot, CAPTURE)))).length;
+  test('socket mode: H2O (stand-in) and the sidecar share the h2olog socket; spans arrive; SIGTERM flushes them all', async () => {
+    const expected = (
+      await replayInto(
+        testPipeline({ request: [], response: [], sanitize: [], maxValueLength: 64 }),
+        readFileSync(join(repoRoot, CAPTURE)),
+      )
+    ).length;
     const objects = loadManifests('socket', ['h2o-config.yaml', 'h2o-otel-config.yaml', 'deployment.yaml']);
     useTestImage(objects);
     const h2o = container(objects, 'h2o');
     mountRepo(objects, h2o);
-    h2o.command = ['node', '/repo/dist/harness/h2olog-standin.js', '/run/h2olog/h2olog.sock', `/repo/${CAPTURE}`];
+    h2o.command = [
+      'node',
+      '/repo/dist/harness/h2olog-standin.js',
+      '/run/h2olog/h2olog.sock',
+      `/repo/${CAPTURE}`,
+    ];
     h2o.args = [];
     // Spans wait in the queue until SIGTERM: what arrives after kube down was flushed by it.
     await createSecret(SECRET, {
@@ -165,11 +195,90 @@ describe('container image and Kubernetes pods (podman)', { skip: skipContainers 
       await new Promise((r) => setTimeout(r, 500));
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(receiver.spans.length, before, 'spans wait in the queue until SIGTERM');
+    await stopSidecar('h2o-pod-0-h2o-otel');
     const sidecarLog = await logs('h2o-pod-0-h2o-otel');
     await down(file);
-    await receiver.waitForSpans(before + expected, 20_000);
+    assert.match(sidecarLog, /SIGTERM: flushing/);
+    await receiver.waitForSpans(before + expected, 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nthe sidecar's log:\n${sidecarLog}`);
+    });
     const spans = receiver.spans.slice(before);
     assert.equal(spans.length, expected, sidecarLog);
     assert.ok(spans.every((s) => s.resource['service.name'] === 'h2o'));
+  });
+
+  /** The BPF manifests, the USDT fixture (with h2o_dispose_request and debug info) in place of H2O's binary. */
+  function bpfPod(capabilities: string[]): K8sObject[] {
+    const objects = loadManifests('bpf', ['h2o-config.yaml', 'h2o-otel-config.yaml', 'deployment.yaml']);
+    useTestImage(objects);
+    const h2o = container(objects, 'h2o');
+    mountRepo(objects, h2o);
+    // H2O's image starts as root (H2O drops privileges itself); the test image's default user is h2o-otel's.
+    h2o.securityContext = { runAsUser: 0 };
+    // The manifest's own copy-once-then-exec command, with the fixture's path and arguments.
+    h2o.command = h2o.command!.map((a) =>
+      a
+        .replace('/usr/local/bin/h2o', '/repo/dist/usdt-fixture/h2o-usdt-fixture')
+        .replace('-c /etc/h2o/h2o.conf', '--port 8080'),
+    );
+    container(objects, 'h2o-otel').securityContext!.capabilities!.add = capabilities;
+    return objects;
+  }
+
+  test('BPF mode: the request probe in a sidecar with exactly the listed capabilities; SIGTERM flushes', async () => {
+    await buildUsdtFixture();
+    const objects = bpfPod(['SYS_ADMIN']);
+    const listed = loadManifests('bpf', ['deployment.yaml']);
+    assert.deepEqual(container(listed, 'h2o-otel').securityContext?.capabilities?.add, ['SYS_ADMIN']);
+    await createSecret(SECRET, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway}:${new URL(receiver.httpUrl).port}`,
+      OTEL_BSP_SCHEDULE_DELAY: '600000',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100000',
+    });
+    const before = receiver.spans.length;
+    const file = await play('bpf', objects);
+    const sidecar = 'h2o-bpf-pod-0-h2o-otel';
+    for (let i = 0; i < 120 && !/attached 1 uprobe/.test(await logs(sidecar)); i++)
+      await new Promise((r) => setTimeout(r, 500));
+    assert.match(await logs(sidecar), /attached 1 uprobe at h2o_dispose_request/);
+    const ip = await podIp('h2o-bpf-pod-0');
+    let ready = await http(`http://${ip}:8888/readyz`);
+    for (let i = 0; i < 60 && ready.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      ready = await http(`http://${ip}:8888/readyz`);
+    }
+    assert.equal(ready.status, 200, ready.body);
+    // Requests from inside the pod: the fixture listens on loopback only.
+    const n = 20;
+    const load = await podman([
+      'exec',
+      sidecar,
+      'node',
+      '-e',
+      `(async () => { for (let i = 0; i < ${n}; i++) await (await fetch('http://127.0.0.1:8080/pod-' + i, { headers: { connection: 'close' } })).text(); })()`,
+    ]);
+    assert.equal(load.code, 0, load.stderr);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(receiver.spans.length, before, 'spans wait in the queue until SIGTERM');
+    await stopSidecar(sidecar);
+    await down(file);
+    const served = (): number =>
+      receiver.spans.slice(before).filter((s) => String(s.attributes['url.path']).startsWith('/pod-')).length;
+    for (let i = 0; i < 40 && served() < n; i++) await new Promise((r) => setTimeout(r, 250));
+    assert.equal(served(), n);
+  });
+
+  test('BPF mode without its capability: the sidecar says what to grant', async () => {
+    const file = await play('bpf-nocap', bpfPod([]));
+    const sidecar = 'h2o-bpf-pod-0-h2o-otel';
+    try {
+      for (let i = 0; i < 60 && !/needs CAP_|refused/.test(await logs(sidecar)); i++)
+        await new Promise((r) => setTimeout(r, 500));
+      const log = await logs(sidecar);
+      assert.match(log, /attaching BPF probes needs CAP_BPF and CAP_PERFMON/);
+      assert.match(log, /SYS_ADMIN/);
+    } finally {
+      await down(file);
+    }
   });
 });

@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import type { UsedHeaderNames } from '../../events/types.js';
 import { BpfObject } from '../bpf/bpf-object.js';
-import { BpfError } from '../bpf/errors.js';
+import { BpfError, EACCES, EPERM, UPROBE_PERMISSION_HELP } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import type { RingReader } from '../bpf/ring.js';
 import { headerNameEntries } from '../usdt/bpf-config.js';
@@ -82,10 +82,12 @@ export class RequestProbe {
         opts.binary,
         DISPOSE_FUNCTION,
       );
-      if (failed !== undefined)
+      if (failed !== undefined) {
+        const why = failed.errno === EACCES || failed.errno === EPERM ? `${UPROBE_PERMISSION_HELP}; ` : '';
         throw new BpfError(
-          `cannot attach a uprobe at ${DISPOSE_FUNCTION} of ${opts.binary} (errno ${failed.errno}): ${failed.libbpf}`,
+          `cannot attach a uprobe at ${DISPOSE_FUNCTION} of ${opts.binary} (errno ${failed.errno}): ${why}${failed.libbpf}`,
         );
+      }
       return new RequestProbe(obj, obj.ring('records', ringBytes));
     } catch (err) {
       obj.close();

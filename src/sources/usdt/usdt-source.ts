@@ -13,7 +13,7 @@ import type { UsdtProbe } from '../../events/usdt-probes.js';
 import type { Sessions, SourceSink } from '../sink.js';
 import { BpfObject } from '../bpf/bpf-object.js';
 import { KtimeClock } from '../bpf/clock.js';
-import { BpfError } from '../bpf/errors.js';
+import { BpfError, EACCES, EPERM, UPROBE_PERMISSION_HELP } from '../bpf/errors.js';
 import { loadNative } from '../bpf/native.js';
 import type { Native, Pointer } from '../bpf/native.js';
 import { ProcessPoller, processKey } from '../bpf/process-poller.js';
@@ -300,6 +300,7 @@ export class UsdtSource {
       if (indexedArgs !== undefined)
         why = `its argument spec \`${indexedArgs}\` uses scale-index-base addressing, which this libbpf (1.1) cannot read`;
       else if (failed.errno === ESRCH) why = 'the process is gone';
+      else if (failed.errno === EACCES || failed.errno === EPERM) why = `errno ${failed.errno}: ${UPROBE_PERMISSION_HELP}`;
       else why = `errno ${failed.errno}: ${failed.libbpf}`;
       this._listener.warn(
         `cannot attach ${probe.provider}:${probe.name} (${why}); skipped, the other probes keep working`,
