@@ -300,7 +300,8 @@ export class UsdtSource {
       if (indexedArgs !== undefined)
         why = `its argument spec \`${indexedArgs}\` uses scale-index-base addressing, which this libbpf (1.1) cannot read`;
       else if (failed.errno === ESRCH) why = 'the process is gone';
-      else if (failed.errno === EACCES || failed.errno === EPERM) why = `errno ${failed.errno}: ${UPROBE_PERMISSION_HELP}`;
+      else if (failed.errno === EACCES || failed.errno === EPERM)
+        why = `errno ${failed.errno}: ${UPROBE_PERMISSION_HELP}`;
       else why = `errno ${failed.errno}: ${failed.libbpf}`;
       this._listener.warn(
         `cannot attach ${probe.provider}:${probe.name} (${why}); skipped, the other probes keep working`,
