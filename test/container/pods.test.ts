@@ -71,6 +71,16 @@ async function http(url: string): Promise<{ status: number; body: string }> {
   }
 }
 
+/** /readyz of the pod at `ip` once it answers 200, or its last answer after a minute. */
+async function readyz(ip: string): Promise<{ status: number; body: string }> {
+  let ready = await http(`http://${ip}:8888/readyz`);
+  for (let i = 0; i < 120 && ready.status !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    ready = await http(`http://${ip}:8888/readyz`);
+  }
+  return ready;
+}
+
 async function play(name: string, objects: K8sObject[]): Promise<string> {
   const file = join(repoRoot, 'dist', `pod-${name}.yaml`);
   const { writeFileSync } = await import('node:fs');
@@ -101,6 +111,14 @@ async function down(file: string): Promise<void> {
 describe('container image and Kubernetes pods (podman)', { skip: skipContainers }, () => {
   let receiver: OtlpReceiver;
   let gateway: string;
+
+  /** The collector for the sidecar; spans wait in its queue until SIGTERM, so what arrives after it was flushed by it. */
+  const collectorSecret = (): Promise<void> =>
+    createSecret(SECRET, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway}:${new URL(receiver.httpUrl).port}`,
+      OTEL_BSP_SCHEDULE_DELAY: '600000',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100000',
+    });
 
   before(async () => {
     const info = await podman(['info', '--format', '{{.Host.OCIRuntime.Name}}']);
@@ -174,20 +192,11 @@ describe('container image and Kubernetes pods (podman)', { skip: skipContainers 
       `/repo/${CAPTURE}`,
     ];
     h2o.args = [];
-    // Spans wait in the queue until SIGTERM: what arrives after kube down was flushed by it.
-    await createSecret(SECRET, {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway}:${new URL(receiver.httpUrl).port}`,
-      OTEL_BSP_SCHEDULE_DELAY: '600000',
-      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100000',
-    });
+    await collectorSecret();
     const before = receiver.spans.length;
     const file = await play('socket', objects);
     const ip = await podIp('h2o-pod-0');
-    let ready = await http(`http://${ip}:8888/readyz`);
-    for (let i = 0; i < 120 && ready.status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      ready = await http(`http://${ip}:8888/readyz`);
-    }
+    const ready = await readyz(ip);
     assert.equal(ready.status, 200, `readyz: ${ready.body}\n${await logs('h2o-pod-0-h2o-otel')}`);
     assert.match(ready.body, /"status":"ready"/);
     assert.equal((await http(`http://${ip}:8888/healthz`)).status, 200);
@@ -230,11 +239,7 @@ describe('container image and Kubernetes pods (podman)', { skip: skipContainers 
     const objects = bpfPod(['SYS_ADMIN']);
     const listed = loadManifests('bpf', ['deployment.yaml']);
     assert.deepEqual(container(listed, 'h2o-otel').securityContext?.capabilities?.add, ['SYS_ADMIN']);
-    await createSecret(SECRET, {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://${gateway}:${new URL(receiver.httpUrl).port}`,
-      OTEL_BSP_SCHEDULE_DELAY: '600000',
-      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100000',
-    });
+    await collectorSecret();
     const before = receiver.spans.length;
     const file = await play('bpf', objects);
     const sidecar = 'h2o-bpf-pod-0-h2o-otel';
@@ -242,11 +247,7 @@ describe('container image and Kubernetes pods (podman)', { skip: skipContainers 
       await new Promise((r) => setTimeout(r, 500));
     assert.match(await logs(sidecar), /attached 1 uprobe at h2o_dispose_request/);
     const ip = await podIp('h2o-bpf-pod-0');
-    let ready = await http(`http://${ip}:8888/readyz`);
-    for (let i = 0; i < 60 && ready.status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      ready = await http(`http://${ip}:8888/readyz`);
-    }
+    const ready = await readyz(ip);
     assert.equal(ready.status, 200, ready.body);
     // Requests from inside the pod: the fixture listens on loopback only.
     const n = 20;
