@@ -11,7 +11,8 @@ node=$(command -v node)
 npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
 major=$("$node" -p 'process.versions.node.split(".")[0]')
 case "$image" in *":$major-"*) ;; *) echo "container-base: this machine's Node.js is $major, the image is $image" >&2 ;; esac
-mirror=$(awk '$1 == "URIs:" { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+# The machine's Debian mirror when it has one (an Ubuntu mirror has no bookworm).
+mirror=$(awk '$1 == "URIs:" && $2 ~ /debian/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 root=$(mktemp -d /var/tmp/h2o-otel-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT

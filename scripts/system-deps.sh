@@ -5,13 +5,13 @@
 #   gcc systemtap-sdt-dev             the USDT test fixture: a C program with H2O's probes (sys/sdt.h, dtrace)
 #   dwarves                           pahole: the request probe's struct layouts from H2O's debug info (BTF)
 #   openssl                           the test H2O's self-signed certificate (harness/h2o-server.ts)
-#   podman runc netavark aardvark-dns catatonit iptables debootstrap
+#   podman runc netavark aardvark-dns catatonit iptables debootstrap debian-archive-keyring
 #                                     the container tests: the image from the Containerfile on a base image made
 #                                     locally (scripts/container-base.sh), the Kubernetes manifests played by podman
 set -eu
 need=""
 for pkg in libbpf1 libbpf-dev clang linux-libc-dev gcc systemtap-sdt-dev dwarves openssl \
-  podman runc netavark aardvark-dns catatonit iptables debootstrap; do
+  podman runc netavark aardvark-dns catatonit iptables debootstrap debian-archive-keyring; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need="$need $pkg"
 done
 [ -z "$need" ] && exit 0
