@@ -11,6 +11,8 @@ import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@ope
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { AttributeList } from '../otel/attribute-list.js';
+import { FinishedSpan } from '../otel/finished-span.js';
 
 /** Wire types and field tags (field number << 3 | wire type) of the messages written here. */
 const LEN = 2;
@@ -31,6 +33,8 @@ export class OtlpTraceEncoder {
   private _pos = 0;
   /** A KeyValue's `key` field, whole (tag, length, UTF-8). */
   private readonly _keys = new Map<string, Buffer>();
+  /** The same, by interned key id, for the spans that carry an `AttributeList`: an array index, no hashing. */
+  private readonly _keysById: Buffer[] = [];
   /** The `resource` field of ResourceSpans, whole. */
   private readonly _resources = new WeakMap<Resource, Buffer>();
   /** The `scope` field of ScopeSpans, whole. */
@@ -100,7 +104,8 @@ export class OtlpTraceEncoder {
     this._varintField(6, span.kind + 1);
     this._time(7, span.startTime);
     this._time(8, span.endTime);
-    this._attributes(9, span.attributes);
+    if (span instanceof FinishedSpan) this._attributeList(9, span.attributeList);
+    else this._attributes(9, span.attributes);
     this._varintField(10, span.droppedAttributesCount);
     for (const e of span.events) this._event(e);
     this._varintField(12, span.droppedEventsCount);
@@ -140,22 +145,27 @@ export class OtlpTraceEncoder {
   }
 
   private _attributes(field: number, attributes: Attributes): void {
-    for (const key in attributes) {
-      const value = attributes[key];
-      // Most values are strings: their lengths are known before writing, so no length is fixed up after.
-      if (typeof value === 'string') {
-        this._stringKeyValue(field, this._key(key), value);
-        continue;
-      }
-      if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value)) {
-        this._intKeyValue(field, this._key(key), value);
-        continue;
-      }
-      const kv = this._open(field);
-      this._bytes(this._key(key));
-      this._anyValue(2, value);
-      this._close(kv);
+    for (const key in attributes) this._keyValue(field, this._key(key), attributes[key]);
+  }
+
+  private _attributeList(field: number, list: AttributeList): void {
+    const { keys, values } = list;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const encoded = this._keysById[key.id] ?? this._internedKey(key.id, key.name);
+      this._keyValue(field, encoded, values[i]);
     }
+  }
+
+  private _keyValue(field: number, key: Buffer, value: AttributeValue | undefined): void {
+    // Most values are strings: their lengths are known before writing, so no length is fixed up after.
+    if (typeof value === 'string') return this._stringKeyValue(field, key, value);
+    if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value))
+      return this._intKeyValue(field, key, value);
+    const kv = this._open(field);
+    this._bytes(key);
+    this._anyValue(2, value);
+    this._close(kv);
   }
 
   /** KeyValue{key, AnyValue{string_value}} with every length computed up front. */
@@ -223,6 +233,13 @@ export class OtlpTraceEncoder {
       encoded = lengthDelimited(1, Buffer.from(key, 'utf8'));
       if (this._keys.size < MAX_KEYS) this._keys.set(key, encoded);
     }
+    return encoded;
+  }
+
+  /** A key of an `AttributeList`, kept by id; an id of -1 (the registry was full) is encoded every time. */
+  private _internedKey(id: number, name: string): Buffer {
+    const encoded = lengthDelimited(1, Buffer.from(name, 'utf8'));
+    if (id >= 0) this._keysById[id] = encoded;
     return encoded;
   }
 
