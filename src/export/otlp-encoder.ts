@@ -11,13 +11,23 @@ import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@ope
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
-
-/** Wire types and field tags (field number << 3 | wire type) of the messages written here. */
-const LEN = 2;
-const tag = (field: number, wire: number): number => (field << 3) | wire;
-const VARINT = 0;
-const I64 = 1;
-const I32 = 5;
+import type { AttributeList } from '../otel/attribute-list.js';
+import { FinishedSpan } from '../otel/finished-span.js';
+import {
+  copyInto,
+  I32,
+  I64,
+  isShortAscii,
+  LEN,
+  lengthDelimited,
+  optionalStringSize,
+  putString,
+  putVarint,
+  tag,
+  VARINT,
+  varintSize,
+} from './protobuf-wire.js';
+import { groupByResourceAndScope } from './span-groups.js';
 
 /** OTLP span flags: the low byte is W3C's trace flags; these say whether the parent is remote (as the SDK sets). */
 const HAS_IS_REMOTE = 0x100;
@@ -31,6 +41,8 @@ export class OtlpTraceEncoder {
   private _pos = 0;
   /** A KeyValue's `key` field, whole (tag, length, UTF-8). */
   private readonly _keys = new Map<string, Buffer>();
+  /** The same, by interned key id, for the spans that carry an `AttributeList`: an array index, no hashing. */
+  private readonly _keysById: Buffer[] = [];
   /** The `resource` field of ResourceSpans, whole. */
   private readonly _resources = new WeakMap<Resource, Buffer>();
   /** The `scope` field of ScopeSpans, whole. */
@@ -100,7 +112,8 @@ export class OtlpTraceEncoder {
     this._varintField(6, span.kind + 1);
     this._time(7, span.startTime);
     this._time(8, span.endTime);
-    this._attributes(9, span.attributes);
+    if (span instanceof FinishedSpan) this._attributeList(9, span.attributeList);
+    else this._attributes(9, span.attributes);
     this._varintField(10, span.droppedAttributesCount);
     for (const e of span.events) this._event(e);
     this._varintField(12, span.droppedEventsCount);
@@ -140,22 +153,27 @@ export class OtlpTraceEncoder {
   }
 
   private _attributes(field: number, attributes: Attributes): void {
-    for (const key in attributes) {
-      const value = attributes[key];
-      // Most values are strings: their lengths are known before writing, so no length is fixed up after.
-      if (typeof value === 'string') {
-        this._stringKeyValue(field, this._key(key), value);
-        continue;
-      }
-      if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value)) {
-        this._intKeyValue(field, this._key(key), value);
-        continue;
-      }
-      const kv = this._open(field);
-      this._bytes(this._key(key));
-      this._anyValue(2, value);
-      this._close(kv);
+    for (const key in attributes) this._keyValue(field, this._key(key), attributes[key]);
+  }
+
+  private _attributeList(field: number, list: AttributeList): void {
+    const { keys, values } = list;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const encoded = this._keysById[key.id] ?? this._internedKey(key.id, key.name);
+      this._keyValue(field, encoded, values[i]);
     }
+  }
+
+  private _keyValue(field: number, key: Buffer, value: AttributeValue | undefined): void {
+    // Most values are strings: their lengths are known before writing, so no length is fixed up after.
+    if (typeof value === 'string') return this._stringKeyValue(field, key, value);
+    if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value))
+      return this._intKeyValue(field, key, value);
+    const kv = this._open(field);
+    this._bytes(key);
+    this._anyValue(2, value);
+    this._close(kv);
   }
 
   /** KeyValue{key, AnyValue{string_value}} with every length computed up front. */
@@ -223,6 +241,13 @@ export class OtlpTraceEncoder {
       encoded = lengthDelimited(1, Buffer.from(key, 'utf8'));
       if (this._keys.size < MAX_KEYS) this._keys.set(key, encoded);
     }
+    return encoded;
+  }
+
+  /** A key of an `AttributeList`, kept by id; an id of -1 (the registry was full) is encoded every time. */
+  private _internedKey(id: number, name: string): Buffer {
+    const encoded = lengthDelimited(1, Buffer.from(name, 'utf8'));
+    if (id >= 0) this._keysById[id] = encoded;
     return encoded;
   }
 
@@ -371,86 +396,6 @@ export class OtlpTraceEncoder {
   }
 }
 
-type Groups = Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>;
-
-/** Spans by resource, then scope; one pass of comparisons when, as in h2o-otel, all share both. */
-function groupByResourceAndScope(spans: readonly ReadableSpan[]): Groups {
-  const groups: Groups = new Map();
-  const first = spans[0];
-  if (first === undefined) return groups;
-  let same = true;
-  for (const span of spans)
-    if (span.resource !== first.resource || span.instrumentationScope !== first.instrumentationScope) {
-      same = false;
-      break;
-    }
-  if (same) {
-    groups.set(first.resource, new Map([[first.instrumentationScope, spans as ReadableSpan[]]]));
-    return groups;
-  }
-  for (const span of spans) {
-    let scopes = groups.get(span.resource);
-    if (scopes === undefined)
-      groups.set(span.resource, (scopes = new Map<InstrumentationScope, ReadableSpan[]>()));
-    const list = scopes.get(span.instrumentationScope);
-    if (list === undefined) scopes.set(span.instrumentationScope, [span]);
-    else list.push(span);
-  }
-  return groups;
-}
-
-/** The size of a string field (field number < 16) when present. */
-function optionalStringSize(s: string | undefined): number {
-  if (!s) return 0;
-  const len = Buffer.byteLength(s, 'utf8');
-  return 1 + varintSize(len) + len;
-}
-
-function putString(buf: Buffer, at: number, field: number, s: string): number {
-  buf[at++] = tag(field, LEN);
-  at = putVarint(buf, at, Buffer.byteLength(s, 'utf8'));
-  return at + buf.write(s, at, 'utf8');
-}
-
-function copyInto(buf: Buffer, at: number, b: Buffer): number {
-  buf.set(b, at);
-  return at + b.length;
-}
-
 function flags(traceFlags: number, isRemote: boolean | undefined): number {
   return (traceFlags & 0xff) | HAS_IS_REMOTE | (isRemote === true ? IS_REMOTE : 0);
-}
-
-/** Strings up to this long are scanned for ASCII and copied char by char. */
-const SHORT_STRING = 64;
-
-function isShortAscii(s: string): boolean {
-  if (s.length > SHORT_STRING) return false;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
-  return true;
-}
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 0x80);
-    n++;
-  }
-  return n;
-}
-
-function lengthDelimited(field: number, content: Buffer): Buffer {
-  const head = Buffer.allocUnsafe(11);
-  head[0] = tag(field, LEN);
-  return Buffer.concat([head.subarray(0, putVarint(head, 1, content.length)), content]);
-}
-
-/** Writes `v` (up to 53 bits: no bit operator, which would truncate to 32) at `at`; returns where it ends. */
-function putVarint(buf: Uint8Array, at: number, v: number): number {
-  while (v >= 0x80) {
-    buf[at++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  buf[at++] = v;
-  return at;
 }

@@ -19,11 +19,16 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, Sampler, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { RandomIdGenerator, SamplingDecision } from '@opentelemetry/sdk-trace-base';
+import type { AttributeList } from './attribute-list.js';
+import { ignoresAttributes } from './sampler.js';
 
 /** Where finished spans go: the batch processor. */
 export interface FinishedSpanSink {
   onEnd(span: ReadableSpan): void;
 }
+
+/** What an attribute-blind sampler is shown: the attributes would be built for nothing. */
+const NO_ATTRIBUTES: Attributes = Object.freeze({});
 
 const UNSET_STATUS: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
 
@@ -43,12 +48,18 @@ export class FinishedSpan implements ReadableSpan {
     readonly name: string,
     readonly kind: SpanKind,
     readonly startTime: HrTime,
-    readonly attributes: Attributes,
+    /** What the mappers write and the OTLP encoder reads. */
+    readonly attributeList: AttributeList,
     readonly links: Link[],
     readonly resource: Resource,
     readonly instrumentationScope: InstrumentationScope,
   ) {
     this.endTime = startTime;
+  }
+
+  /** The object form, for readers of any `ReadableSpan` (console, `--record`, tests): built once per change. */
+  get attributes(): Attributes {
+    return this.attributeList.toAttributes();
   }
 
   spanContext(): SpanContext {
@@ -92,13 +103,15 @@ export class SpanFactory {
     name: string,
     kind: SpanKind,
     startTime: HrTime,
-    attributes: Attributes,
+    attributes: AttributeList,
     links: Link[],
   ): FinishedSpan {
     const parentSpan = trace.getSpanContext(parent);
     const traceId = parentSpan?.traceId ?? this._ids.generateTraceId();
-    const result = this._opts.sampler.shouldSample(parent, traceId, name, kind, attributes, links);
-    if (result.attributes !== undefined) Object.assign(attributes, result.attributes);
+    const sampler = this._opts.sampler;
+    const shown = ignoresAttributes(sampler) ? NO_ATTRIBUTES : attributes.toAttributes();
+    const result = sampler.shouldSample(parent, traceId, name, kind, shown, links);
+    if (result.attributes !== undefined) attributes.assign(result.attributes);
     const sampled = result.decision === SamplingDecision.RECORD_AND_SAMPLED;
     const context: SpanContext = {
       traceId,

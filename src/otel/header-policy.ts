@@ -4,6 +4,8 @@
  * replaced by `REDACTED` even when a user allows them. Names are judged as H2O spells them (lowercase), whatever
  * the capture wrote: a replayed or foreign capture's `Authorization`, `COOKIE` or `cookie\0` is still a secret.
  */
+import type { AttrKey } from './attribute-list.js';
+import { attrKey } from './attribute-list.js';
 import { PerName, SECRET_HEADER_NAME_PARTS, SecretNames } from './secret-names.js';
 
 /**
@@ -50,9 +52,9 @@ export interface HeaderPolicyOptions {
 export interface HeaderRule {
   /** The attribute key's last part: the name lowercased, without control characters or surrounding spaces. */
   readonly key: string;
-  /** The attribute keys, `http.request.header.<key>` and `http.response.header.<key>`, built once per name. */
-  readonly requestAttribute: string;
-  readonly responseAttribute: string;
+  /** The attribute keys, `http.request.header.<key>` and `http.response.header.<key>`, interned once per name. */
+  readonly requestAttribute: AttrKey;
+  readonly responseAttribute: AttrKey;
   readonly request: boolean;
   readonly response: boolean;
   /** The value is exported as REDACTED: a secret's name, or a name no HTTP parser accepts (a disguise). */
@@ -122,8 +124,8 @@ export function headerPolicy(opts: HeaderPolicyOptions): HeaderPolicy {
     const pseudo = key.startsWith(':');
     return {
       key,
-      requestAttribute: REQUEST_PREFIX + key,
-      responseAttribute: RESPONSE_PREFIX + key,
+      requestAttribute: attrKey(REQUEST_PREFIX + key),
+      responseAttribute: attrKey(RESPONSE_PREFIX + key),
       request: captureRequest(key),
       response: captureResponse(key),
       redacted: !FIELD_NAME.test(name.trim().toLowerCase()) || (!pseudo && secrets.has(key)),

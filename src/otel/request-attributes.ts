@@ -2,7 +2,9 @@
  * A request record → its span's attributes, following the stable HTTP server semantic conventions: method, URL,
  * server and client, status, protocol, body sizes, and the headers the policy captures.
  */
-import type { Attributes } from '@opentelemetry/api';
+import { K } from './attribute-keys.js';
+import { AttributeList } from './attribute-list.js';
+import type { AttrKey } from './attribute-list.js';
 import type { H2oTimings, Header, RequestRecord } from '../correlate/records.js';
 import { protocolVersion } from '../events/catalogue.js';
 import { addPeer } from './connection-attributes.js';
@@ -46,15 +48,16 @@ const KNOWN_METHODS = new Set([
   'PATCH',
 ]);
 
-export function requestAttributes(req: RequestRecord, opts: RequestAttributeOptions): Attributes {
-  const a: Attributes = {};
+/** Every key is written once with `push`, but those a header can repeat or a later source can overwrite. */
+export function requestAttributes(req: RequestRecord, opts: RequestAttributeOptions): AttributeList {
+  const a = new AttributeList();
   const policy = opts.headers;
   let method: string | undefined;
   let target: string | undefined;
   let scheme: string | undefined;
   let authority: string | undefined;
   let forwardedFor: string | undefined;
-  const captured = new Map<string, string[]>();
+  const captured = new Map<AttrKey, string[]>();
   const truncated: string[] = [];
   for (const h of req.requestHeaders) {
     if (h.truncated === true) truncated.push(h.name);
@@ -72,7 +75,7 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
         authority = h.value;
         continue;
       case 'user-agent':
-        a['user_agent.original'] = h.value;
+        a.set(K.userAgentOriginal, h.value);
         break;
       case 'x-forwarded-for':
         forwardedFor ??= h.value.split(',')[0]?.trim();
@@ -86,58 +89,58 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
   }
   if (method !== undefined) {
     if (KNOWN_METHODS.has(method)) {
-      a['http.request.method'] = method;
+      a.push(K.httpRequestMethod, method);
     } else {
-      a['http.request.method'] = '_OTHER';
-      a['http.request.method_original'] = method;
+      a.push(K.httpRequestMethod, '_OTHER');
+      a.push(K.httpRequestMethodOriginal, method);
     }
   }
   if (target !== undefined) {
     const { path, query } = splitTarget(target);
-    a['url.path'] = redactPath(path, opts.sensitiveQueryParams);
-    if (query !== undefined) a['url.query'] = redactQuery(query, opts.sensitiveQueryParams);
+    a.push(K.urlPath, redactPath(path, opts.sensitiveQueryParams));
+    if (query !== undefined) a.push(K.urlQuery, redactQuery(query, opts.sensitiveQueryParams));
   }
-  if (scheme !== undefined) a['url.scheme'] = scheme;
+  if (scheme !== undefined) a.push(K.urlScheme, scheme);
   if (authority !== undefined) {
     const parsed = parseAuthority(authority);
     if (parsed !== undefined) {
-      a['server.address'] = parsed.host;
+      a.push(K.serverAddress, parsed.host);
       const port = parsed.port ?? defaultPort(scheme);
-      if (port !== undefined) a['server.port'] = port;
+      if (port !== undefined) a.push(K.serverPort, port);
     }
   }
-  if (req.status !== undefined) a['http.response.status_code'] = req.status;
-  a['network.protocol.name'] = 'http';
+  if (req.status !== undefined) a.push(K.httpResponseStatusCode, req.status);
+  a.push(K.networkProtocolName, 'http');
   const version = networkProtocolVersion(req);
-  if (version !== undefined) a['network.protocol.version'] = version;
-  a['network.transport'] = req.conn.protocol === 'http/3' ? 'quic' : 'tcp';
-  if (forwardedFor !== undefined && forwardedFor.length > 0) a['client.address'] = forwardedFor;
+  if (version !== undefined) a.push(K.networkProtocolVersion, version);
+  a.push(K.networkTransport, req.conn.protocol === 'http/3' ? 'quic' : 'tcp');
+  if (forwardedFor !== undefined && forwardedFor.length > 0) a.push(K.clientAddress, forwardedFor);
   if (req.conn.remote !== undefined) addPeer(a, req.conn.remote);
-  a['h2o.conn_id'] = req.conn.connId;
-  a['h2o.req_id'] = req.reqId;
-  if (req.upgradedToHttp2) a['h2o.upgrade'] = 'h2c';
+  a.push(K.connId, req.conn.connId);
+  a.push(K.reqId, req.reqId);
+  if (req.upgradedToHttp2) a.push(K.upgrade, 'h2c');
   for (const h of req.responseHeaders) {
     if (h.truncated === true) truncated.push(h.name);
     if (h.name === 'content-length') {
       const n = Number(h.value);
-      if (Number.isSafeInteger(n)) a['http.response.body.size'] = n;
+      if (Number.isSafeInteger(n)) a.set(K.httpResponseBodySize, n);
     }
     const rule = policy.rule(h.name);
     if (rule.response) capture(opts, rule.responseAttribute, rule, captured, h, truncated);
   }
-  if (req.bodyBytesSent !== undefined) a['http.response.body.size'] = req.bodyBytesSent;
+  if (req.bodyBytesSent !== undefined) a.set(K.httpResponseBodySize, req.bodyBytesSent);
   if (req.timings !== undefined) addTimings(a, req.timings);
   const stats = req.streamStats;
   if (stats !== undefined) {
-    if (typeof stats.request_body_bytes === 'number') a['http.request.body.size'] = stats.request_body_bytes;
+    if (typeof stats.request_body_bytes === 'number') a.push(K.httpRequestBodySize, stats.request_body_bytes);
     if (typeof stats.response_body_bytes === 'number')
-      a['http.response.body.size'] = stats.response_body_bytes;
+      a.set(K.httpResponseBodySize, stats.response_body_bytes);
   }
-  for (const [key, values] of captured) a[key] = values;
-  if (truncated.length > 0) a['h2o.truncated_headers'] = truncated;
-  if (req.hiddenHeaders > 0) a['h2o.hidden_headers'] = req.hiddenHeaders;
-  if (req.droppedHeaders > 0) a['h2o.dropped_headers'] = req.droppedHeaders;
-  if (req.incomplete !== undefined) a['h2o.incomplete'] = req.incomplete;
+  for (const [key, values] of captured) a.push(key, values);
+  if (truncated.length > 0) a.push(K.truncatedHeaders, truncated);
+  if (req.hiddenHeaders > 0) a.push(K.hiddenHeaders, req.hiddenHeaders);
+  if (req.droppedHeaders > 0) a.push(K.droppedHeaders, req.droppedHeaders);
+  if (req.incomplete !== undefined) a.push(K.incomplete, req.incomplete);
   return a;
 }
 
@@ -147,9 +150,9 @@ export function requestAttributes(req: RequestRecord, opts: RequestAttributeOpti
  */
 function capture(
   opts: RequestAttributeOptions,
-  key: string,
+  key: AttrKey,
   rule: HeaderRule,
-  captured: Map<string, string[]>,
+  captured: Map<AttrKey, string[]>,
   h: Header,
   truncated: string[],
 ): void {
@@ -173,13 +176,12 @@ function capture(
  * H2O's own durations, as its access log names them (`%{connect-time}x`, `process-time`, `response-time`,
  * `total-time`), in ms. H2O stamps them with its event loop's clock, so work done in one loop turn shows as 0.
  */
-function addTimings(a: Attributes, t: H2oTimings): void {
-  if (t.connectedAt !== undefined) a['h2o.timings.connect_ms'] = durationMs(t.connectedAt, t.requestBegin);
-  if (t.responseStart !== undefined)
-    a['h2o.timings.process_ms'] = durationMs(t.requestBegin, t.responseStart);
+function addTimings(a: AttributeList, t: H2oTimings): void {
+  if (t.connectedAt !== undefined) a.push(K.timingsConnectMs, durationMs(t.connectedAt, t.requestBegin));
+  if (t.responseStart !== undefined) a.push(K.timingsProcessMs, durationMs(t.requestBegin, t.responseStart));
   if (t.responseStart !== undefined && t.responseEnd !== undefined)
-    a['h2o.timings.response_ms'] = durationMs(t.responseStart, t.responseEnd);
-  if (t.responseEnd !== undefined) a['h2o.timings.total_ms'] = durationMs(t.requestBegin, t.responseEnd);
+    a.push(K.timingsResponseMs, durationMs(t.responseStart, t.responseEnd));
+  if (t.responseEnd !== undefined) a.push(K.timingsTotalMs, durationMs(t.requestBegin, t.responseEnd));
 }
 
 function networkProtocolVersion(req: RequestRecord): string | undefined {

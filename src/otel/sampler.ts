@@ -27,7 +27,30 @@ function ratio(arg: string | undefined): number {
   return r;
 }
 
+/** The samplers built here: none reads a span's attributes, so the span factory need not build them. */
+const attributeBlind = new WeakSet<Sampler>();
+
+/**
+ * Whether the sampler is known not to read attributes: built here, or one of the SDK's leaf samplers as such (a
+ * subclass may read them; a parent-based one built elsewhere may delegate to one that does).
+ */
+export function ignoresAttributes(sampler: Sampler): boolean {
+  const c = sampler.constructor;
+  return (
+    c === AlwaysOnSampler ||
+    c === AlwaysOffSampler ||
+    c === TraceIdRatioBasedSampler ||
+    attributeBlind.has(sampler)
+  );
+}
+
 export function samplerFrom(name: string | undefined, arg: string | undefined): Sampler {
+  const sampler = configuredSampler(name, arg);
+  attributeBlind.add(sampler);
+  return sampler;
+}
+
+function configuredSampler(name: string | undefined, arg: string | undefined): Sampler {
   switch ((name ?? 'parentbased_always_on').trim().toLowerCase()) {
     case 'always_on':
       return new AlwaysOnSampler();

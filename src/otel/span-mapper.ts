@@ -8,6 +8,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { ConnectionRecord, Header, RecordSink, RequestRecord } from '../correlate/records.js';
 import { earlier, later } from '../correlate/records.js';
 import type { FieldSubset, UsedHeaderNames } from '../events/types.js';
+import { K } from './attribute-keys.js';
 import {
   addConnectionClose,
   connectionSpanName,
@@ -79,7 +80,7 @@ export class SpanMapper implements RecordSink {
   requestCompleted(req: RequestRecord): void {
     const connSpan = this._connectionSpan(req.conn);
     const attributes = requestAttributes(req, this._opts);
-    const method = attributes['http.request.method'];
+    const method = attributes.get(K.httpRequestMethod);
     const name = typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
     const links: Link[] = [{ context: connSpan.spanContext() }];
     // An HTTP/3 request begins when its stream opens, which quicly reports before H2O's receive_request.
@@ -98,18 +99,18 @@ export class SpanMapper implements RecordSink {
     }
     if (req.transportEvents.length > 0) {
       addTransportEvents(span, req.transportEvents, req.droppedTransportEvents);
-      attributes['h2o.quic.packets_lost'] = req.packetsLost;
-      attributes['h2o.quic.ptos'] = req.ptos;
+      attributes.set(K.quicPacketsLost, req.packetsLost);
+      attributes.set(K.quicPtos, req.ptos);
     }
     const status = req.status;
     if (status !== undefined && status >= 500) {
-      attributes['error.type'] = String(status);
+      attributes.set(K.errorType, String(status));
       span.status = { code: SpanStatusCode.ERROR };
     } else if (
       status === undefined &&
       (req.incomplete === 'connection_closed' || req.incomplete === 'timeout')
     ) {
-      attributes['error.type'] = req.incomplete === 'timeout' ? 'timeout' : 'no_response';
+      attributes.set(K.errorType, req.incomplete === 'timeout' ? 'timeout' : 'no_response');
       span.status = { code: SpanStatusCode.ERROR, message: 'no response was sent' };
     }
     if (req.tunnel !== undefined)

@@ -1,8 +1,9 @@
 /** CONNECT: one CLIENT child span per upstream connection attempt, the connected one with the tunnel's bytes. */
-import type { Attributes } from '@opentelemetry/api';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { RequestRecord, TunnelRecord } from '../correlate/records.js';
 import { later, requestHeader } from '../correlate/records.js';
+import { K } from './attribute-keys.js';
+import { AttributeList } from './attribute-list.js';
 import type { FinishedSpan, SpanFactory } from './finished-span.js';
 import { toHrTime } from './hr-time.js';
 import { parseAuthority, parseSocketAddress } from './url.js';
@@ -14,23 +15,24 @@ export function endTunnelSpans(
   req: RequestRecord,
   t: TunnelRecord,
 ): number {
-  if (t.error !== undefined) parent.attributes['h2o.tunnel.error'] = t.error;
+  if (t.error !== undefined) parent.attributeList.set(K.tunnelError, t.error);
   const ctx = trace.setSpanContext(ROOT_CONTEXT, parent.spanContext());
   const requested = parseAuthority(requestHeader(req, ':authority') ?? '');
   for (const attempt of t.attempts) {
-    const a: Attributes = { 'network.transport': attempt.transport };
+    const a = new AttributeList();
+    a.push(K.networkTransport, attempt.transport);
     if (requested !== undefined) {
-      a['server.address'] = requested.host;
-      if (requested.port !== undefined) a['server.port'] = requested.port;
+      a.push(K.serverAddress, requested.host);
+      if (requested.port !== undefined) a.push(K.serverPort, requested.port);
     }
     const peer = attempt.dest === undefined ? undefined : parseSocketAddress(attempt.dest);
     if (peer !== undefined) {
-      a['network.peer.address'] = peer.host;
-      if (peer.port !== undefined) a['network.peer.port'] = peer.port;
+      a.push(K.networkPeerAddress, peer.host);
+      if (peer.port !== undefined) a.push(K.networkPeerPort, peer.port);
     }
     if (attempt.connected) {
-      a['h2o.tunnel.bytes_sent'] = t.bytesSent;
-      a['h2o.tunnel.bytes_received'] = t.bytesReceived;
+      a.push(K.tunnelBytesSent, t.bytesSent);
+      a.push(K.tunnelBytesReceived, t.bytesReceived);
     }
     const span = spans.start(
       ctx,
@@ -45,7 +47,7 @@ export function endTunnelSpans(
         span.events.push({ name: p.kind, attributes: { message: p.message }, time: toHrTime(p.at) });
       }
     } else {
-      a['error.type'] = t.error ?? 'connect_failed';
+      a.set(K.errorType, t.error ?? 'connect_failed');
       span.status = { code: SpanStatusCode.ERROR, message: attempt.error ?? 'not connected' };
     }
     spans.end(span, toHrTime(later(attempt.end ?? req.end ?? attempt.start, attempt.start)));

@@ -14,6 +14,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createOtlpExporter } from '../../src/export/otlp.js';
 import type { OtlpOptions } from '../../src/export/otlp.js';
 import { SelfMetrics } from '../../src/export/self-metrics.js';
+import { AttributeList } from '../../src/otel/attribute-list.js';
 import { SpanFactory } from '../../src/otel/finished-span.js';
 import { withReceiver } from '../../harness/otlp-receiver.js';
 
@@ -54,7 +55,7 @@ function oneSpan(): ReadableSpan[] {
     { sampler: new AlwaysOnSampler(), resource: defaultResource(), scope: { name: 'otlp-test' } },
   );
   factory.end(
-    factory.start(ROOT_CONTEXT, 'span', SpanKind.INTERNAL, [1_700_000_000, 0], {}, []),
+    factory.start(ROOT_CONTEXT, 'span', SpanKind.INTERNAL, [1_700_000_000, 0], new AttributeList(), []),
     [1_700_000_001, 0],
   );
   return spans;

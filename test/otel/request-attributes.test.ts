@@ -12,7 +12,7 @@ function attributesOf(req: RequestRecord, headers: HeaderPolicyOptions = NO_CAPT
   return requestAttributes(req, {
     headers: headerPolicy(headers),
     sensitiveQueryParams: new SensitiveQueryParams(['token']),
-  });
+  }).toAttributes();
 }
 
 test('HTTP/1.1: method, path, query with secrets redacted, scheme, server with its default port, status', () => {
