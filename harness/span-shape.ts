@@ -4,6 +4,19 @@
  * equal field by field. Ids that came in from outside (a `traceparent`) are kept as they are.
  */
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { DEFAULT_SANITIZED_HEADERS } from '../src/otel/header-policy.js';
+import type { HeaderPolicyOptions } from '../src/otel/header-policy.js';
+
+/** The header policies test/fixtures/spans/*.json were made with, by name (the files' suffix). */
+export const SPAN_FIXTURE_CONFIGS: Record<string, HeaderPolicyOptions> = {
+  defaults: { request: [], response: [], sanitize: [...DEFAULT_SANITIZED_HEADERS], maxValueLength: 4096 },
+  'all-headers': {
+    request: ['*'],
+    response: ['*'],
+    sanitize: [...DEFAULT_SANITIZED_HEADERS],
+    maxValueLength: 64,
+  },
+};
 
 type Plain = Record<string, unknown>;
 

@@ -26,6 +26,7 @@ import {
   tag,
   VARINT,
   varintSize,
+  putFixed64Nanos,
 } from './protobuf-wire.js';
 import { groupByResourceAndScope } from './span-groups.js';
 
@@ -353,22 +354,10 @@ export class OtlpTraceEncoder {
     this._pos = this._buf.writeUInt32LE(v >>> 0, this._pos);
   }
 
-  /**
-   * fixed64 nanoseconds of an HrTime, exact and without a bigint: seconds × 1e9 passes 2^53, so the product is
-   * taken in 16-bit pieces whose partial sums stay exact, and split into its 32-bit halves.
-   */
   private _time(field: number, t: HrTime): void {
     this._ensure(12);
     this._varint(tag(field, I64));
-    const sec = t[0] >>> 0;
-    const a = (sec & 0xffff) * 1e9 + t[1];
-    const b = (sec >>> 16) * 1e9;
-    const bLow = b % 0x10000;
-    const c = bLow * 0x10000 + a;
-    const low = c % 0x1_0000_0000;
-    const high = (b - bLow) / 0x10000 + (c - low) / 0x1_0000_0000;
-    this._pos = this._buf.writeUInt32LE(low, this._pos);
-    this._pos = this._buf.writeUInt32LE(high, this._pos);
+    this._pos = putFixed64Nanos(this._buf, this._pos, t[0], t[1]);
   }
 
   private _string(field: number, s: string): void {

@@ -58,3 +58,19 @@ export function putVarint(buf: Uint8Array, at: number, v: number): number {
   buf[at++] = v;
   return at;
 }
+
+/**
+ * fixed64 nanoseconds of `sec` seconds and `ns` nanoseconds at `at`, exact and without a bigint: seconds × 1e9
+ * passes 2^53, so the product is taken in 16-bit pieces whose partial sums stay exact, and split into its 32-bit
+ * halves. Returns where it ends.
+ */
+export function putFixed64Nanos(buf: Buffer, at: number, sec: number, ns: number): number {
+  const s = sec >>> 0;
+  const a = (s & 0xffff) * 1e9 + ns;
+  const b = (s >>> 16) * 1e9;
+  const bLow = b % 0x10000;
+  const c = bLow * 0x10000 + a;
+  const low = c % 0x1_0000_0000;
+  const high = (b - bLow) / 0x10000 + (c - low) / 0x1_0000_0000;
+  return buf.writeUInt32LE(high, buf.writeUInt32LE(low, at));
+}

@@ -9,20 +9,24 @@ import { startCli } from '../../harness/cli.js';
 import { buildUsdtFixture, get, startUsdtFixture } from '../../harness/usdt-fixture.js';
 import { skipBpf, waitFor } from '../../harness/wait.js';
 
-const WAITING = 'does not exist yet: waiting for it';
+/** The CLI on `--binary path`, once it says it waits for the file. */
+async function waitingCli(path: string, exporter: string): Promise<ReturnType<typeof startCli>> {
+  const cli = startCli(['--binary', path, '--exporter', exporter, '--status-interval', '0']);
+  await waitFor(
+    () => cli.stderrSoFar().includes('does not exist yet: waiting for it'),
+    'the wait',
+    20_000,
+    () => cli.stderrSoFar(),
+  );
+  return cli;
+}
 
 test('--binary that does not exist yet is waited for, then traced', { skip: skipBpf }, async () => {
   const fixture = await buildUsdtFixture();
   const dir = await mkdtemp(join(tmpdir(), 'h2o-otel-later-'));
   const later = join(dir, 'h2o');
-  const cli = startCli(['--binary', later, '--exporter', 'console', '--status-interval', '0']);
+  const cli = await waitingCli(later, 'console');
   try {
-    await waitFor(
-      () => cli.stderrSoFar().includes(WAITING),
-      'the wait',
-      20_000,
-      () => cli.stderrSoFar(),
-    );
     await new Promise((r) => setTimeout(r, 700));
     assert.equal(cli.child.exitCode, null, cli.stderrSoFar());
     await copyFile(fixture, later);
@@ -50,14 +54,8 @@ test('--binary that does not exist yet is waited for, then traced', { skip: skip
 
 test('a signal ends the wait for a --binary that never appears, saying so', { skip: skipBpf }, async () => {
   const never = join(tmpdir(), `h2o-otel-never-${process.pid}`, 'h2o');
-  const cli = startCli(['--binary', never, '--exporter', 'none', '--status-interval', '0']);
+  const cli = await waitingCli(never, 'none');
   try {
-    await waitFor(
-      () => cli.stderrSoFar().includes(WAITING),
-      'the wait',
-      20_000,
-      () => cli.stderrSoFar(),
-    );
     cli.child.kill('SIGTERM');
     const r = await cli.result;
     assert.equal(r.code, 1);

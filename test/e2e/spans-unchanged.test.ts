@@ -5,21 +5,10 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_SANITIZED_HEADERS } from '../../src/otel/header-policy.js';
 import type { HeaderPolicyOptions } from '../../src/otel/header-policy.js';
 import { repoRoot } from '../../harness/cli.js';
-import { spanShapes } from '../../harness/span-shape.js';
+import { SPAN_FIXTURE_CONFIGS, spanShapes } from '../../harness/span-shape.js';
 import { replayInto, testPipeline } from '../../harness/pipeline.js';
-
-const CONFIGS: Record<string, HeaderPolicyOptions> = {
-  defaults: { request: [], response: [], sanitize: [...DEFAULT_SANITIZED_HEADERS], maxValueLength: 4096 },
-  'all-headers': {
-    request: ['*'],
-    response: ['*'],
-    sanitize: [...DEFAULT_SANITIZED_HEADERS],
-    maxValueLength: 64,
-  },
-};
 
 async function spansOf(file: string, headers: HeaderPolicyOptions): Promise<unknown> {
   const spans = await replayInto(testPipeline(headers), await readFile(join(repoRoot, file)));
@@ -42,7 +31,7 @@ async function captures(): Promise<string[]> {
   return files.sort();
 }
 
-for (const [name, headers] of Object.entries(CONFIGS)) {
+for (const [name, headers] of Object.entries(SPAN_FIXTURE_CONFIGS)) {
   test(`every capture gives the same spans as before (${name})`, async () => {
     const file = join(spansDir, `${name}.json`);
     if (process.env.UPDATE_SPAN_FIXTURES === '1') {

@@ -5,28 +5,17 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { DEFAULT_SANITIZED_HEADERS } from '../../src/otel/header-policy.js';
 import { FinishedSpan } from '../../src/otel/finished-span.js';
 import { repoRoot } from '../../harness/cli.js';
 import { replayInto, testPipeline } from '../../harness/pipeline.js';
-import { spanShapes } from '../../harness/span-shape.js';
-
-const CONFIGS = {
-  defaults: { request: [], response: [], sanitize: [...DEFAULT_SANITIZED_HEADERS], maxValueLength: 4096 },
-  'all-headers': {
-    request: ['*'],
-    response: ['*'],
-    sanitize: [...DEFAULT_SANITIZED_HEADERS],
-    maxValueLength: 64,
-  },
-};
+import { SPAN_FIXTURE_CONFIGS, spanShapes } from '../../harness/span-shape.js';
 
 function listedNames(span: ReadableSpan): string[] {
   assert.ok(span instanceof FinishedSpan);
   return span.attributeList.keys.map((k) => k.name);
 }
 
-for (const [name, headers] of Object.entries(CONFIGS)) {
+for (const [name, headers] of Object.entries(SPAN_FIXTURE_CONFIGS)) {
   test(`every span's attribute list is in the order the fixtures hold (${name})`, async () => {
     const golden = JSON.parse(
       await readFile(join(repoRoot, 'test', 'fixtures', 'spans', `${name}.json`), 'utf8'),
