@@ -3,11 +3,9 @@
  * every batch: no intermediate OTLP objects (the SDK's serializer builds a JS object per span, attribute, value and
  * event, then protobufjs walks them), attribute keys and the resource and scope encoded once. Field for field the
  * same message as the SDK's `ProtobufTraceSerializer` (test/export/otlp-encoder.test.ts decodes both).
- *
- * Nested messages are written in place after a one-byte length placeholder; the rare one longer than 127 bytes
- * moves by the extra length bytes once written (a span, the scope's list): one `copyWithin`, no second pass.
+
  */
-import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@opentelemetry/api';
+import type { Attributes, AttributeValue, Link, SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
@@ -15,19 +13,17 @@ import type { AttributeList } from '../otel/attribute-list.js';
 import { FinishedSpan } from '../otel/finished-span.js';
 import {
   copyInto,
-  I32,
-  I64,
-  isShortAscii,
   LEN,
   lengthDelimited,
   optionalStringSize,
   putString,
   putVarint,
+  SHORT_STRING,
   tag,
   VARINT,
   varintSize,
-  putFixed64Nanos,
 } from './protobuf-wire.js';
+import { ProtobufWriter } from './protobuf-writer.js';
 import { groupByResourceAndScope } from './span-groups.js';
 
 /** OTLP span flags: the low byte is W3C's trace flags; these say whether the parent is remote (as the SDK sets). */
@@ -37,9 +33,7 @@ const IS_REMOTE = 0x200;
 /** Encoded attribute keys kept at most; H2O's header names are few, but a bound is cheap. */
 const MAX_KEYS = 4096;
 
-export class OtlpTraceEncoder {
-  private _buf: Buffer = Buffer.allocUnsafe(1 << 16);
-  private _pos = 0;
+export class OtlpTraceEncoder extends ProtobufWriter {
   /** A KeyValue's `key` field, whole (tag, length, UTF-8). */
   private readonly _keys = new Map<string, Buffer>();
   /** The same, by interned key id, for the spans that carry an `AttributeList`: an array index, no hashing. */
@@ -177,10 +171,24 @@ export class OtlpTraceEncoder {
     this._close(kv);
   }
 
-  /** KeyValue{key, AnyValue{string_value}} with every length computed up front. */
+  /**
+   * KeyValue{key, AnyValue{string_value}} with every length known before writing, so no length is fixed up after.
+   * A short value is written as if ASCII, its length its count of chars, and written again the long way only when
+   * a char proves it is not: one pass over it, where checking first and copying after took two.
+   */
   private _stringKeyValue(field: number, key: Buffer, value: string): void {
-    const ascii = isShortAscii(value);
-    const len = ascii ? value.length : Buffer.byteLength(value, 'utf8');
+    if (value.length <= SHORT_STRING) {
+      const start = this._pos;
+      this._stringKeyValueHead(field, key, value.length);
+      if (this._ascii(value)) return;
+      this._pos = start;
+    }
+    this._stringKeyValueHead(field, key, Buffer.byteLength(value, 'utf8'));
+    this._pos += this._buf.write(value, this._pos, 'utf8');
+  }
+
+  /** A string KeyValue up to its value's first byte, for a value of `len` bytes; room for the value made. */
+  private _stringKeyValueHead(field: number, key: Buffer, len: number): void {
     const anyLen = 1 + varintSize(len) + len;
     const kvLen = key.length + 1 + varintSize(anyLen) + anyLen;
     this._ensure(kvLen + 12);
@@ -191,7 +199,6 @@ export class OtlpTraceEncoder {
     this._varint(anyLen);
     this._buf[this._pos++] = tag(1, LEN);
     this._varint(len);
-    this._text(value, ascii);
   }
 
   /** KeyValue{key, AnyValue{int_value}} of a non-negative integer, lengths computed up front. */
@@ -206,18 +213,6 @@ export class OtlpTraceEncoder {
     this._buf[this._pos++] = anyLen;
     this._buf[this._pos++] = tag(3, VARINT);
     this._varint(value);
-  }
-
-  /** Short ASCII strings are copied char by char: cheaper than a call into the UTF-8 encoder for a few bytes. */
-  private _text(s: string, ascii: boolean): void {
-    if (!ascii) {
-      this._pos += this._buf.write(s, this._pos, 'utf8');
-      return;
-    }
-    const buf = this._buf;
-    let at = this._pos;
-    for (let i = 0; i < s.length; i++) buf[at++] = s.charCodeAt(i);
-    this._pos = at;
   }
 
   /** An AnyValue as the SDK makes one: integers as int_value, other numbers as double_value. */
@@ -282,106 +277,6 @@ export class OtlpTraceEncoder {
       this._resources.set(resource, encoded);
     }
     return encoded;
-  }
-
-  // --- the writer ---
-
-  private _ensure(n: number): void {
-    if (this._pos + n <= this._buf.length) return;
-    let size = this._buf.length * 2;
-    while (size < this._pos + n) size *= 2;
-    const bigger = Buffer.allocUnsafe(size);
-    this._buf.copy(bigger, 0, 0, this._pos);
-    this._buf = bigger;
-  }
-
-  /** Starts a length-delimited field: its tag and a one-byte length placeholder; returns where its content starts. */
-  private _open(field: number): number {
-    this._ensure(6);
-    this._varint(tag(field, LEN));
-    this._buf[this._pos++] = 0;
-    return this._pos;
-  }
-
-  /** Ends the field opened at `start`: its length in place, the content moved when that takes more than a byte. */
-  private _close(start: number): void {
-    const len = this._pos - start;
-    if (len < 0x80) {
-      this._buf[start - 1] = len;
-      return;
-    }
-    const extra = varintSize(len) - 1;
-    this._ensure(extra);
-    this._buf.copyWithin(start + extra, start, this._pos);
-    this._pos += extra;
-    putVarint(this._buf, start - 1, len);
-  }
-
-  private _varint(v: number): void {
-    this._pos = putVarint(this._buf, this._pos, v);
-  }
-
-  /** A varint field, left out when 0 (proto3's default) unless `always`. */
-  private _varintField(field: number, v: number, always = false): void {
-    if (v === 0 && !always) return;
-    this._ensure(16);
-    this._varint(tag(field, VARINT));
-    this._varint(v);
-  }
-
-  /** int64: negative values take ten bytes, two's complement. */
-  private _int64(field: number, v: number): void {
-    this._ensure(16);
-    this._varint(tag(field, VARINT));
-    if (v >= 0) return this._varint(v);
-    let n = BigInt.asUintN(64, BigInt(v));
-    while (n >= 0x80n) {
-      this._buf[this._pos++] = Number(n & 0x7fn) | 0x80;
-      n >>= 7n;
-    }
-    this._buf[this._pos++] = Number(n);
-  }
-
-  private _double(field: number, v: number): void {
-    this._ensure(12);
-    this._varint(tag(field, I64));
-    this._pos = this._buf.writeDoubleLE(v, this._pos);
-  }
-
-  private _fixed32(field: number, v: number): void {
-    this._ensure(8);
-    this._varint(tag(field, I32));
-    this._pos = this._buf.writeUInt32LE(v >>> 0, this._pos);
-  }
-
-  private _time(field: number, t: HrTime): void {
-    this._ensure(12);
-    this._varint(tag(field, I64));
-    this._pos = putFixed64Nanos(this._buf, this._pos, t[0], t[1]);
-  }
-
-  private _string(field: number, s: string): void {
-    const ascii = isShortAscii(s);
-    const len = ascii ? s.length : Buffer.byteLength(s, 'utf8');
-    this._ensure(len + 10);
-    this._varint(tag(field, LEN));
-    this._varint(len);
-    this._text(s, ascii);
-  }
-
-  /** An id given in hex, as bytes (the SDK's encoding of trace and span ids). */
-  private _hex(field: number, hex: string): void {
-    const len = hex.length >>> 1;
-    this._ensure(len + 4);
-    this._varint(tag(field, LEN));
-    this._varint(len);
-    this._pos += this._buf.write(hex, this._pos, 'hex');
-  }
-
-  private _bytes(b: Buffer): void {
-    this._ensure(b.length);
-    this._buf.set(b, this._pos);
-    this._pos += b.length;
   }
 }
 

@@ -25,14 +25,8 @@ export function copyInto(buf: Buffer, at: number, b: Buffer): number {
   return at + b.length;
 }
 
-/** Strings up to this long are scanned for ASCII and copied char by char. */
-const SHORT_STRING = 64;
-
-export function isShortAscii(s: string): boolean {
-  if (s.length > SHORT_STRING) return false;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
-  return true;
-}
+/** Strings up to this long are copied char by char while they prove ASCII. */
+export const SHORT_STRING = 64;
 
 export function varintSize(v: number): number {
   let n = 1;
@@ -59,18 +53,58 @@ export function putVarint(buf: Uint8Array, at: number, v: number): number {
   return at;
 }
 
+/** The last second split by `putFixed64Nanos`: the times of a batch's spans and events share a few seconds. */
+let splitSec = -1;
+let splitHigh = 0;
+let splitLow = 0;
+
 /**
  * fixed64 nanoseconds of `sec` seconds and `ns` nanoseconds at `at`, exact and without a bigint: seconds × 1e9
  * passes 2^53, so the product is taken in 16-bit pieces whose partial sums stay exact, and split into its 32-bit
- * halves. Returns where it ends.
+ * halves (kept for the next time of the same second); the nanoseconds are added with a carry. Returns where it ends.
  */
 export function putFixed64Nanos(buf: Buffer, at: number, sec: number, ns: number): number {
-  const s = sec >>> 0;
-  const a = (s & 0xffff) * 1e9 + ns;
-  const b = (s >>> 16) * 1e9;
-  const bLow = b % 0x10000;
-  const c = bLow * 0x10000 + a;
-  const low = c % 0x1_0000_0000;
-  const high = (b - bLow) / 0x10000 + (c - low) / 0x1_0000_0000;
-  return buf.writeUInt32LE(high, buf.writeUInt32LE(low, at));
+  if (sec !== splitSec) {
+    const s = sec >>> 0;
+    const a = (s & 0xffff) * 1e9;
+    const b = (s >>> 16) * 1e9;
+    const bLow = b % 0x10000;
+    const c = bLow * 0x10000 + a;
+    splitLow = c % 0x1_0000_0000;
+    splitHigh = (b - bLow) / 0x10000 + (c - splitLow) / 0x1_0000_0000;
+    splitSec = sec;
+  }
+  let low = splitLow + ns;
+  let high = splitHigh;
+  if (low >= 0x1_0000_0000) {
+    low -= 0x1_0000_0000;
+    high++;
+  }
+  return putFixed32(buf, putFixed32(buf, at, low), high);
+}
+
+/** A little-endian uint32 at `at`, byte by byte (`writeUInt32LE` checks its arguments on every call). */
+export function putFixed32(buf: Uint8Array, at: number, v: number): number {
+  buf[at] = v & 0xff;
+  buf[at + 1] = (v >>> 8) & 0xff;
+  buf[at + 2] = (v >>> 16) & 0xff;
+  buf[at + 3] = (v >>> 24) & 0xff;
+  return at + 4;
+}
+
+/** Each ASCII code's hex digit value; 0 for anything else (ids are valid hex: the SDK and our ids make them so). */
+const HEX_VALUE = new Uint8Array(256);
+for (let i = 0; i < 10; i++) HEX_VALUE[0x30 + i] = i;
+for (let i = 0; i < 6; i++) HEX_VALUE[0x41 + i] = HEX_VALUE[0x61 + i] = 10 + i;
+
+/**
+ * The bytes of `hex` at `at`, always `hex.length / 2` of them, as the field's length says (the SDK's `hexToBinary`
+ * does the same); `Buffer.write(hex, 'hex')` would cross into C++ for every trace and span id. Returns where it ends.
+ */
+export function putHex(buf: Uint8Array, at: number, hex: string): number {
+  const n = hex.length >>> 1;
+  for (let i = 0; i < n; i++)
+    buf[at + i] =
+      (HEX_VALUE[hex.charCodeAt(2 * i) & 0xff]! << 4) | HEX_VALUE[hex.charCodeAt(2 * i + 1) & 0xff]!;
+  return at + n;
 }
