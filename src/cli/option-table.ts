@@ -23,6 +23,9 @@ import {
   tcpPort,
 } from './parsers.js';
 import { H2O_STATUS_INTERVAL_MS } from './intervals.js';
+import { H2OLOG_FORMAT_OPTIONS } from './option-rows-h2olog-format.js';
+import { METRICS_OPTIONS } from './option-rows-metrics.js';
+import { TAIL_SAMPLING_OPTIONS } from './option-rows-tail-sampling.js';
 import { DEFAULT_SERVICE_NAME, resourceAttributeList } from './resource.js';
 
 const COMPRESSIONS = ['none', 'gzip'] as const;
@@ -136,6 +139,7 @@ export const OPTION_TABLE = {
     parse: positiveNumber,
     default: 256,
   }),
+  ...H2OLOG_FORMAT_OPTIONS,
   maxSpanEvents: value({
     flag: '--max-span-events <n>',
     help: 'QUIC/TLS events kept per span; more are counted as dropped (totals stay exact)',
@@ -248,6 +252,7 @@ export const OPTION_TABLE = {
     env: ['OTEL_TRACES_SAMPLER_ARG'],
     help: 'the ratio of the *traceidratio samplers, 0..1 (default 1)',
   }),
+  ...TAIL_SAMPLING_OPTIONS,
   metrics: toggle({
     flag: '--no-metrics',
     env: ['OTEL_METRICS_EXPORTER'],
@@ -261,6 +266,7 @@ export const OPTION_TABLE = {
     parse: integerAtLeast(1),
     default: 60_000,
   }),
+  ...METRICS_OPTIONS,
   captureRequestHeaders: value({
     flag: '--capture-request-headers <names>',
     env: ['OTEL_INSTRUMENTATION_HTTP_SERVER_CAPTURE_REQUEST_HEADERS'],
