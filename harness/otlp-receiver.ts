@@ -58,6 +58,21 @@ export interface ReceivedMetricPoint {
   scope: { name: string; version: string };
 }
 
+/** One data point of an explicit-bucket histogram (the RED metrics), with its exemplars. */
+export interface ReceivedHistogramPoint {
+  name: string;
+  unit: string;
+  attributes: OtlpAttributes;
+  count: number;
+  sum: number;
+  bucketCounts: number[];
+  explicitBounds: number[];
+  exemplars: { value: number; timeUnixNano: bigint; traceId: string; spanId: string }[];
+  timeUnixNano: bigint;
+  /** 2: cumulative. */
+  temporality: number;
+}
+
 export interface ReceivedRequest {
   /** Which OTLP service was called. */
   kind: 'traces' | 'metrics';
@@ -82,6 +97,8 @@ export interface OtlpReceiver {
   readonly spans: ReceivedSpan[];
   /** Sum data points in arrival order (both transports). */
   readonly metrics: ReceivedMetricPoint[];
+  /** Histogram data points in arrival order (both transports). */
+  readonly histograms: ReceivedHistogramPoint[];
   /** Every export call of either signal. */
   readonly requests: ReceivedRequest[];
   /** Resolves with all spans once at least n arrived; rejects after timeoutMs (default 10 s). */
@@ -95,6 +112,12 @@ export interface OtlpReceiver {
     pred?: (p: ReceivedMetricPoint) => boolean,
     timeoutMs?: number,
   ): Promise<ReceivedMetricPoint>;
+  /** Resolves once a histogram point named `name` satisfying `pred` arrived; rejects after timeoutMs (default 10 s). */
+  waitForHistogram(
+    name: string,
+    pred?: (p: ReceivedHistogramPoint) => boolean,
+    timeoutMs?: number,
+  ): Promise<ReceivedHistogramPoint>;
   /**
    * How export calls are answered from now on: accepted ('none', the default), refused as the collector's
    * overload answer ('unavailable': gRPC UNAVAILABLE, HTTP 503), refused for good ('reject': gRPC
@@ -174,6 +197,16 @@ interface RawMetric {
   unit: string;
   data?: string;
   sum?: { dataPoints: RawNumberDataPoint[]; isMonotonic: boolean };
+  histogram?: { dataPoints: RawHistogramDataPoint[]; aggregationTemporality: number };
+}
+interface RawHistogramDataPoint {
+  attributes: RawKeyValue[];
+  timeUnixNano: bigint;
+  count: bigint;
+  sum: number;
+  bucketCounts: bigint[];
+  explicitBounds: number[];
+  exemplars: { timeUnixNano: bigint; asDouble?: number; spanId: Uint8Array; traceId: Uint8Array }[];
 }
 interface RawExportMetricsRequest {
   resourceMetrics: {
@@ -238,6 +271,11 @@ function getCodec(): Codec {
     },
   };
   return codec;
+}
+
+/** An ExportMetricsServiceRequest as the official .proto files decode it (every default filled in). */
+export function decodeMetricsRequest(bytes: Uint8Array): unknown {
+  return getCodec().decodeMetrics(bytes);
 }
 
 /** An ExportTraceServiceRequest as the official .proto files decode it (every default filled in), for comparisons. */
@@ -317,7 +355,36 @@ function toSpans(req: RawExportTraceRequest): ReceivedSpan[] {
   return out;
 }
 
-/** One entry per sum data point; a metric of another kind is named in `skipped` for the wait's message. */
+function toHistogramPoints(req: RawExportMetricsRequest): ReceivedHistogramPoint[] {
+  const out: ReceivedHistogramPoint[] = [];
+  for (const rm of req.resourceMetrics)
+    for (const sm of rm.scopeMetrics)
+      for (const m of sm.metrics) {
+        if (m.data !== 'histogram') continue;
+        for (const p of m.histogram?.dataPoints ?? []) {
+          out.push({
+            name: m.name,
+            unit: m.unit,
+            attributes: toAttributes(p.attributes),
+            count: Number(p.count),
+            sum: p.sum,
+            bucketCounts: p.bucketCounts.map(Number),
+            explicitBounds: p.explicitBounds,
+            exemplars: p.exemplars.map((e) => ({
+              value: e.asDouble ?? NaN,
+              timeUnixNano: e.timeUnixNano,
+              traceId: hex(e.traceId),
+              spanId: hex(e.spanId),
+            })),
+            timeUnixNano: p.timeUnixNano,
+            temporality: m.histogram?.aggregationTemporality ?? 0,
+          });
+        }
+      }
+  return out;
+}
+
+/** One entry per sum data point; a metric of another kind (but histograms) is named in `skipped` for the wait's message. */
 function toMetricPoints(req: RawExportMetricsRequest, skipped: string[]): ReceivedMetricPoint[] {
   const out: ReceivedMetricPoint[] = [];
   for (const rm of req.resourceMetrics) {
@@ -325,6 +392,7 @@ function toMetricPoints(req: RawExportMetricsRequest, skipped: string[]): Receiv
     for (const sm of rm.scopeMetrics) {
       const scope = { name: sm.scope?.name ?? '', version: sm.scope?.version ?? '' };
       for (const m of sm.metrics) {
+        if (m.data === 'histogram') continue;
         if (m.data !== 'sum') {
           skipped.push(`${m.name} (${m.data ?? 'no data'})`);
           continue;
@@ -359,6 +427,7 @@ export async function startOtlpReceiver(host = '127.0.0.1'): Promise<OtlpReceive
   const { decodeTraces, decodeMetrics, emptyResponses } = getCodec();
   const spans: ReceivedSpan[] = [];
   const metrics: ReceivedMetricPoint[] = [];
+  const histograms: ReceivedHistogramPoint[] = [];
   const requests: ReceivedRequest[] = [];
   // Decode failures would otherwise only surface as a wait timeout; keep them for its message.
   const errors: string[] = [];
@@ -375,17 +444,21 @@ export async function startOtlpReceiver(host = '127.0.0.1'): Promise<OtlpReceive
   ) => {
     const received =
       kind === 'traces'
-        ? { spans: toSpans(decodeTraces(body)), points: [] }
-        : { spans: [], points: toMetricPoints(decodeMetrics(body), skipped) };
+        ? { spans: toSpans(decodeTraces(body)), points: [], histograms: [] }
+        : (() => {
+            const raw = decodeMetrics(body);
+            return { spans: [], points: toMetricPoints(raw, skipped), histograms: toHistogramPoints(raw) };
+          })();
     requests.push({
       kind,
       transport,
       headers,
       spanCount: received.spans.length,
-      pointCount: received.points.length,
+      pointCount: received.points.length + received.histograms.length,
     });
     spans.push(...received.spans);
     metrics.push(...received.points);
+    histograms.push(...received.histograms);
     for (const wake of [...waiters]) wake();
   };
 
@@ -558,6 +631,7 @@ export async function startOtlpReceiver(host = '127.0.0.1'): Promise<OtlpReceive
     httpUrl: `http://127.0.0.1:${httpPort}`,
     spans,
     metrics,
+    histograms,
     requests,
     waitForSpans(n, timeoutMs = 10_000) {
       return waitUntil(
@@ -581,6 +655,15 @@ export async function startOtlpReceiver(host = '127.0.0.1'): Promise<OtlpReceive
             ` metric request(s)${notDecoded}`
           );
         },
+      );
+    },
+    waitForHistogram(name, pred = () => true, timeoutMs = 10_000) {
+      return waitUntil(
+        () => histograms.findLast((p) => p.name === name && pred(p)),
+        timeoutMs,
+        () =>
+          `no point of histogram "${name}" matching the predicate within ${timeoutMs} ms; histograms seen ` +
+          `[${[...new Set(histograms.map((p) => p.name))].join(', ')}] (${histograms.length} point(s))`,
       );
     },
     failWith(mode) {

@@ -3,7 +3,7 @@
  *
  *   source ─► SourceSink ─┬─ events ─► correlator ─────┐
  *            (per session) │  (taps: --record, qlog)     ├─► tracer filter ─► span mapper ─► sampler ─► processor ─► exporter
- *                          └─ finished records ─(join)──┘
+ *                          └─ finished records ─(join)──┘                        (every span ─► RED metrics; exported ─► exemplars)
  *
  * Sources decode their own input (how much: `decode`) and push into the sink of each of their sessions; a session
  * is one id space (H2O's conn ids restart with the server), so each gets its own correlator. On their way to the
@@ -16,6 +16,7 @@
  * full. What can wait does: a replay asks `ready()` between reads, and the records a session's end releases at
  * once (every connection still open) go on as the processor makes room (`EndOfSessionFeed`).
  */
+import type { Meter } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { Sampler, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import {
@@ -37,6 +38,8 @@ import type { QlogDirectory } from './export/qlog.js';
 import { SpanFactory } from './otel/finished-span.js';
 import { HeaderNameSet, headerPolicy } from './otel/header-policy.js';
 import type { HeaderPolicyOptions } from './otel/header-policy.js';
+import type { ExemplarStore } from './otel/exemplars.js';
+import { ExemplarTap, RedMetrics } from './otel/red-metrics.js';
 import { INSTRUMENTATION_SCOPE } from './otel/scope.js';
 import { SpanMapper } from './otel/span-mapper.js';
 import type { SpanMapperStats } from './otel/span-mapper.js';
@@ -65,6 +68,8 @@ export interface PipelineEdges {
   readonly qlog?: QlogDirectory;
   /** Stop at the correlator's records, mapping nothing (the benchmark's stage ladder). */
   readonly stopAtRecords?: boolean;
+  /** Where the RED metrics are recorded, and the exemplars kept for them (see `Metrics`). */
+  readonly metrics?: { readonly meter: Meter; readonly exemplars: ExemplarStore };
 }
 
 export interface PipelineStats {
@@ -92,10 +97,15 @@ export class Pipeline implements Sessions {
     private readonly _edges: PipelineEdges,
   ) {
     this.processor = new CountingBatchProcessor(_edges.exporter, _config.batch);
-    const spans = new SpanFactory(this.processor, {
+    const metrics = _edges.metrics;
+    // Exported request spans leave their durations as exemplars; every span, exported or not, feeds the RED metrics.
+    const exported =
+      metrics === undefined ? this.processor : new ExemplarTap(this.processor, metrics.exemplars);
+    const spans = new SpanFactory(exported, {
       sampler: _config.sampler,
       resource: _config.resource,
       scope: INSTRUMENTATION_SCOPE,
+      observer: metrics === undefined ? undefined : new RedMetrics(metrics.meter),
     });
     const headers = headerPolicy(_config.headers);
     this.capturesResponseHeaders = headers.anyResponse;
@@ -107,6 +117,7 @@ export class Pipeline implements Sessions {
     this._records = _edges.stopAtRecords === true ? DISCARD_RECORDS : tracers;
     this._endFeed = new EndOfSessionFeed(this._records, this.processor);
     this.decode = decodePlan(_config, mapper, _edges);
+    if (metrics !== undefined) this._observeActiveRequests(metrics.meter);
     this.stats = {
       decode: this.decode.stats,
       correlate: newCorrelatorStats(),
@@ -147,6 +158,21 @@ export class Pipeline implements Sessions {
     let n = 0;
     for (const s of this._open) n += s.correlator.openRequests;
     return n;
+  }
+
+  /**
+   * `http.server.active_requests`, as far as the correlators see them begin: not measured until some request has
+   * (the request probe reports requests only as they end, so it never shows them open).
+   */
+  private _observeActiveRequests(meter: Meter): void {
+    meter
+      .createObservableUpDownCounter('http.server.active_requests', {
+        unit: '{request}',
+        description: 'Number of active HTTP server requests.',
+      })
+      .addCallback((result) => {
+        if (this.stats.correlate.requests > 0) result.observe(this.openRequests);
+      });
   }
 
   /** Called on a timer while live, so deadlines fire when H2O is quiet. */

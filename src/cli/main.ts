@@ -12,12 +12,11 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { subscriptionFor, usdtPointsFor, usdtQuicPointsFor } from '../events/catalogue.js';
 import { type BpfSource, openBpfSource } from './bpf-source.js';
 import { EventRecorder } from '../events/recorder.js';
-import { rejectedLines } from '../events/types.js';
 import { ConsoleTreeExporter } from '../export/console-exporter.js';
 import { DiscardExporter } from '../export/discard-exporter.js';
 import { createOtlpExporter } from '../export/otlp.js';
 import { QlogDirectory } from '../export/qlog.js';
-import { SelfMetrics } from '../export/self-metrics.js';
+import { registerSelfCounters } from '../export/self-metrics.js';
 import { samplerFrom, SamplerConfigError } from '../otel/sampler.js';
 import { buildPipeline } from '../pipeline.js';
 import { openReplayInput, replay, ReplayError } from '../sources/replay.js';
@@ -36,6 +35,7 @@ import { buildCommand, resolveOptions } from './options.js';
 import type { Env, Options } from './options.js';
 import { HealthListenError, healthFacts, startHealth } from './health.js';
 import type { HealthState } from './health-state.js';
+import { selfCounterReadings, startMetrics } from './metrics-setup.js';
 import { flushWithin } from './shutdown.js';
 import type { FlushBound } from './shutdown.js';
 import { StatusReporter } from './status.js';
@@ -126,6 +126,11 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     }
   }
   const resource = defaultResource().merge(resourceFromAttributes(o.resourceAttributes));
+  const metrics = await startMetrics(o, resource);
+  if (typeof metrics === 'string') {
+    process.stderr.write(`h2o-otel: ${metrics}\n`);
+    return 1;
+  }
   const pipeline = buildPipeline(
     {
       correlator: o.correlator,
@@ -136,7 +141,7 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
       resource,
       batch: o.batch,
     },
-    { exporter: createExporter(o), recorder, qlog },
+    { exporter: createExporter(o), recorder, qlog, metrics },
   );
   const processor = pipeline.processor;
   const needs = { responseHeaders: pipeline.capturesResponseHeaders, quicEvents: o.quicEvents };
@@ -157,44 +162,15 @@ export async function main(argv: readonly string[], env: Env): Promise<number> {
     say,
   );
 
-  const metrics =
-    o.metrics === undefined
-      ? undefined
-      : new SelfMetrics({ ...o.metrics, resource }, () => {
-          const { decode: d, spans: m, export: e } = pipeline.stats;
-          const u = usdtSource?.stats();
-          return {
-            events: d.events,
-            badInput: d.malformed + d.tooLong + d.notEvents,
-            rejectedInput: rejectedLines(d),
-            evictedRequests: pipeline.stats.correlate.evictedRequests,
-            spans: m.requestSpans + m.connectionSpans + m.tunnelSpans + m.upstreamSpans,
-            exported: e.exported,
-            dropped: e.dropped,
-            failed: e.failed,
-            ...(h2oStatus === undefined ? {} : { h2oLost: h2oStatus.stats.lost }),
-            ...(socketSource === undefined
-              ? {}
-              : { reconnects: socketSource.stats.reconnects, reconnectGap: socketSource.stats.totalGapMs }),
-            ...(u === undefined
-              ? {}
-              : {
-                  probeHits: u.hits,
-                  ringRecords: u.emitted,
-                  ringLost: u.lost,
-                  readFailures: u.readFailures,
-                  truncated: u.truncated,
-                  sampledOut: u.sampledOut,
-                  skippedHeaders: u.skippedHeaders,
-                }),
-          };
-        });
-
   const abort = new AbortController();
   let socketSource: H2ologSocketSource | undefined;
   let usdtSource: BpfSource | undefined;
   const live = { socket: () => socketSource, bpf: () => usdtSource };
   health?.watch(healthFacts(o.source, live, processor.stats));
+  if (metrics !== undefined) {
+    const sources = { usdt: () => usdtSource, socket: () => socketSource, h2oStatus: () => h2oStatus };
+    registerSelfCounters(metrics.meter, selfCounterReadings(pipeline, sources));
+  }
   if (o.source.kind === 'usdt') {
     try {
       usdtSource = await openBpfSource(o, {

@@ -256,13 +256,13 @@ export const OPTION_TABLE = {
   metrics: toggle({
     flag: '--no-metrics',
     env: ['OTEL_METRICS_EXPORTER'],
-    help: "with OTLP export: do not export h2o-otel's own counters (events, drops, lost records)",
-    envHelp: "none: do not export h2o-otel's own counters",
+    help: "no metrics at all: neither the RED metrics nor h2o-otel's own counters, over OTLP or Prometheus",
+    envHelp: 'none: no metrics at all',
     parse: (raw) => raw.trim() !== 'none',
   }),
   metricsIntervalMs: value({
     env: ['OTEL_METRIC_EXPORT_INTERVAL'],
-    help: "ms between exports of h2o-otel's own counters",
+    help: 'ms between OTLP exports of the metrics',
     parse: integerAtLeast(1),
     default: 60_000,
   }),

@@ -55,8 +55,16 @@ export interface Options {
     readonly objectPath: string;
   };
   readonly exporter: { kind: 'console' } | { kind: 'none' } | ({ kind: 'otlp' } & Required<OtlpOptions>);
-  /** h2o-otel's own counters over OTLP (only with the OTLP exporter). */
-  readonly metrics: (Required<OtlpOptions> & { intervalMs: number }) | undefined;
+  /**
+   * The RED metrics and h2o-otel's own counters: over OTLP with the OTLP exporter, and/or served to Prometheus;
+   * undefined when neither (or `--no-metrics`).
+   */
+  readonly metrics:
+    | {
+        readonly otlp: (Required<OtlpOptions> & { intervalMs: number }) | undefined;
+        readonly prometheus: { readonly host: string; readonly port: number } | undefined;
+      }
+    | undefined;
   /** --service-name or OTEL_SERVICE_NAME; `resourceAttributes` holds the service.name in effect. */
   readonly serviceName: string | undefined;
   /** Attributes of the resource, service.name included (merged over the SDK's default resource). */
@@ -130,11 +138,21 @@ function sourceOf(v: Values): Source {
   );
 }
 
-/** The OTLP exporter and h2o-otel's own metrics: URLs, then each signal's headers, timeout and compression. */
+/** The OTLP exporter and the metrics: URLs, then each signal's headers, timeout and compression. */
 function exportOf(v: Values): Pick<Options, 'exporter' | 'metrics'> {
   const endpoints = resolveEndpoints(v);
   const kind = v.exporter ?? (endpoints.configured ? 'otlp' : 'console');
-  if (kind !== 'otlp') return { exporter: { kind }, metrics: undefined };
+  if (v.prometheusPort !== undefined && !v.metrics)
+    throw new InvalidArgumentError(
+      '--prometheus-port serves metrics, which --no-metrics turns off: drop one of them',
+    );
+  if (v.prometheusPort !== undefined && v.prometheusPort === v.healthPort)
+    throw new InvalidArgumentError('--prometheus-port and --health-port must be different ports');
+  const prometheus =
+    v.prometheusPort === undefined ? undefined : { host: v.prometheusHost, port: v.prometheusPort };
+  const metricsOf = (otlp: NonNullable<Options['metrics']>['otlp']): Options['metrics'] =>
+    v.metrics && (otlp !== undefined || prometheus !== undefined) ? { otlp, prometheus } : undefined;
+  if (kind !== 'otlp') return { exporter: { kind }, metrics: metricsOf(undefined) };
   const exporter = {
     kind,
     protocol: v.protocol,
@@ -151,7 +169,7 @@ function exportOf(v: Values): Pick<Options, 'exporter' | 'metrics'> {
     compression: v.metricsCompression,
     intervalMs: v.metricsIntervalMs,
   };
-  return { exporter, metrics: v.metrics ? metrics : undefined };
+  return { exporter, metrics: metricsOf(metrics) };
 }
 
 /**

@@ -7,9 +7,8 @@
  * (`..._CERTIFICATE`, `..._CLIENT_KEY`, `..._CLIENT_CERTIFICATE`, `..._INSECURE`) are the SDK's own: it reads them.
  */
 import { Metadata } from '@grpc/grpc-js';
-import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { OTLPMetricExporterBase } from '@opentelemetry/exporter-metrics-otlp-http';
+import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import type { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
@@ -21,13 +20,25 @@ import {
   convertLegacyOtlpGrpcOptions,
   createOtlpGrpcExportDelegate,
 } from '@opentelemetry/otlp-grpc-exporter-base';
-import { ProtobufTraceSerializer, TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
-import type { IExportTraceServiceResponse, ISerializer } from '@opentelemetry/otlp-transformer';
+import {
+  MetricsExporterMetricsHelper,
+  ProtobufMetricsSerializer,
+  ProtobufTraceSerializer,
+  TraceExporterMetricsHelper,
+} from '@opentelemetry/otlp-transformer';
+import type {
+  IExportMetricsServiceResponse,
+  IExportTraceServiceResponse,
+  ISerializer,
+} from '@opentelemetry/otlp-transformer';
 import type { ExportResult } from '@opentelemetry/core';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { exportErrorStatus, GRPC_UNAVAILABLE } from './export-errors.js';
+import type { ExemplarStore } from '../otel/exemplars.js';
 import { OtlpTraceEncoder } from './otlp-encoder.js';
+import { OtlpMetricsEncoder } from './otlp-metrics-encoder.js';
+import type { ExemplarLookup } from './otlp-metrics-encoder.js';
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf';
 export type OtlpCompression = 'none' | 'gzip';
@@ -154,9 +165,46 @@ class RenewingGrpcExporter implements SpanExporter {
   }
 }
 
-/** Same options, `url` being the metrics endpoint. */
-export function createOtlpMetricExporter(o: OtlpOptions): PushMetricExporter {
-  return o.protocol === 'grpc'
-    ? new GrpcMetricExporter(grpcConfig(o))
-    : new ProtoMetricExporter(protoConfig(o));
+/**
+ * Same options, `url` being the metrics endpoint: the SDK's metric exporter (temporality, transport, retries) with
+ * h2o-otel's encoder, which writes the exemplars of `exemplars` beside their histograms' data points.
+ */
+export function createOtlpMetricExporter(o: OtlpOptions, exemplars?: ExemplarStore): PushMetricExporter {
+  const serializer = directMetricsSerializer(exemplars);
+  const delegate =
+    o.protocol === 'grpc'
+      ? createOtlpGrpcExportDelegate(
+          convertLegacyOtlpGrpcOptions(grpcConfig(o), 'METRICS'),
+          serializer,
+          'otlp_grpc_metric_exporter',
+          MetricsExporterMetricsHelper,
+          undefined,
+          'MetricsExportService',
+          '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+        )
+      : createOtlpHttpExportDelegate(
+          convertLegacyHttpOptions(protoConfig(o), 'METRICS', 'v1/metrics', {
+            'Content-Type': 'application/x-protobuf',
+          }),
+          serializer,
+          'otlp_http_metric_exporter',
+          MetricsExporterMetricsHelper,
+          undefined,
+        );
+  // The metric exporter base pins its own copy of otlp-exporter-base (one patch release apart): same delegate.
+  return new OTLPMetricExporterBase(
+    delegate as unknown as ConstructorParameters<typeof OTLPMetricExporterBase>[0],
+  );
+}
+
+function directMetricsSerializer(
+  exemplars: ExemplarStore | undefined,
+): ISerializer<ResourceMetrics, IExportMetricsServiceResponse> {
+  const encoder = new OtlpMetricsEncoder();
+  const lookup: ExemplarLookup | undefined =
+    exemplars === undefined ? undefined : (m, p) => exemplars.take(m.descriptor.name, p.attributes);
+  return {
+    serializeRequest: (rm) => encoder.encode(rm, lookup),
+    deserializeResponse: (data) => ProtobufMetricsSerializer.deserializeResponse(data),
+  };
 }

@@ -1,15 +1,9 @@
 /**
- * h2o-otel's own counters as OTLP metrics, so losses show up where users already watch (a dashboard, an alert)
+ * h2o-otel's own counters as metrics (OTLP, Prometheus), so losses show up where users already watch (a dashboard, an alert)
  * and not only on stderr: events in and out, spans dropped or failed, and for the USDT source every record the
  * ring buffer lost and every failed read of H2O's memory. All are cumulative monotonic sums read at export time.
  */
-import type { ObservableCounter } from '@opentelemetry/api';
-import type { Resource } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import type { OtlpOptions } from './otlp.js';
-import { createOtlpMetricExporter } from './otlp.js';
-import { withinMs } from './deadline.js';
-import { INSTRUMENTATION_SCOPE } from '../otel/scope.js';
+import type { Meter, ObservableCounter } from '@opentelemetry/api';
 
 /** Counter readings, whatever produced them (the CLI passes closures over the stages' stats). */
 export type CounterReadings = () => Readonly<Record<string, number>>;
@@ -105,50 +99,23 @@ export const SELF_COUNTERS: Readonly<Record<string, CounterSpec>> = {
   },
 };
 
-export interface SelfMetricsOptions extends OtlpOptions {
-  readonly intervalMs: number;
-  readonly resource: Resource;
-}
-
-export class SelfMetrics {
-  private readonly _provider: MeterProvider;
-
-  constructor(o: SelfMetricsOptions, read: CounterReadings) {
-    this._provider = new MeterProvider({
-      resource: o.resource,
-      readers: [
-        new PeriodicExportingMetricReader({
-          exporter: createOtlpMetricExporter(o),
-          exportIntervalMillis: o.intervalMs,
-          exportTimeoutMillis: Math.min(o.intervalMs, 30_000),
-        }),
-      ],
-    });
-    const meter = this._provider.getMeter(INSTRUMENTATION_SCOPE.name, INSTRUMENTATION_SCOPE.version);
-    const counters = new Map<string, ObservableCounter>();
-    for (const [key, spec] of Object.entries(SELF_COUNTERS)) {
-      counters.set(
-        key,
-        meter.createObservableCounter(spec.name, { unit: spec.unit, description: spec.description }),
-      );
-    }
-    meter.addBatchObservableCallback(
-      (result) => {
-        const values = read();
-        for (const [key, counter] of counters) {
-          const v = values[key];
-          if (v !== undefined) result.observe(counter, v);
-        }
-      },
-      [...counters.values()],
+/** The counters as observable counters of `meter`, all read by one callback at collection time. */
+export function registerSelfCounters(meter: Meter, read: CounterReadings): void {
+  const counters = new Map<string, ObservableCounter>();
+  for (const [key, spec] of Object.entries(SELF_COUNTERS)) {
+    counters.set(
+      key,
+      meter.createObservableCounter(spec.name, { unit: spec.unit, description: spec.description }),
     );
   }
-
-  /** Export the final values, then stop; never longer than `timeoutMs`. */
-  async shutdown(timeoutMs: number): Promise<void> {
-    await withinMs(
-      this._provider.shutdown().catch(() => undefined),
-      timeoutMs,
-    );
-  }
+  meter.addBatchObservableCallback(
+    (result) => {
+      const values = read();
+      for (const [key, counter] of counters) {
+        const v = values[key];
+        if (v !== undefined) result.observe(counter, v);
+      }
+    },
+    [...counters.values()],
+  );
 }

@@ -85,6 +85,8 @@ export interface SpanFactoryOptions {
   readonly sampler: Sampler;
   readonly resource: Resource;
   readonly scope: InstrumentationScope;
+  /** Sees every span as it ends, sampled or not (RED metrics: sampling must not skew them). */
+  readonly observer?: { record(span: FinishedSpan): void };
 }
 
 /** Starts spans (ids, parent, the sampling decision) and hands the sampled ones to the sink once filled in. */
@@ -134,6 +136,7 @@ export class SpanFactory {
 
   end(span: FinishedSpan, endTime: HrTime): void {
     span.endTime = endTime;
+    this._opts.observer?.record(span);
     if (span.sampled) this._sink.onEnd(span);
     else this.notSampled++;
   }

@@ -30,9 +30,9 @@ function otlpExporter(o: Options): Extract<Options['exporter'], { kind: 'otlp' }
   return o.exporter;
 }
 
-function metricsOf(o: Options): NonNullable<Options['metrics']> {
-  assert.ok(o.metrics !== undefined, 'metrics are on');
-  return o.metrics;
+function metricsOf(o: Options): NonNullable<NonNullable<Options['metrics']>['otlp']> {
+  assert.ok(o.metrics?.otlp !== undefined, 'metrics are exported over OTLP');
+  return o.metrics.otlp;
 }
 
 test('without flags or variables, every option has its default', () => {
@@ -83,12 +83,15 @@ test('with OTLP export and no endpoint: a local collector over HTTP, metrics eve
     compression: 'none',
   });
   assert.deepEqual(o.metrics, {
-    protocol: 'http/protobuf',
-    url: 'http://localhost:4318/v1/metrics',
-    headers: {},
-    timeoutMillis: 10_000,
-    compression: 'none',
-    intervalMs: 60_000,
+    otlp: {
+      protocol: 'http/protobuf',
+      url: 'http://localhost:4318/v1/metrics',
+      headers: {},
+      timeoutMillis: 10_000,
+      compression: 'none',
+      intervalMs: 60_000,
+    },
+    prometheus: undefined,
   });
 });
 
@@ -239,6 +242,9 @@ const VARIABLES: ReadonlyArray<[string, string, (o: Options) => unknown, unknown
   ['OTEL_BSP_EXPORT_TIMEOUT', '100', (o) => o.batch.exportTimeoutMillis, 100],
   ['H2O_OTEL_CONFIG', CONFIG_FILE, (o) => o.serviceName, 'from-file'],
   ['H2O_OTEL_HEALTH_PORT', '8888', (o) => o.health.port, 8888],
+  ['H2O_OTEL_PROMETHEUS_PORT', '9464', (o) => o.metrics?.prometheus?.port, 9464],
+  ['OTEL_EXPORTER_PROMETHEUS_PORT', '9465', (o) => o.metrics?.prometheus?.port, 9465],
+  ['OTEL_EXPORTER_PROMETHEUS_HOST', '127.0.0.1', (o) => o.metrics?.prometheus?.host, undefined],
 ];
 
 test('each variable sets its option', () => {
@@ -379,14 +385,30 @@ test('--qlog-dir subscribes to every packet unless --quic-events chose a level',
   assert.equal(replay(['--qlog-dir', '/tmp/q', '--quic-events', 'basic']).quicEvents, 'basic');
 });
 
-test("h2o-otel's own metrics go with the OTLP exporter only", () => {
+test('metrics go over OTLP with the OTLP exporter, to Prometheus when asked, and nowhere else', () => {
   assert.equal(
     replay(['--exporter', 'console'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).metrics,
     undefined,
   );
   assert.equal(
-    replay([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).metrics?.url,
+    replay([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }).metrics?.otlp?.url,
     'http://c:4318/v1/metrics',
   );
+  assert.deepEqual(replay(['--exporter', 'none', '--prometheus-port', '9464']).metrics, {
+    otlp: undefined,
+    prometheus: { host: '0.0.0.0', port: 9464 },
+  });
+  assert.deepEqual(
+    replay(['--prometheus-port', '9464', '--prometheus-host', '127.0.0.1'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
+    }).metrics?.prometheus,
+    { host: '127.0.0.1', port: 9464 },
+  );
+  assert.throws(() => replay(['--prometheus-port', '9464', '--no-metrics']), /--no-metrics turns off/);
+  assert.throws(
+    () => replay(['--prometheus-port', '9464', '--health-port', '9464']),
+    /--prometheus-port and --health-port must be different ports/,
+  );
+  assert.throws(() => replay(['--prometheus-port', '0']), /--prometheus-port.*must be a TCP port/);
   assert.deepEqual(replay(['--exporter', 'none']).exporter, { kind: 'none' });
 });

@@ -87,14 +87,14 @@ test('through the options: an endpoint selects OTLP export, with the protocol of
     OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
   });
   assert.deepEqual(
-    grpc.exporter.kind === 'otlp' && [grpc.exporter.protocol, grpc.exporter.url, grpc.metrics?.url],
+    grpc.exporter.kind === 'otlp' && [grpc.exporter.protocol, grpc.exporter.url, grpc.metrics?.otlp?.url],
     ['grpc', 'http://c:4317', 'http://c:4317'],
   );
   const http = resolve(['--endpoint', 'http://flag:4318'], {
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:4318/v1/traces',
   });
   assert.deepEqual(
-    http.exporter.kind === 'otlp' && [http.exporter.protocol, http.exporter.url, http.metrics?.url],
+    http.exporter.kind === 'otlp' && [http.exporter.protocol, http.exporter.url, http.metrics?.otlp?.url],
     ['http/protobuf', 'http://flag:4318/v1/traces', 'http://flag:4318/v1/metrics'],
   );
 });

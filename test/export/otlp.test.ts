@@ -13,7 +13,8 @@ import { AlwaysOnSampler } from '@opentelemetry/sdk-trace-base';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createOtlpExporter } from '../../src/export/otlp.js';
 import type { OtlpOptions } from '../../src/export/otlp.js';
-import { SelfMetrics } from '../../src/export/self-metrics.js';
+import { Metrics } from '../../src/export/metrics.js';
+import { registerSelfCounters } from '../../src/export/self-metrics.js';
 import { AttributeList } from '../../src/otel/attribute-list.js';
 import { SpanFactory } from '../../src/otel/finished-span.js';
 import { withReceiver } from '../../harness/otlp-receiver.js';
@@ -166,18 +167,18 @@ test('gRPC: the URL and headers passed win over the variables, and no header is 
 test("h2o-otel's own metrics: the URL and headers passed win over the variables", () =>
   withConflictingEnv(() =>
     withReceiver(async (receiver) => {
-      const metrics = new SelfMetrics(
-        {
+      const metrics = await Metrics.start({
+        resource: defaultResource(),
+        otlp: {
           protocol: 'http/protobuf',
           url: `${receiver.httpUrl}/v1/metrics`,
           headers: { 'x-tenant': 'passed' },
           timeoutMillis: 5_000,
           compression: 'none',
           intervalMs: 600_000,
-          resource: defaultResource(),
         },
-        () => ({ events: 7 }),
-      );
+      });
+      registerSelfCounters(metrics.meter, () => ({ events: 7 }));
       // Shutting down exports the final values.
       await metrics.shutdown(5_000);
       const point = await receiver.waitForMetric('h2o_otel.events', undefined, 5_000);
