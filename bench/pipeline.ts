@@ -10,8 +10,11 @@ import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { DEFAULT_CORRELATOR_OPTIONS } from '../src/correlate/correlator.js';
 import { DEFAULT_BATCH_OPTIONS } from '../src/export/batch-processor.js';
 import { DEFAULT_SENSITIVE_QUERY_PARAMS } from '../src/otel/url.js';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { RedMetrics } from '../src/otel/red-metrics.js';
+import { INSTRUMENTATION_SCOPE } from '../src/otel/scope.js';
 import { buildPipeline } from '../src/pipeline.js';
-import type { Pipeline } from '../src/pipeline.js';
+import type { Pipeline, PipelineEdges } from '../src/pipeline.js';
 import { JsonLinesSession } from '../src/sources/json-lines.js';
 import { JsonLineDecoder } from '../src/events/decode-json.js';
 import { newDecodeStats } from '../src/events/types.js';
@@ -71,8 +74,33 @@ export interface PipelineRun {
   unusedEvents: number;
 }
 
+/** What the pipeline may do besides making spans, each measured on its own. */
+export interface PipelineFeatures {
+  /** The RED metrics, recorded as the CLI records them (into a provider whose reader is never asked to collect). */
+  readonly metrics?: boolean;
+}
+
+class IdleReader extends MetricReader {
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function benchMetrics(): PipelineEdges['metrics'] {
+  const provider = new MeterProvider({ resource: defaultResource(), readers: [new IdleReader()] });
+  return { meter: provider.getMeter('bench'), red: new RedMetrics(defaultResource(), INSTRUMENTATION_SCOPE) };
+}
+
 /** The pipeline as the CLI builds it, with the stream's captured headers (H2O sends response header lines only then). */
-function benchPipeline(exporter: SpanExporter, maxQueueSize: number, stopAtRecords = false): Pipeline {
+function benchPipeline(
+  exporter: SpanExporter,
+  maxQueueSize: number,
+  stopAtRecords = false,
+  features: PipelineFeatures = {},
+): Pipeline {
   return buildPipeline(
     {
       correlator: DEFAULT_CORRELATOR_OPTIONS,
@@ -88,7 +116,7 @@ function benchPipeline(exporter: SpanExporter, maxQueueSize: number, stopAtRecor
       resource: defaultResource(),
       batch: { ...DEFAULT_BATCH_OPTIONS, maxQueueSize },
     },
-    { exporter, stopAtRecords },
+    { exporter, stopAtRecords, metrics: features.metrics === true ? benchMetrics() : undefined },
   );
 }
 
@@ -114,8 +142,9 @@ export async function runPipeline(
   bytes: Buffer,
   exporter: SpanExporter = new SerializingExporter(),
   upTo: 'correlate' | 'export' = 'export',
+  features: PipelineFeatures = {},
 ): Promise<PipelineRun> {
-  const pipeline = benchPipeline(exporter, 1 << 20, upTo === 'correlate');
+  const pipeline = benchPipeline(exporter, 1 << 20, upTo === 'correlate', features);
   const { processor, stats } = pipeline;
   const t0 = process.hrtime.bigint();
   const session = new JsonLinesSession(pipeline);

@@ -54,6 +54,7 @@ function pipelineSection(): Record<string, unknown> {
   });
   const r = JSON.parse(out.toString()) as Record<string, number> & {
     ladderSeconds: { decode: number; correlate: number; map: number };
+    metricsSeconds: number;
   };
   const nsPerEvent = (seconds: number): number => Math.round((seconds * 1e9) / r.events!);
   const eventsPerS = r.events! / r.pipelineSeconds!;
@@ -84,6 +85,9 @@ function pipelineSection(): Record<string, unknown> {
       map: nsPerEvent(r.ladderSeconds.map),
       serialize: nsPerEvent(r.pipelineSeconds!),
     },
+    // The same pipeline recording the RED metrics of every span (the CLI does, unless --no-metrics).
+    with_metrics_events_per_s: Math.round(r.events! / r.metricsSeconds),
+    metrics_ns_per_event: nsPerEvent(r.metricsSeconds) - nsPerEvent(r.pipelineSeconds!),
   };
   const st = result.stage_ns_per_event;
   row(
@@ -108,6 +112,12 @@ function pipelineSection(): Record<string, unknown> {
       `${result.unused_other_lines} other lines no span uses not parsed), +correlate ${st.correlate - st.decode}, ` +
       `+map ${st.map - st.correlate}, ` +
       `+serialize ${st.serialize - st.map}`,
+  );
+  row(
+    'pipeline',
+    'events/s with RED metrics',
+    result.with_metrics_events_per_s,
+    `${result.metrics_ns_per_event} ns/event more than without (${result.events_per_s}), every span recorded`,
   );
   return result;
 }

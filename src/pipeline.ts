@@ -38,8 +38,8 @@ import type { QlogDirectory } from './export/qlog.js';
 import { SpanFactory } from './otel/finished-span.js';
 import { HeaderNameSet, headerPolicy } from './otel/header-policy.js';
 import type { HeaderPolicyOptions } from './otel/header-policy.js';
-import type { ExemplarStore } from './otel/exemplars.js';
-import { ExemplarTap, RedMetrics } from './otel/red-metrics.js';
+import { ExemplarTap } from './otel/red-metrics.js';
+import type { RedMetrics } from './otel/red-metrics.js';
 import { INSTRUMENTATION_SCOPE } from './otel/scope.js';
 import { SpanMapper } from './otel/span-mapper.js';
 import type { SpanMapperStats } from './otel/span-mapper.js';
@@ -68,8 +68,8 @@ export interface PipelineEdges {
   readonly qlog?: QlogDirectory;
   /** Stop at the correlator's records, mapping nothing (the benchmark's stage ladder). */
   readonly stopAtRecords?: boolean;
-  /** Where the RED metrics are recorded, and the exemplars kept for them (see `Metrics`). */
-  readonly metrics?: { readonly meter: Meter; readonly exemplars: ExemplarStore };
+  /** Where the RED metrics are recorded (and their exemplars kept), and the meter of the other metrics. */
+  readonly metrics?: { readonly meter: Meter; readonly red: RedMetrics };
 }
 
 export interface PipelineStats {
@@ -99,13 +99,12 @@ export class Pipeline implements Sessions {
     this.processor = new CountingBatchProcessor(_edges.exporter, _config.batch);
     const metrics = _edges.metrics;
     // Exported request spans leave their durations as exemplars; every span, exported or not, feeds the RED metrics.
-    const exported =
-      metrics === undefined ? this.processor : new ExemplarTap(this.processor, metrics.exemplars);
+    const exported = metrics === undefined ? this.processor : new ExemplarTap(this.processor, metrics.red);
     const spans = new SpanFactory(exported, {
       sampler: _config.sampler,
       resource: _config.resource,
       scope: INSTRUMENTATION_SCOPE,
-      observer: metrics === undefined ? undefined : new RedMetrics(metrics.meter),
+      observer: metrics?.red,
     });
     const headers = headerPolicy(_config.headers);
     this.capturesResponseHeaders = headers.anyResponse;

@@ -8,8 +8,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import type { MetricReader } from '@opentelemetry/sdk-metrics';
-import { ExemplarStore } from '../otel/exemplars.js';
-import { EXEMPLAR_KEYS } from '../otel/red-metrics.js';
+import { RedMetrics } from '../otel/red-metrics.js';
 import { INSTRUMENTATION_SCOPE } from '../otel/scope.js';
 import { withinMs } from './deadline.js';
 import type { OtlpOptions } from './otlp.js';
@@ -28,21 +27,25 @@ export class MetricsStartError extends Error {}
 
 export class Metrics {
   readonly meter: Meter;
-  /** Fed where spans are exported, read by the OTLP encoder. */
-  readonly exemplars = new ExemplarStore(EXEMPLAR_KEYS);
+  /** The RED histograms, which the pipeline records into and both readers collect. */
+  readonly red: RedMetrics;
   private readonly _provider: MeterProvider;
 
   private constructor(
     o: MetricsOptions,
+    red: RedMetrics,
     private readonly _prometheus: PrometheusExporter | undefined,
   ) {
+    this.red = red;
     const readers: MetricReader[] = [];
     if (o.otlp !== undefined) {
       readers.push(
         new PeriodicExportingMetricReader({
-          exporter: createOtlpMetricExporter(o.otlp, this.exemplars),
+          exporter: createOtlpMetricExporter(o.otlp),
           exportIntervalMillis: o.otlp.intervalMs,
           exportTimeoutMillis: Math.min(o.otlp.intervalMs, 30_000),
+          // Only this reader takes the exemplars: the Prometheus text format has no place for them.
+          metricProducers: [red.producer(true)],
         }),
       );
     }
@@ -53,10 +56,17 @@ export class Metrics {
 
   /** Serves Prometheus (if asked) before anything is recorded; throws MetricsStartError when it cannot. */
   static async start(o: MetricsOptions): Promise<Metrics> {
+    const red = new RedMetrics(o.resource, INSTRUMENTATION_SCOPE);
     let prometheus: PrometheusExporter | undefined;
     if (o.prometheus !== undefined) {
       const { host, port } = o.prometheus;
-      prometheus = new PrometheusExporter({ host, port, endpoint: '/metrics', preventServerStart: true });
+      prometheus = new PrometheusExporter({
+        host,
+        port,
+        endpoint: '/metrics',
+        preventServerStart: true,
+        metricProducers: [red.producer(false)],
+      });
       try {
         await prometheus.startServer();
       } catch (err) {
@@ -66,7 +76,7 @@ export class Metrics {
         );
       }
     }
-    return new Metrics(o, prometheus);
+    return new Metrics(o, red, prometheus);
   }
 
   /** Export the final values, stop serving; never longer than `timeoutMs`. */

@@ -8,43 +8,37 @@ import { AggregationTemporality, DataPointType } from '@opentelemetry/sdk-metric
 import type {
   DataPoint,
   ExponentialHistogram,
-  Histogram,
   MetricData,
   ResourceMetrics,
   ScopeMetrics,
 } from '@opentelemetry/sdk-metrics';
-import type { Exemplar } from '../otel/exemplars.js';
+import type { Exemplar, ExemplarDataPoint } from '../otel/explicit-histogram.js';
 import { OtlpAttributeWriter } from './otlp-attribute-writer.js';
 import { I64, LEN, putFixed32, tag, VARINT } from './protobuf-wire.js';
-
-/** The exemplars of one histogram data point, if any. */
-export type ExemplarLookup = (
-  metric: MetricData,
-  point: DataPoint<Histogram>,
-) => readonly Exemplar[] | undefined;
 
 const TWO_32 = 0x1_0000_0000;
 
 export class OtlpMetricsEncoder extends OtlpAttributeWriter {
-  encode(rm: ResourceMetrics, exemplars?: ExemplarLookup): Uint8Array {
+  /** Histogram data points that carry `exemplars` (ExemplarDataPoint: h2o-otel's own histograms) get them written. */
+  encode(rm: ResourceMetrics): Uint8Array {
     this._pos = 0;
     const at = this._open(1);
     this._bytes(this._resourceField(rm.resource));
-    for (const sm of rm.scopeMetrics) this._scopeMetrics(sm, exemplars);
+    for (const sm of rm.scopeMetrics) this._scopeMetrics(sm);
     if (rm.resource.schemaUrl) this._string(3, rm.resource.schemaUrl);
     this._close(at);
     return Uint8Array.prototype.slice.call(this._buf, 0, this._pos);
   }
 
-  private _scopeMetrics(sm: ScopeMetrics, exemplars: ExemplarLookup | undefined): void {
+  private _scopeMetrics(sm: ScopeMetrics): void {
     const at = this._open(2);
     this._bytes(this._scopeField(sm.scope));
-    for (const m of sm.metrics) this._metric(m, exemplars);
+    for (const m of sm.metrics) this._metric(m);
     if (sm.scope.schemaUrl) this._string(3, sm.scope.schemaUrl);
     this._close(at);
   }
 
-  private _metric(m: MetricData, exemplars: ExemplarLookup | undefined): void {
+  private _metric(m: MetricData): void {
     const at = this._open(2);
     this._string(1, m.descriptor.name);
     if (m.descriptor.description) this._string(2, m.descriptor.description);
@@ -66,7 +60,7 @@ export class OtlpMetricsEncoder extends OtlpAttributeWriter {
       }
       case DataPointType.HISTOGRAM: {
         const data = this._open(9);
-        for (const p of m.dataPoints) this._histogramPoint(p, exemplars?.(m, p));
+        for (const p of m.dataPoints) this._histogramPoint(p);
         this._varintField(2, temporality(m.aggregationTemporality));
         this._close(data);
         break;
@@ -94,7 +88,7 @@ export class OtlpMetricsEncoder extends OtlpAttributeWriter {
   }
 
   /** HistogramDataPoint: start 2, time 3, count 4, sum 5, bucket_counts 6, bounds 7, exemplars 8, attributes 9, min 11, max 12. */
-  private _histogramPoint(p: DataPoint<Histogram>, exemplars: readonly Exemplar[] | undefined): void {
+  private _histogramPoint(p: ExemplarDataPoint): void {
     const h = p.value;
     const at = this._open(1);
     this._time(2, p.startTime);
@@ -103,7 +97,7 @@ export class OtlpMetricsEncoder extends OtlpAttributeWriter {
     if (h.sum !== undefined) this._double(5, h.sum);
     if (h.buckets.counts.length > 0) this._packedFixed64(6, h.buckets.counts);
     if (h.buckets.boundaries.length > 0) this._packedDoubles(7, h.buckets.boundaries);
-    for (const e of exemplars ?? []) this._exemplar(e);
+    for (const e of p.exemplars ?? []) this._exemplar(e);
     this._attributes(9, p.attributes);
     if (h.min !== undefined) this._double(11, h.min);
     if (h.max !== undefined) this._double(12, h.max);

@@ -35,10 +35,8 @@ import type { ExportResult } from '@opentelemetry/core';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { exportErrorStatus, GRPC_UNAVAILABLE } from './export-errors.js';
-import type { ExemplarStore } from '../otel/exemplars.js';
 import { OtlpTraceEncoder } from './otlp-encoder.js';
 import { OtlpMetricsEncoder } from './otlp-metrics-encoder.js';
-import type { ExemplarLookup } from './otlp-metrics-encoder.js';
 
 export type OtlpProtocol = 'grpc' | 'http/protobuf';
 export type OtlpCompression = 'none' | 'gzip';
@@ -167,10 +165,10 @@ class RenewingGrpcExporter implements SpanExporter {
 
 /**
  * Same options, `url` being the metrics endpoint: the SDK's metric exporter (temporality, transport, retries) with
- * h2o-otel's encoder, which writes the exemplars of `exemplars` beside their histograms' data points.
+ * h2o-otel's encoder, which writes the exemplars h2o-otel's own histograms carry beside their data points.
  */
-export function createOtlpMetricExporter(o: OtlpOptions, exemplars?: ExemplarStore): PushMetricExporter {
-  const serializer = directMetricsSerializer(exemplars);
+export function createOtlpMetricExporter(o: OtlpOptions): PushMetricExporter {
+  const serializer = directMetricsSerializer();
   const delegate =
     o.protocol === 'grpc'
       ? createOtlpGrpcExportDelegate(
@@ -197,14 +195,10 @@ export function createOtlpMetricExporter(o: OtlpOptions, exemplars?: ExemplarSto
   );
 }
 
-function directMetricsSerializer(
-  exemplars: ExemplarStore | undefined,
-): ISerializer<ResourceMetrics, IExportMetricsServiceResponse> {
+function directMetricsSerializer(): ISerializer<ResourceMetrics, IExportMetricsServiceResponse> {
   const encoder = new OtlpMetricsEncoder();
-  const lookup: ExemplarLookup | undefined =
-    exemplars === undefined ? undefined : (m, p) => exemplars.take(m.descriptor.name, p.attributes);
   return {
-    serializeRequest: (rm) => encoder.encode(rm, lookup),
+    serializeRequest: (rm) => encoder.encode(rm),
     deserializeResponse: (data) => ProtobufMetricsSerializer.deserializeResponse(data),
   };
 }

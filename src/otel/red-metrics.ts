@@ -2,14 +2,20 @@
  * RED metrics from spans: rate, errors and duration of every request, as the HTTP semantic conventions name them
  * (`http.server.request.duration` and the body sizes, with their low-cardinality attributes), and per connection its
  * duration and, for QUIC, its smoothed RTT and loss ratio. Recorded from every finished span, sampled or not, so
- * neither head nor tail sampling skews them; the exemplars point only at spans that were exported.
+ * neither head nor tail sampling skews them; the exemplars point only at spans that were exported. Aggregated here
+ * (explicit-histogram.ts) and read by the SDK's metric readers as a `MetricProducer`.
  */
 import { SpanKind, ValueType } from '@opentelemetry/api';
-import type { Attributes, Histogram, Meter } from '@opentelemetry/api';
+import type { Attributes, HrTime } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
+import type { InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import { AggregationTemporality, DataPointType } from '@opentelemetry/sdk-metrics';
+import type { CollectionResult, HistogramMetricData, MetricProducer } from '@opentelemetry/sdk-metrics';
 import { K } from './attribute-keys.js';
 import { attrKey } from './attribute-list.js';
 import type { AttrKey, AttributeList } from './attribute-list.js';
-import type { ExemplarStore } from './exemplars.js';
+import { ExplicitHistogram } from './explicit-histogram.js';
 import type { FinishedSpan, FinishedSpanSink } from './finished-span.js';
 
 export const REQUEST_DURATION = 'http.server.request.duration';
@@ -24,8 +30,10 @@ const CONNECTION_DURATION_BUCKETS = [
 ];
 const RTT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const LOSS_RATIO_BUCKETS = [0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
+/** The SDK's default buckets, for the body sizes (the conventions advise none). */
+const DEFAULT_BUCKETS = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
 
-/** A request's metric attributes, in this order (the exemplar store keys attribute sets by it). */
+/** A request's metric attributes. */
 const REQUEST_KEYS: readonly AttrKey[] = [
   K.httpRequestMethod,
   K.httpResponseStatusCode,
@@ -44,15 +52,6 @@ const CONNECTION_KEYS: readonly AttrKey[] = [
 const RTT_SMOOTHED_MS = attrKey('h2o.quic.rtt_smoothed_ms');
 const PACKETS_SENT = attrKey('h2o.quic.packets_sent');
 
-/** The attribute names of each metric that has exemplars, in the order their sets are keyed. */
-export const EXEMPLAR_KEYS: ReadonlyMap<string, readonly string[]> = new Map([
-  [REQUEST_DURATION, REQUEST_KEYS.map((k) => k.name)],
-]);
-
-export function requestMetricAttributes(a: AttributeList): Attributes {
-  return pick(a, REQUEST_KEYS);
-}
-
 function pick(a: AttributeList, keys: readonly AttrKey[]): Attributes {
   const out: Attributes = {};
   for (const k of keys) {
@@ -60,6 +59,16 @@ function pick(a: AttributeList, keys: readonly AttrKey[]): Attributes {
     if (v !== undefined) out[k.name] = v;
   }
   return out;
+}
+
+/** The attribute set's key: its values in `keys`' order, so equal sets of these keys are equal keys. */
+function setKey(a: AttributeList, keys: readonly AttrKey[]): string {
+  let key = '';
+  for (const k of keys) {
+    const v = a.get(k);
+    key += v === undefined ? '\u0001' : `${String(v)}\u0000`;
+  }
+  return key;
 }
 
 function seconds(span: FinishedSpan): number {
@@ -73,56 +82,56 @@ function isConnectionSpan(span: FinishedSpan): boolean {
 }
 
 export class RedMetrics {
-  private readonly _duration: Histogram;
-  private readonly _requestBody: Histogram;
-  private readonly _responseBody: Histogram;
-  private readonly _connectionDuration: Histogram;
-  private readonly _rtt: Histogram;
-  private readonly _lossRatio: Histogram;
+  private readonly _duration = new ExplicitHistogram(
+    REQUEST_DURATION,
+    's',
+    'Duration of HTTP server requests.',
+    REQUEST_DURATION_BUCKETS,
+  );
+  private readonly _requestBody = new ExplicitHistogram(
+    'http.server.request.body.size',
+    'By',
+    'Size of HTTP server request bodies.',
+    DEFAULT_BUCKETS,
+  );
+  private readonly _responseBody = new ExplicitHistogram(
+    'http.server.response.body.size',
+    'By',
+    'Size of HTTP server response bodies.',
+    DEFAULT_BUCKETS,
+  );
+  private readonly _connectionDuration = new ExplicitHistogram(
+    'h2o.connection.duration',
+    's',
+    'Duration of client connections to H2O, from the first event seen to the close.',
+    CONNECTION_DURATION_BUCKETS,
+  );
+  private readonly _rtt = new ExplicitHistogram(
+    'h2o.quic.connection.rtt',
+    's',
+    "QUIC connections' smoothed RTT at close.",
+    RTT_BUCKETS,
+  );
+  private readonly _lossRatio = new ExplicitHistogram(
+    'h2o.quic.connection.loss_ratio',
+    '1',
+    "QUIC connections' packets lost over packets sent.",
+    LOSS_RATIO_BUCKETS,
+  );
+  private readonly _all = [
+    this._duration,
+    this._requestBody,
+    this._responseBody,
+    this._connectionDuration,
+    this._rtt,
+    this._lossRatio,
+  ];
+  private readonly _start: HrTime = hrTime();
 
-  constructor(meter: Meter) {
-    const histogram = (name: string, unit: string, description: string, buckets?: number[]): Histogram =>
-      meter.createHistogram(name, {
-        unit,
-        description,
-        valueType: ValueType.DOUBLE,
-        ...(buckets === undefined ? {} : { advice: { explicitBucketBoundaries: buckets } }),
-      });
-    this._duration = histogram(
-      REQUEST_DURATION,
-      's',
-      'Duration of HTTP server requests.',
-      REQUEST_DURATION_BUCKETS,
-    );
-    this._requestBody = histogram(
-      'http.server.request.body.size',
-      'By',
-      'Size of HTTP server request bodies.',
-    );
-    this._responseBody = histogram(
-      'http.server.response.body.size',
-      'By',
-      'Size of HTTP server response bodies.',
-    );
-    this._connectionDuration = histogram(
-      'h2o.connection.duration',
-      's',
-      'Duration of client connections to H2O, from the first event seen to the close.',
-      CONNECTION_DURATION_BUCKETS,
-    );
-    this._rtt = histogram(
-      'h2o.quic.connection.rtt',
-      's',
-      "QUIC connections' smoothed RTT at close.",
-      RTT_BUCKETS,
-    );
-    this._lossRatio = histogram(
-      'h2o.quic.connection.loss_ratio',
-      '1',
-      "QUIC connections' packets lost over packets sent.",
-      LOSS_RATIO_BUCKETS,
-    );
-  }
+  constructor(
+    private readonly _resource: Resource,
+    private readonly _scope: InstrumentationScope,
+  ) {}
 
   /** Every finished span, sampled or not. */
   record(span: FinishedSpan): void {
@@ -130,54 +139,75 @@ export class RedMetrics {
     if (isConnectionSpan(span)) this._connection(span);
   }
 
+  /** An exported request span: the exemplar of its duration's bucket. */
+  offerExemplar(span: FinishedSpan): void {
+    const ctx = span.spanContext();
+    this._duration.offer(setKey(span.attributeList, REQUEST_KEYS), {
+      value: seconds(span),
+      time: span.endTime,
+      traceId: ctx.traceId,
+      spanId: ctx.spanId,
+    });
+  }
+
+  /** What a metric reader collects: with `exemplars`, it takes them (one reader only: OTLP). */
+  producer(exemplars: boolean): MetricProducer {
+    return { collect: () => Promise.resolve(this._collect(exemplars)) };
+  }
+
   private _request(span: FinishedSpan): void {
     const a = span.attributeList;
-    const attributes = requestMetricAttributes(a);
-    this._duration.record(seconds(span), attributes);
+    const key = setKey(a, REQUEST_KEYS);
+    const attributes = (): Attributes => pick(a, REQUEST_KEYS);
+    this._duration.record(key, attributes, seconds(span));
     const requestBody = a.get(K.httpRequestBodySize);
-    if (typeof requestBody === 'number') this._requestBody.record(requestBody, attributes);
+    if (typeof requestBody === 'number') this._requestBody.record(key, attributes, requestBody);
     const responseBody = a.get(K.httpResponseBodySize);
-    if (typeof responseBody === 'number') this._responseBody.record(responseBody, attributes);
+    if (typeof responseBody === 'number') this._responseBody.record(key, attributes, responseBody);
   }
 
   private _connection(span: FinishedSpan): void {
     const a = span.attributeList;
-    const attributes = pick(a, CONNECTION_KEYS);
-    this._connectionDuration.record(seconds(span), attributes);
+    const key = setKey(a, CONNECTION_KEYS);
+    const attributes = (): Attributes => pick(a, CONNECTION_KEYS);
+    this._connectionDuration.record(key, attributes, seconds(span));
     const rtt = a.get(RTT_SMOOTHED_MS);
-    if (typeof rtt === 'number') this._rtt.record(rtt / 1000, attributes);
+    if (typeof rtt === 'number') this._rtt.record(key, attributes, rtt / 1000);
     const sent = a.get(PACKETS_SENT);
     const lost = a.get(K.quicPacketsLost);
     if (typeof sent === 'number' && sent > 0 && typeof lost === 'number')
-      this._lossRatio.record(Math.min(1, lost / sent), attributes);
+      this._lossRatio.record(key, attributes, Math.min(1, lost / sent));
+  }
+
+  private _collect(exemplars: boolean): CollectionResult {
+    const end = hrTime();
+    const metrics: HistogramMetricData[] = [];
+    for (const h of this._all) {
+      const dataPoints = h.dataPoints(this._start, end, exemplars && h === this._duration);
+      if (dataPoints.length === 0) continue;
+      metrics.push({
+        descriptor: { name: h.name, unit: h.unit, description: h.description, valueType: ValueType.DOUBLE },
+        aggregationTemporality: AggregationTemporality.CUMULATIVE,
+        dataPointType: DataPointType.HISTOGRAM,
+        dataPoints,
+      });
+    }
+    return {
+      resourceMetrics: { resource: this._resource, scopeMetrics: [{ scope: this._scope, metrics }] },
+      errors: [],
+    };
   }
 }
 
-/**
- * Where spans enter the export queue: each exported request span's duration is offered as an exemplar of its
- * histogram bucket, then the span goes on.
- */
+/** Where spans enter the export queue: each exported request span leaves its exemplar, then goes on. */
 export class ExemplarTap implements FinishedSpanSink {
   constructor(
     private readonly _next: FinishedSpanSink,
-    private readonly _store: ExemplarStore,
+    private readonly _red: RedMetrics,
   ) {}
 
   onEnd(span: FinishedSpan): void {
-    if (span.kind === SpanKind.SERVER) {
-      const ctx = span.spanContext();
-      this._store.offer(
-        REQUEST_DURATION,
-        requestMetricAttributes(span.attributeList),
-        REQUEST_DURATION_BUCKETS,
-        {
-          value: seconds(span),
-          time: span.endTime,
-          traceId: ctx.traceId,
-          spanId: ctx.spanId,
-        },
-      );
-    }
+    if (span.kind === SpanKind.SERVER) this._red.offerExemplar(span);
     this._next.onEnd(span);
   }
 }

@@ -6,10 +6,16 @@ import { test } from 'node:test';
 import { ValueType } from '@opentelemetry/api';
 import { ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AggregationType, DataPointType, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  AggregationType,
+  DataPointType,
+  MeterProvider,
+  MetricReader,
+} from '@opentelemetry/sdk-metrics';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { OtlpMetricsEncoder } from '../../src/export/otlp-metrics-encoder.js';
-import { ExemplarStore } from '../../src/otel/exemplars.js';
+import { ExplicitHistogram } from '../../src/otel/explicit-histogram.js';
 import { decodeMetricsRequest } from '../../harness/otlp-receiver.js';
 
 class CollectingReader extends MetricReader {
@@ -68,15 +74,11 @@ test('every kind of metric encodes as the SDK encodes it', async () => {
   assert.deepEqual(decodeMetricsRequest(encoder.encode(rm)), decodeMetricsRequest(sdk));
 });
 
-interface DecodedExemplar {
-  timeUnixNano: bigint;
-  asDouble: number;
-  traceId: Uint8Array;
-  spanId: Uint8Array;
-}
 interface DecodedPoint {
   attributes: { key: string }[];
-  exemplars: DecodedExemplar[];
+  count: bigint;
+  bucketCounts: bigint[];
+  exemplars: { timeUnixNano: bigint; asDouble: number; traceId: Uint8Array; spanId: Uint8Array }[];
 }
 interface Decoded {
   resourceMetrics: {
@@ -84,48 +86,87 @@ interface Decoded {
   }[];
 }
 
-test('exemplars are written beside their histogram data point, once', async () => {
-  const rm = await collected();
-  const store = new ExemplarStore(new Map([['latency', ['route', 'code', 'ok']]]));
-  const bounds = [0.1, 1, 10];
+/** h2o-otel's own histogram as a reader would collect it, exemplars taken or not. */
+function histogramRequest(h: ExplicitHistogram, takeExemplars: boolean): ResourceMetrics {
+  const points = h.dataPoints([1_800_000_000, 0], [1_800_000_060, 0], takeExemplars);
+  return {
+    resource: resourceFromAttributes({ 'service.name': 'h2o' }),
+    scopeMetrics: [
+      {
+        scope: { name: 'h2o-otel', version: '1.2.3' },
+        metrics: [
+          {
+            descriptor: {
+              name: h.name,
+              unit: h.unit,
+              description: h.description,
+              valueType: ValueType.DOUBLE,
+            },
+            aggregationTemporality: AggregationTemporality.CUMULATIVE,
+            dataPointType: DataPointType.HISTOGRAM,
+            dataPoints: points,
+          },
+        ],
+      },
+    ],
+  };
+}
+
+test('h2o-otel’s histograms: the SDK’s encoding, plus each bucket’s latest exemplar, taken once', () => {
+  const h = new ExplicitHistogram('latency', 's', 'how long', [0.1, 1, 10]);
+  const a = { route: '/a', code: 200 };
+  const b = { route: '/b', ok: true };
+  for (const v of [0.05, 0.1, 0.5, 3, 30]) h.record('a', () => a, v);
+  h.record('b', () => b, 2);
   const ids = { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' };
-  store.offer('latency', { route: '/a', code: 200 }, bounds, { value: 3, time: [1_800_000_000, 5], ...ids });
-  store.offer('latency', { route: '/a', code: 200 }, bounds, {
-    value: 0.05,
-    time: [1_800_000_001, 0],
-    ...ids,
-  });
+  h.offer('a', { value: 3, time: [1_800_000_000, 5], ...ids });
+  h.offer('a', { value: 0.05, time: [1_800_000_001, 0], ...ids });
   // A later one in the same bucket replaces the earlier one.
-  store.offer('latency', { route: '/a', code: 200 }, bounds, { value: 30, time: [1_800_000_002, 0], ...ids });
-  store.offer('latency', { route: '/a', code: 200 }, bounds, { value: 40, time: [1_800_000_003, 0], ...ids });
+  h.offer('a', { value: 30, time: [1_800_000_002, 0], ...ids });
+  h.offer('a', { value: 40, time: [1_800_000_003, 0], ...ids });
+  const withExemplars = histogramRequest(h, true);
   const encoder = new OtlpMetricsEncoder();
-  const lookup = (m: { descriptor: { name: string } }, p: { attributes: Record<string, unknown> }) =>
-    store.take(m.descriptor.name, p.attributes as Record<string, string>);
-  const decoded = decodeMetricsRequest(encoder.encode(rm, lookup)) as Decoded;
-  const latency = decoded.resourceMetrics[0]!.scopeMetrics.flatMap((s) => s.metrics).find(
-    (m) => m.name === 'latency',
-  );
-  const points = latency!.histogram!.dataPoints;
-  const a = points.find((p) => p.attributes.some((kv) => kv.key === 'code'))!;
-  const b = points.find((p) => p.attributes.some((kv) => kv.key === 'ok'))!;
+  const decoded = decodeMetricsRequest(encoder.encode(withExemplars)) as Decoded;
+  // Without the exemplars, exactly the SDK's message.
+  const sdk = ProtobufMetricsSerializer.serializeRequest(withExemplars);
+  assert.ok(sdk !== undefined);
+  const points = decoded.resourceMetrics[0]!.scopeMetrics[0]!.metrics[0]!.histogram!.dataPoints;
   assert.deepEqual(
-    a.exemplars.map((e) => [e.asDouble, e.timeUnixNano]),
+    { ...decoded, resourceMetrics: [] },
+    { ...(decodeMetricsRequest(sdk) as Decoded), resourceMetrics: [] },
+  );
+  const sdkPoints = (decodeMetricsRequest(sdk) as Decoded).resourceMetrics[0]!.scopeMetrics[0]!.metrics[0]!
+    .histogram!.dataPoints;
+  assert.deepEqual(
+    points.map((p) => ({ ...p, exemplars: [] })),
+    sdkPoints,
+  );
+  const [pa, pb] = points;
+  assert.deepEqual(pa!.bucketCounts, [2n, 1n, 1n, 1n]);
+  assert.deepEqual(
+    pa!.exemplars.map((e) => [e.asDouble, e.timeUnixNano]),
     [
       [0.05, 1_800_000_001_000_000_000n],
       [3, 1_800_000_000_000_000_005n],
       [40, 1_800_000_003_000_000_000n],
     ],
   );
-  assert.equal(Buffer.from(a.exemplars[0]!.traceId).toString('hex'), ids.traceId);
-  assert.equal(Buffer.from(a.exemplars[0]!.spanId).toString('hex'), ids.spanId);
-  assert.deepEqual(b.exemplars, []);
-  // Taken: the next export carries none.
-  const again = decodeMetricsRequest(encoder.encode(rm, lookup)) as Decoded;
-  const latencyAgain = again.resourceMetrics[0]!.scopeMetrics.flatMap((s) => s.metrics).find(
-    (m) => m.name === 'latency',
-  );
+  assert.equal(Buffer.from(pa!.exemplars[0]!.traceId).toString('hex'), ids.traceId);
+  assert.equal(Buffer.from(pa!.exemplars[0]!.spanId).toString('hex'), ids.spanId);
+  assert.deepEqual(pb!.exemplars, []);
+  // Taken: the next collection carries none; a reader that does not take them sees none either.
+  const again = decodeMetricsRequest(encoder.encode(histogramRequest(h, true))) as Decoded;
   assert.deepEqual(
-    latencyAgain!.histogram!.dataPoints.flatMap((p) => p.exemplars),
+    again.resourceMetrics[0]!.scopeMetrics[0]!.metrics[0]!.histogram!.dataPoints.flatMap((p) => p.exemplars),
     [],
   );
+  h.offer('a', { value: 0.5, time: [1_800_000_004, 0], ...ids });
+  const untaken = decodeMetricsRequest(encoder.encode(histogramRequest(h, false))) as Decoded;
+  assert.deepEqual(
+    untaken.resourceMetrics[0]!.scopeMetrics[0]!.metrics[0]!.histogram!.dataPoints.flatMap(
+      (p) => p.exemplars,
+    ),
+    [],
+  );
+  assert.equal(h.dataPoints([0, 0], [0, 0], true)[0]!.exemplars!.length, 1);
 });
